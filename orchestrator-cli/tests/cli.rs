@@ -1,0 +1,297 @@
+//! The `orchestrator` binary, run for real on the repository's recipes and fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Runs the binary in the workspace root with a clean environment of its own.
+fn orchestrator(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("ORCHESTRATOR_CONFIG")
+        .env_remove("SSH_KEY_PATH")
+        .env_remove("SLURM_ACCOUNT")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("directory exists")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(root())
+        .expect("inside the workspace")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn every_example_recipe_is_valid() {
+    let mut files = Vec::new();
+    for dir in ["services", "clients", "complete", "config"] {
+        files.extend(yaml_files(&root().join("recipes").join(dir)));
+    }
+    assert!(
+        files.len() >= 14,
+        "found only {} example recipes",
+        files.len()
+    );
+    let names: Vec<String> = files.iter().map(|f| relative(f)).collect();
+    let mut args = vec!["validate", "--json"];
+    args.extend(names.iter().map(String::as_str));
+    let output = orchestrator(&args);
+    let reports: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    for report in reports.as_array().expect("an array") {
+        assert_eq!(report["valid"], true, "{report:#}");
+    }
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+}
+
+#[test]
+fn every_invalid_fixture_fails_with_a_located_diagnostic() {
+    let fixtures = yaml_files(&root().join("recipes/invalid"));
+    assert!(fixtures.len() >= 15);
+    for fixture in fixtures {
+        let name = relative(&fixture);
+        let output = orchestrator(&["validate", "--json", &name]);
+        assert_eq!(output.status.code(), Some(2), "{name} should be invalid");
+        let reports: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+        let report = &reports[0];
+        assert_eq!(report["valid"], false);
+        let errors = report["errors"].as_array().expect("errors");
+        assert!(!errors.is_empty(), "{name}: no errors");
+        for error in errors {
+            assert!(
+                error["line"].as_u64().is_some_and(|l| l >= 1),
+                "{name}: {error}"
+            );
+            assert!(
+                error["column"].as_u64().is_some_and(|c| c >= 1),
+                "{name}: {error}"
+            );
+            assert!(
+                error["code"].as_str().is_some_and(|c| c.contains("::")),
+                "{name}: {error}"
+            );
+        }
+
+        // What a person sees: reviewed snapshots of the rendered diagnostics.
+        let rendered = orchestrator(&["validate", &name]);
+        assert_eq!(rendered.status.code(), Some(2));
+        let stem = fixture.file_stem().unwrap().to_string_lossy().into_owned();
+        insta::assert_snapshot!(stem, text(&rendered.stderr));
+    }
+}
+
+#[test]
+fn three_independent_mistakes_give_three_labels_in_one_run() {
+    let output = orchestrator(&["validate", "recipes/invalid/three_mistakes.yaml"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.matches("╰── ").count(), 3, "{stderr}");
+    for code in [
+        "schema::wrong_type",
+        "schema::out_of_range",
+        "schema::unknown_key",
+    ] {
+        assert!(stderr.contains(code), "{code} missing from {stderr}");
+    }
+    assert!(stderr.contains("did you mean `health_check`?"));
+    assert!(stderr.contains("three_mistakes.yaml:5:9"), "{stderr}");
+}
+
+#[test]
+fn original_layout_is_read_and_said_with_verbose() {
+    let output = orchestrator(&[
+        "-v",
+        "validate",
+        "recipes/services/ollama_with_cadvisor.yaml",
+    ]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("wrapped in a top-level `service:` key"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("SLURM keys `time`, `partition`, `gres` directly under `resources`"));
+    assert!(stdout.contains("`container:` block"));
+}
+
+#[test]
+fn a_mix_of_valid_and_invalid_files_exits_2_and_reports_each() {
+    let output = orchestrator(&[
+        "validate",
+        "--json",
+        "recipes/services/redis.yaml",
+        "recipes/invalid/missing_name.yaml",
+        "recipes/does-not-exist.yaml",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let reports: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reports[0]["valid"], true);
+    assert_eq!(reports[0]["kind"], "service");
+    assert_eq!(reports[1]["errors"][0]["code"], "schema::missing_key");
+    assert_eq!(reports[2]["errors"][0]["code"], "file::read");
+}
+
+#[test]
+fn huge_files_are_refused_before_parsing() {
+    let dir = tempdir("huge");
+    let path = dir.join("huge.yaml");
+    let line = "# padding padding padding padding padding padding padding padding\n";
+    std::fs::write(&path, line.repeat(20_000)).unwrap();
+    let output = orchestrator(&["validate", "--json", path.to_str().unwrap()]);
+    let reports: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reports[0]["errors"][0]["code"], "file::too_large");
+    assert_eq!(output.status.code(), Some(2));
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "orchestrator-cli-test-{name}-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn schema_out_writes_the_committed_schemas() {
+    let dir = tempdir("schemas");
+    let output = orchestrator(&["schema", "--out", dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
+    for name in ["config", "service", "client", "recipe"] {
+        let file = format!("{name}.schema.json");
+        let written = std::fs::read_to_string(dir.join(&file)).unwrap();
+        let committed = std::fs::read_to_string(root().join("schemas").join(&file)).unwrap();
+        assert_eq!(written, committed, "{file} differs from the committed one");
+    }
+    let single = orchestrator(&["schema", "service"]);
+    let schema: Value = serde_json::from_slice(&single.stdout).unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+}
+
+#[test]
+fn list_services_shows_names_and_descriptions() {
+    for args in [&["list", "services"][..], &["--list-services"][..]] {
+        let output = orchestrator(args);
+        let stdout = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        assert!(stdout.starts_with("NAME"), "{stdout}");
+        for name in ["ollama ", "ollama_monitored", "postgres", "redis", "vllm"] {
+            assert!(stdout.contains(name), "{name} missing from {stdout}");
+        }
+        assert!(stdout.contains("Redis in-memory store"));
+    }
+    let json = orchestrator(&["list", "clients", "--json"]);
+    let clients: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let names: Vec<&str> = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ollama_benchmark",
+            "ollama_sweep",
+            "postgres_benchmark",
+            "redis_benchmark",
+            "vllm_benchmark"
+        ]
+    );
+}
+
+#[test]
+fn config_show_resolves_overrides_and_redacts_secrets() {
+    let dir = tempdir("config");
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        "hpc:\n  hostname: login.example.org\n  username: alice\n  port: 8822\n\
+         containers:\n  registry: docker://alice:s3cret-pw@registry.example.org\n\
+         monitoring:\n  grafana_password: hunter2\nservices_dir: svc\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(["config", "show", "--json"])
+        .env("ORCHESTRATOR_CONFIG", &config)
+        .env("SSH_KEY_PATH", "/keys/id_test")
+        .env("SLURM_ACCOUNT", "p999")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        !stdout.contains("s3cret-pw") && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
+    let shown: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(shown["hpc"]["key_filename"], "/keys/id_test");
+    assert_eq!(shown["slurm"]["account"], "p999");
+    assert_eq!(shown["hpc"]["port"], 8822);
+    assert_eq!(shown["services_dir"], dir.join("svc").display().to_string());
+}
+
+#[test]
+fn a_named_config_that_is_missing_is_an_error() {
+    let output = orchestrator(&["--config", "no/such/config.yaml", "config", "show"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("config::not_found"), "{stderr}");
+    assert!(stderr.contains("no/such/config.yaml"));
+}
+
+#[test]
+fn no_config_means_defaults_and_the_local_scheduler() {
+    let dir = tempdir("noconfig");
+    let output = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(["config", "show"])
+        .current_dir(&dir)
+        .env_remove("ORCHESTRATOR_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("# from: built-in defaults"), "{stdout}");
+    assert!(stdout.contains("local scheduler"));
+    assert!(stdout.contains("services_dir: recipes/services"));
+}
+
+#[test]
+fn help_documents_exit_codes_and_the_original_flags() {
+    let output = orchestrator(&["--help"]);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("Exit status:"));
+    assert!(stdout.contains("2  invalid input"));
+    assert!(stdout.contains("--list-services"));
+    for command in ["validate", "schema", "list", "config"] {
+        assert!(stdout.contains(command), "{command} missing from help");
+    }
+    let usage = orchestrator(&["validate"]);
+    assert_eq!(usage.status.code(), Some(2), "a usage error exits 2");
+}

@@ -1,0 +1,614 @@
+//! What kind of file this is, and the original tool's layouts rewritten into the
+//! canonical one.
+//!
+//! Runs on the spanned [`Node`] tree before schema validation, so moved values keep
+//! the position they were written at and every later diagnostic still points into the
+//! user's file. Each rewrite is recorded as a note ("which form was read").
+
+use std::fmt;
+
+use crate::diagnostic::{Code, Problem};
+use crate::source::{ByteSpan, SourceText};
+use crate::yaml::{Entry, Node, NodeKind};
+
+/// The kinds of file the orchestrator reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// One service.
+    Service,
+    /// One client.
+    Client,
+    /// A complete benchmark: services and clients.
+    Recipe,
+    /// The orchestrator's `config.yaml`.
+    Config,
+}
+
+impl Kind {
+    /// The kind's name as used on the command line and in schema file names.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Service => "service",
+            Self::Client => "client",
+            Self::Recipe => "recipe",
+            Self::Config => "config",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Service => "service recipe",
+            Self::Client => "client recipe",
+            Self::Recipe => "complete recipe",
+            Self::Config => "config",
+        })
+    }
+}
+
+/// A file's documents as one canonical tree.
+#[derive(Debug)]
+pub struct Normalized {
+    /// What the file is.
+    pub kind: Kind,
+    /// The canonical tree.
+    pub root: Node,
+    /// Which forms were read, for `--verbose`.
+    pub notes: Vec<String>,
+}
+
+const CONFIG_KEYS: &[&str] = &[
+    "hpc",
+    "slurm",
+    "services_dir",
+    "clients_dir",
+    "containers",
+    "state_dir",
+    "results_dir",
+    "work_dir",
+    "templates_dir",
+    "monitoring",
+    "logging",
+    "benchmarks",
+];
+const CLIENT_KEYS: &[&str] = &["workload_type", "target_service", "parameters", "duration"];
+/// SLURM keys the original tool wrote directly under `resources`.
+const FLAT_SLURM_KEYS: &[&str] = &[
+    "time",
+    "qos",
+    "partition",
+    "nodes",
+    "ntasks",
+    "ntasks_per_node",
+    "gres",
+    "account",
+    "constraint",
+];
+/// Config keys ending in `_dir` that the typed config knows itself.
+const KNOWN_DIRS: &[&str] = &[
+    "services_dir",
+    "clients_dir",
+    "state_dir",
+    "results_dir",
+    "work_dir",
+    "templates_dir",
+];
+
+struct Normalizer {
+    source: SourceText,
+    notes: Vec<String>,
+    problems: Vec<Problem>,
+}
+
+/// Classifies `documents` (or takes `expected` as given) and rewrites them into one
+/// canonical tree.
+///
+/// # Errors
+/// Every problem found while doing so.
+pub fn normalize(
+    source: &SourceText,
+    documents: Vec<Node>,
+    expected: Option<Kind>,
+) -> Result<Normalized, Vec<Problem>> {
+    let documents: Vec<Node> = documents
+        .into_iter()
+        .filter(|d| d.kind != NodeKind::Null)
+        .collect();
+    let Some(first) = documents.first() else {
+        return Err(vec![
+            Problem::new(
+                Code::Empty,
+                "the file holds no YAML document",
+                ByteSpan::new(0, 0),
+            )
+            .with_label("only comments and blank lines")
+            .with_help("a recipe starts with `name:` (or `service:` / `client:`)"),
+        ]);
+    };
+    let mut problems: Vec<Problem> = documents
+        .iter()
+        .filter(|d| d.entries().is_none())
+        .map(|d| {
+            Problem::new(
+                Code::WrongType,
+                format!(
+                    "expected a mapping of keys at the top of the document, found {}",
+                    d.type_name()
+                ),
+                d.span,
+            )
+            .with_label("not a mapping")
+            .with_help("write `key: value` lines, e.g. `name: redis`")
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let kind = match expected {
+        Some(kind) => kind,
+        None if documents.len() > 1 => Kind::Recipe,
+        None => match classify(first) {
+            Some(kind) => kind,
+            None => {
+                return Err(vec![
+                    Problem::new(
+                        Code::UnknownKind,
+                        "cannot tell whether this is a service, a client, a complete recipe or a config",
+                        first.span.to(ByteSpan::new(first.span.offset, 0)),
+                    )
+                    .with_label("start of the document")
+                    .with_help(
+                        "a service has `name` and `command` or `container_image`; a client has `workload_type` or `target_service`; a complete recipe has `services:` and `clients:`; or pass --kind",
+                    ),
+                ]);
+            }
+        },
+    };
+    let mut n = Normalizer {
+        source: source.clone(),
+        notes: Vec::new(),
+        problems: Vec::new(),
+    };
+    let root = match kind {
+        Kind::Recipe => n.recipe(documents),
+        Kind::Service | Kind::Client => {
+            let mut documents = documents;
+            if documents.len() > 1 {
+                let extra = &documents[1];
+                problems.push(
+                    Problem::new(
+                        Code::UnknownKind,
+                        format!(
+                            "a {kind} holds one YAML document, found {}",
+                            documents.len()
+                        ),
+                        extra.span.to(ByteSpan::new(extra.span.offset, 0)),
+                    )
+                    .with_label("second document")
+                    .with_help(
+                        "several documents make a complete recipe: validate it with --kind recipe",
+                    ),
+                );
+                return Err(problems);
+            }
+            let doc = documents.remove(0);
+            let wrapper = kind.as_str();
+            let mut node = match unwrap_single(doc, wrapper) {
+                Ok(inner) => {
+                    n.notes.push(format!(
+                        "the original tool's layout: the {wrapper} is wrapped in a top-level `{wrapper}:` key"
+                    ));
+                    inner
+                }
+                Err(doc) => doc,
+            };
+            n.job(&mut node, kind);
+            node
+        }
+        Kind::Config => {
+            let mut node = documents.into_iter().next().expect("checked non-empty");
+            n.config(&mut node);
+            node
+        }
+    };
+    if n.problems.is_empty() {
+        Ok(Normalized {
+            kind,
+            root,
+            notes: n.notes,
+        })
+    } else {
+        Err(n.problems)
+    }
+}
+
+fn classify(doc: &Node) -> Option<Kind> {
+    let has = |keys: &[&str]| keys.iter().any(|k| doc.get(k).is_some());
+    if has(&["services", "clients"]) || (has(&["service"]) && has(&["client"])) {
+        Some(Kind::Recipe)
+    } else if has(&["service"]) {
+        Some(Kind::Service)
+    } else if has(&["client"]) {
+        Some(Kind::Client)
+    } else if has(CONFIG_KEYS) {
+        Some(Kind::Config)
+    } else if has(CLIENT_KEYS) {
+        Some(Kind::Client)
+    } else if has(&["name", "command", "container_image", "ports"]) {
+        Some(Kind::Service)
+    } else {
+        None
+    }
+}
+
+/// The value of a single-key mapping `{wrapper: value}`, or the document unchanged.
+fn unwrap_single(doc: Node, wrapper: &str) -> Result<Node, Node> {
+    match doc.kind {
+        NodeKind::Map(mut entries) if entries.len() == 1 && entries[0].key == wrapper => {
+            Ok(entries.remove(0).value)
+        }
+        kind => Err(Node::new(doc.span, kind)),
+    }
+}
+
+fn take(entries: &mut Vec<Entry>, key: &str) -> Option<Entry> {
+    let index = entries.iter().position(|e| e.key == key)?;
+    Some(entries.remove(index))
+}
+
+fn map_entries(node: &mut Node) -> Option<&mut Vec<Entry>> {
+    match &mut node.kind {
+        NodeKind::Map(entries) => Some(entries),
+        _ => None,
+    }
+}
+
+impl Normalizer {
+    fn conflict(&mut self, legacy: &Entry, canonical: &str, existing: ByteSpan) {
+        let (line, _) = self.source.line_col(existing.offset);
+        self.problems.push(
+            Problem::new(
+                Code::Conflict,
+                format!("`{}` and `{canonical}` set the same thing", legacy.key),
+                legacy.key_span,
+            )
+            .with_label("original tool's key")
+            .with_help(format!(
+                "`{canonical}` is also set on line {line}; keep one of them"
+            )),
+        );
+    }
+
+    /// Builds `{name?, description?, services: [...], clients: [...]}` from one or
+    /// several documents.
+    fn recipe(&mut self, documents: Vec<Node>) -> Node {
+        let several = documents.len() > 1;
+        let span = documents[0].span.to(documents[documents.len() - 1].span);
+        let mut services: Vec<Node> = Vec::new();
+        let mut clients: Vec<Node> = Vec::new();
+        let mut services_key = None;
+        let mut clients_key = None;
+        let mut rest: Vec<Entry> = Vec::new();
+        let mut wrapped = false;
+        for doc in documents {
+            let NodeKind::Map(entries) = doc.kind else {
+                continue;
+            };
+            for entry in entries {
+                let (list, key_slot, kind) = match entry.key.as_str() {
+                    "service" | "services" => (&mut services, &mut services_key, Kind::Service),
+                    "client" | "clients" => (&mut clients, &mut clients_key, Kind::Client),
+                    _ => {
+                        rest.push(entry);
+                        continue;
+                    }
+                };
+                key_slot.get_or_insert(entry.key_span);
+                if entry.key.ends_with('s') {
+                    match entry.value.kind {
+                        NodeKind::Seq(items) => list.extend(items),
+                        NodeKind::Null => {}
+                        _ => self.problems.push(
+                            Problem::new(
+                                Code::WrongType,
+                                format!(
+                                    "expected a list of {}s, found {}",
+                                    kind.as_str(),
+                                    entry.value.type_name()
+                                ),
+                                entry.value.span,
+                            )
+                            .with_label("not a list")
+                            .with_help(format!(
+                                "write each {} as a list item starting with `- name: ...`, or use `{}:` for a single one",
+                                kind.as_str(),
+                                kind.as_str()
+                            )),
+                        ),
+                    }
+                } else {
+                    wrapped = true;
+                    list.push(entry.value);
+                }
+            }
+        }
+        if several {
+            self.notes.push(
+                "a complete recipe in several YAML documents (`service:` --- `client:`)".into(),
+            );
+        } else if wrapped {
+            self.notes
+                .push("a complete recipe with single `service:` / `client:` keys".into());
+        }
+        for service in &mut services {
+            self.job(service, Kind::Service);
+        }
+        for client in &mut clients {
+            self.job(client, Kind::Client);
+        }
+        let list = |items: Vec<Node>, key_span: Option<ByteSpan>, name: &str| Entry {
+            key: name.to_owned(),
+            key_span: key_span.unwrap_or(ByteSpan::new(span.offset, 0)),
+            value: Node::new(
+                items
+                    .first()
+                    .map_or(ByteSpan::new(span.offset, 0), |first| first.span),
+                NodeKind::Seq(items),
+            ),
+        };
+        if services_key.is_some() || services.is_empty() {
+            rest.push(list(services, services_key, "services"));
+        }
+        if clients_key.is_some() {
+            rest.push(list(clients, clients_key, "clients"));
+        }
+        Node::new(span, NodeKind::Map(rest))
+    }
+
+    /// Rewrites the original tool's layout of one service or client in place.
+    fn job(&mut self, node: &mut Node, kind: Kind) {
+        let label = match &node.get("name").map(|n| &n.kind) {
+            Some(NodeKind::Str(name)) => format!("{} `{name}`", kind.as_str()),
+            _ => kind.as_str().to_owned(),
+        };
+        let Some(entries) = map_entries(node) else {
+            return;
+        };
+        // resources: SLURM keys written directly under `resources`.
+        if let Some(resources) = entries.iter_mut().find(|e| e.key == "resources") {
+            let resources_key = resources.key_span;
+            if let Some(res) = map_entries(&mut resources.value) {
+                let mut moved = Vec::new();
+                let mut renamed = Vec::new();
+                let flat: Vec<Entry> = FLAT_SLURM_KEYS
+                    .iter()
+                    .filter_map(|k| take(res, k))
+                    .collect();
+                for (legacy, canonical) in [("mem", "memory"), ("cpus_per_task", "cpus")] {
+                    if let Some(entry) = take(res, legacy) {
+                        if let Some(existing) = res.iter().find(|e| e.key == canonical) {
+                            let at = existing.key_span;
+                            self.conflict(&entry, &format!("resources.{canonical}"), at);
+                            continue;
+                        }
+                        renamed.push(format!("`resources.{legacy}` as `resources.{canonical}`"));
+                        res.push(Entry {
+                            key: canonical.to_owned(),
+                            ..entry
+                        });
+                    }
+                }
+                if !flat.is_empty() {
+                    if !res.iter().any(|e| e.key == "slurm") {
+                        res.push(Entry {
+                            key: "slurm".into(),
+                            key_span: resources_key,
+                            value: Node::new(flat[0].key_span, NodeKind::Map(Vec::new())),
+                        });
+                    }
+                    let slurm = res
+                        .iter_mut()
+                        .find(|e| e.key == "slurm")
+                        .expect("inserted above");
+                    match map_entries(&mut slurm.value) {
+                        Some(slurm_entries) => {
+                            for entry in flat {
+                                if let Some(existing) =
+                                    slurm_entries.iter().find(|e| e.key == entry.key)
+                                {
+                                    let at = existing.key_span;
+                                    let canonical = format!("resources.slurm.{}", entry.key);
+                                    self.conflict(&entry, &canonical, at);
+                                } else {
+                                    moved.push(format!("`{}`", entry.key));
+                                    slurm_entries.push(entry);
+                                }
+                            }
+                        }
+                        None => {
+                            // `slurm:` is not a mapping: put the keys back so the schema
+                            // reports both where they are.
+                            res.extend(flat);
+                        }
+                    }
+                }
+                if !moved.is_empty() {
+                    self.notes.push(format!(
+                        "the original tool's layout in {label}: SLURM keys {} directly under `resources` (read as `resources.slurm.*`)",
+                        moved.join(", ")
+                    ));
+                }
+                if !renamed.is_empty() {
+                    self.notes.push(format!(
+                        "the original tool's layout in {label}: read {}",
+                        renamed.join(" and ")
+                    ));
+                }
+            }
+        }
+        // container: {docker_source, image_path}
+        if let Some(container) = take(entries, "container") {
+            match container.value.kind {
+                NodeKind::Map(block) => {
+                    for item in block {
+                        let canonical = match item.key.as_str() {
+                            "docker_source" => "container_source",
+                            "image_path" => "container_image",
+                            other => {
+                                let hint =
+                                    crate::schema::closest(other, ["docker_source", "image_path"]);
+                                self.problems.push(
+                                    Problem::new(
+                                        Code::UnknownKey,
+                                        format!("unknown key `{other}` in the `container` block"),
+                                        item.key_span,
+                                    )
+                                    .with_label("not a known key")
+                                    .with_help(match hint {
+                                        Some(h) => format!("did you mean `{h}`? the block takes `docker_source` and `image_path`"),
+                                        None => "the block takes `docker_source` and `image_path`".to_owned(),
+                                    }),
+                                );
+                                continue;
+                            }
+                        };
+                        match entries.iter().position(|e| e.key == canonical) {
+                            Some(i) if canonical == "container_image" => {
+                                // The original's files give both: the short name and
+                                // the full path. The path is what runs.
+                                entries[i] = Entry {
+                                    key: canonical.into(),
+                                    ..item
+                                };
+                            }
+                            Some(i) => {
+                                let at = entries[i].key_span;
+                                self.conflict(&item, canonical, at);
+                            }
+                            None => entries.push(Entry {
+                                key: canonical.into(),
+                                ..item
+                            }),
+                        }
+                    }
+                    self.notes.push(format!(
+                        "the original tool's `container:` block in {label} (read as `container_source` / `container_image`; `image_path` wins over `container_image`)"
+                    ));
+                }
+                kind => {
+                    let value = Node::new(container.value.span, kind);
+                    self.problems.push(
+                        Problem::new(
+                            Code::WrongType,
+                            format!("expected a mapping with `docker_source` and `image_path`, found {}", value.type_name()),
+                            value.span,
+                        )
+                        .with_label("not a mapping")
+                        .with_help("for just an image file use `container_image: FILE.sif`"),
+                    );
+                }
+            }
+        }
+        if kind == Kind::Client {
+            if let Some(endpoint) = take(entries, "health_check_endpoint") {
+                let target = match entries.iter_mut().find(|e| e.key == "target_service") {
+                    Some(target) => target,
+                    None => {
+                        entries.push(Entry {
+                            key: "target_service".into(),
+                            key_span: endpoint.key_span,
+                            value: Node::new(endpoint.key_span, NodeKind::Map(Vec::new())),
+                        });
+                        entries.last_mut().expect("just pushed")
+                    }
+                };
+                if let Some(target_entries) = map_entries(&mut target.value) {
+                    if let Some(existing) = target_entries
+                        .iter()
+                        .find(|e| e.key == "health_check_endpoint")
+                    {
+                        let at = existing.key_span;
+                        self.conflict(&endpoint, "target_service.health_check_endpoint", at);
+                    } else {
+                        target_entries.push(endpoint);
+                        self.notes.push(format!(
+                            "the original tool's layout in {label}: `health_check_endpoint` read as `target_service.health_check_endpoint`"
+                        ));
+                    }
+                }
+            }
+            if let Some(parameters) = entries.iter().find(|e| e.key == "parameters") {
+                for p in parameters.value.entries().unwrap_or_default() {
+                    if let NodeKind::Str(text) = &p.value.kind {
+                        if text.contains(',') {
+                            self.notes.push(format!(
+                                "parameter `{}` of {label} is a comma-separated sweep over {} values",
+                                p.key,
+                                text.split(',').count()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(NodeKind::Str(url)) = node
+            .get("health_check")
+            .and_then(|h| h.get("endpoint"))
+            .map(|e| &e.kind)
+        {
+            if url.starts_with("http://") || url.starts_with("https://") {
+                self.notes.push(format!(
+                    "`health_check.endpoint` of {label} is a full URL; `localhost` in it means the service's node"
+                ));
+            }
+        }
+    }
+
+    /// Moves the original tool's extra `*_dir` keys into `extra_dirs`.
+    fn config(&mut self, node: &mut Node) {
+        let Some(entries) = map_entries(node) else {
+            return;
+        };
+        let extra: Vec<Entry> = {
+            let (extra, keep): (Vec<Entry>, Vec<Entry>) = entries
+                .drain(..)
+                .partition(|e| e.key.ends_with("_dir") && !KNOWN_DIRS.contains(&e.key.as_str()));
+            *entries = keep;
+            extra
+        };
+        for section in ["monitoring", "logging", "benchmarks"] {
+            if entries.iter().any(|e| e.key == section) {
+                self.notes.push(format!(
+                    "the original tool's `{section}:` section (kept in the config, not used yet)"
+                ));
+            }
+        }
+        if extra.is_empty() {
+            return;
+        }
+        self.notes.push(format!(
+            "the original tool's directory keys {} (read into `extra_dirs`)",
+            extra
+                .iter()
+                .map(|e| format!("`{}`", e.key))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let span = extra[0].key_span;
+        match entries.iter_mut().find(|e| e.key == "extra_dirs") {
+            Some(existing) => {
+                if let Some(dirs) = map_entries(&mut existing.value) {
+                    dirs.extend(extra);
+                }
+            }
+            None => entries.push(Entry {
+                key: "extra_dirs".into(),
+                key_span: span,
+                value: Node::new(span, NodeKind::Map(extra)),
+            }),
+        }
+    }
+}

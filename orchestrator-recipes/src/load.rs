@@ -1,0 +1,305 @@
+//! The pipeline from a file to a typed value: read (size and UTF-8 checks), parse YAML
+//! with spans, rewrite the original tool's layouts, validate against the JSON Schema
+//! (all problems at once), deserialise, and check what a schema cannot (names unique,
+//! client targets that exist).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use crate::config::Config;
+use crate::diagnostic::{Code, FileDiagnostics, Problem};
+use crate::forms::{Kind, normalize};
+use crate::model::{BenchmarkRecipe, ClientRecipe, ServiceRecipe};
+use crate::source::{ByteSpan, SourceText};
+use crate::yaml::{self, Node};
+
+/// Largest file accepted, in bytes.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// A typed file of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    /// A service recipe.
+    Service(Box<ServiceRecipe>),
+    /// A client recipe.
+    Client(Box<ClientRecipe>),
+    /// A complete recipe.
+    Recipe(Box<BenchmarkRecipe>),
+    /// A config file.
+    Config(Box<Config>),
+}
+
+impl Document {
+    /// The kind of file.
+    #[must_use]
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::Service(_) => Kind::Service,
+            Self::Client(_) => Kind::Client,
+            Self::Recipe(_) => Kind::Recipe,
+            Self::Config(_) => Kind::Config,
+        }
+    }
+
+    /// The file as a complete recipe: a service file is a recipe with one service and
+    /// no client; `None` for clients and configs.
+    #[must_use]
+    pub fn into_recipe(self) -> Option<BenchmarkRecipe> {
+        match self {
+            Self::Recipe(recipe) => Some(*recipe),
+            Self::Service(service) => Some(BenchmarkRecipe {
+                name: Some(service.name.clone()),
+                description: service.description.clone(),
+                services: vec![*service],
+                clients: Vec::new(),
+            }),
+            Self::Client(_) | Self::Config(_) => None,
+        }
+    }
+}
+
+/// A value loaded from a file, with what was learnt on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    /// The typed value.
+    pub value: T,
+    /// Which forms of the original tool were read.
+    pub notes: Vec<String>,
+    /// The file's text, for later diagnostics.
+    pub source: SourceText,
+}
+
+/// Why a file could not be loaded.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LoadError {
+    /// The file could not be read at all.
+    #[error("cannot read {}: {source}", path.display())]
+    #[diagnostic(code(file::read), help("check the path and its permissions"))]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file was read and has problems.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(#[from] FileDiagnostics),
+}
+
+/// Reads a file within the size limit, as UTF-8.
+///
+/// # Errors
+/// An unreadable file; or a file too large or not UTF-8, as a located problem.
+pub fn read_source(path: &Path) -> Result<SourceText, LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        let source = SourceText::new(name, String::new());
+        let problem = Problem::new(
+            Code::TooLarge,
+            format!("the file is larger than {} KiB", MAX_FILE_BYTES / 1024),
+            ByteSpan::default(),
+        )
+        .with_help("a recipe is a few kilobytes; is this the right file?");
+        return Err(FileDiagnostics::new(&source, vec![problem]).into());
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(SourceText::new(name, text)),
+        Err(error) => {
+            let offset = error.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
+            let source = SourceText::new(name, text);
+            let (line, column) = source.line_col(offset);
+            let problem = Problem::new(
+                Code::NotUtf8,
+                format!(
+                    "the file is not valid UTF-8 (first bad byte at line {line}, column {column})"
+                ),
+                ByteSpan::new(offset, 1),
+            )
+            .with_label("not UTF-8")
+            .with_help("save the file as UTF-8");
+            Err(FileDiagnostics::new(&source, vec![problem]).into())
+        }
+    }
+}
+
+/// Loads a file of the `expected` kind, or of whatever kind it looks like.
+///
+/// # Errors
+/// An unreadable file, or all problems found in it.
+pub fn load_file(path: &Path, expected: Option<Kind>) -> Result<Loaded<Document>, LoadError> {
+    let source = read_source(path)?;
+    Ok(load_source(source, expected)?)
+}
+
+/// Loads text as if read from a file named `name`.
+///
+/// # Errors
+/// All problems found in it.
+pub fn load_str(
+    name: &str,
+    text: &str,
+    expected: Option<Kind>,
+) -> Result<Loaded<Document>, FileDiagnostics> {
+    load_source(SourceText::new(name, text.to_owned()), expected)
+}
+
+/// Loads an already read source.
+///
+/// # Errors
+/// All problems found in it.
+pub fn load_source(
+    source: SourceText,
+    expected: Option<Kind>,
+) -> Result<Loaded<Document>, FileDiagnostics> {
+    let fail = |problems: Vec<Problem>| FileDiagnostics::new(&source, problems);
+    let documents = yaml::load(&source).map_err(|p| fail(vec![p]))?;
+    let normalized = normalize(&source, documents, expected).map_err(fail)?;
+    let problems = crate::schema::validate(normalized.kind, &normalized.root);
+    if !problems.is_empty() {
+        return Err(fail(problems));
+    }
+    let root = &normalized.root;
+    let value = match normalized.kind {
+        Kind::Service => Document::Service(Box::new(typed(root).map_err(|p| fail(vec![p]))?)),
+        Kind::Client => Document::Client(Box::new(typed(root).map_err(|p| fail(vec![p]))?)),
+        Kind::Config => Document::Config(Box::new(typed(root).map_err(|p| fail(vec![p]))?)),
+        Kind::Recipe => {
+            let recipe: BenchmarkRecipe = typed(root).map_err(|p| fail(vec![p]))?;
+            let problems = check_recipe(&recipe, root);
+            if !problems.is_empty() {
+                return Err(fail(problems));
+            }
+            Document::Recipe(Box::new(recipe))
+        }
+    };
+    Ok(Loaded {
+        value,
+        notes: normalized.notes,
+        source,
+    })
+}
+
+/// Deserialises a schema-valid tree; what the schema cannot check (a duration's
+/// minutes below 60, say) is reported at the value's position.
+fn typed<T: DeserializeOwned>(root: &Node) -> Result<T, Problem> {
+    let json = root.to_json();
+    serde_path_to_error::deserialize(json).map_err(|error| {
+        let segments: Vec<String> = error
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                serde_path_to_error::Segment::Enum { variant } => Some(variant.clone()),
+                serde_path_to_error::Segment::Unknown => None,
+            })
+            .collect();
+        let span = root
+            .lookup(&segments)
+            .map_or(ByteSpan::new(root.span.offset, 0), |(node, _)| node.span);
+        let path = error.path().to_string();
+        Problem::new(
+            Code::InvalidValue,
+            format!("`{path}`: {}", error.inner()),
+            span,
+        )
+        .with_label("invalid value")
+    })
+}
+
+fn name_span(root: &Node, list: &str, index: usize, key: &str) -> ByteSpan {
+    root.lookup(&[list.to_owned(), index.to_string(), key.to_owned()])
+        .or_else(|| root.lookup(&[list.to_owned(), index.to_string()]))
+        .map_or(ByteSpan::new(root.span.offset, 0), |(node, _)| node.span)
+}
+
+fn check_recipe(recipe: &BenchmarkRecipe, root: &Node) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (list, names) in [
+        (
+            "services",
+            recipe
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "clients",
+            recipe
+                .clients
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+        ),
+    ] {
+        for (index, name) in names.iter().enumerate() {
+            if let Some(first) = names[..index].iter().position(|n| n == name) {
+                problems.push(
+                    Problem::new(
+                        Code::DuplicateName,
+                        format!("two {list} are named `{name}`"),
+                        name_span(root, list, index, "name"),
+                    )
+                    .with_label("second use of the name")
+                    .with_help(format!(
+                        "names identify jobs and results; rename one (the first is {list}[{first}])"
+                    )),
+                );
+            }
+        }
+    }
+    let names: Vec<String> = recipe
+        .services
+        .iter()
+        .map(|s| match &s.service_type {
+            Some(t) => format!("`{}` (type `{t}`)", s.name),
+            None => format!("`{}`", s.name),
+        })
+        .collect();
+    for (index, client) in recipe.clients.iter().enumerate() {
+        if recipe.target_of(client).is_none() {
+            let wanted = client
+                .target_service
+                .as_ref()
+                .and_then(|t| t.name.clone().or_else(|| t.service_type.clone()));
+            let message = match &wanted {
+                Some(w) => format!(
+                    "client `{}` targets `{w}`, which is not a service of this recipe",
+                    client.name
+                ),
+                None => format!(
+                    "client `{}` does not say which of the {} services it loads",
+                    client.name,
+                    recipe.services.len()
+                ),
+            };
+            problems.push(
+                Problem::new(
+                    Code::UnknownTarget,
+                    message,
+                    name_span(root, "clients", index, "target_service"),
+                )
+                .with_label("target")
+                .with_help(format!(
+                    "set `target_service.name` to one of: {}",
+                    names.join(", ")
+                )),
+            );
+        }
+    }
+    problems
+}

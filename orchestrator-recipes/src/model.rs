@@ -1,0 +1,315 @@
+//! The typed recipe model: services, clients and complete recipes, in their canonical
+//! form. Files in the original tool's layout are normalised into these same types by
+//! [`crate::forms`] before validation; nothing here knows about legacy keys.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::values::{Duration, Gres, Memory, ScalarString};
+
+/// The `pattern` every service and client name follows: it ends up in SLURM job
+/// names and in file names.
+pub const NAME_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$";
+/// The `pattern` of environment variable names.
+pub const ENV_NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
+
+/// A service to deploy as a SLURM job: a command or container that listens on ports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRecipe {
+    /// Name of the service; letters, digits, `_`, `.` and `-`.
+    #[schemars(pattern(NAME_PATTERN))]
+    pub name: String,
+    /// What the service is, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The service driver (`generic` when absent): which plugin launches and probes it.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<String>,
+    /// Container image to run in: a SIF file path or name (may contain `$HOME`). No
+    /// image means the command runs natively on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_image: Option<String>,
+    /// Where to build the image from when it is missing and `containers.auto_build` is
+    /// on, e.g. `docker://ollama/ollama:latest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_source: Option<String>,
+    /// The program to start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Its arguments, passed literally (each one quoted for the shell).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<ScalarString>,
+    /// What the job needs from the cluster.
+    #[serde(default)]
+    pub resources: Resources,
+    /// Environment variables of the service process.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": ENV_NAME_PATTERN }))]
+    pub environment: BTreeMap<String, ScalarString>,
+    /// Ports the service listens on; the first is the one clients target by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(range(min = 1)))]
+    pub ports: Vec<u16>,
+    /// How to tell that the service is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// A script to upload and run instead of `command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<ScriptSpec>,
+    /// Start a cAdvisor sidecar that exposes the job's container metrics.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_cadvisor: bool,
+    /// cAdvisor's port (8080 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub cadvisor_port: Option<u16>,
+}
+
+/// What a job asks of the cluster. Unset values fall back to the config's `slurm`
+/// defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Number of GPUs (becomes `--gres=gpu:N` unless `slurm.gres` is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<u32>,
+    /// CPUs per task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub cpus: Option<u32>,
+    /// Memory for the job (`--mem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
+    /// SLURM options of this job.
+    #[serde(default)]
+    pub slurm: SlurmOptions,
+}
+
+/// SLURM options: per job under `resources.slurm`, or site defaults in the config's
+/// `slurm` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmOptions {
+    /// Account to charge (`--account`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Partition (`--partition`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Quality of service (`--qos`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<String>,
+    /// Time limit (`--time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Duration>,
+    /// Number of nodes (`--nodes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub nodes: Option<u32>,
+    /// Number of tasks (`--ntasks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub ntasks: Option<u32>,
+    /// Tasks per node (`--ntasks-per-node`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub ntasks_per_node: Option<u32>,
+    /// Generic resources (`--gres`), e.g. `gpu:1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gres: Option<Gres>,
+    /// Node features (`--constraint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
+    /// Further `sbatch` arguments, passed as given (each one quoted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_args: Vec<String>,
+}
+
+/// A readiness probe: an HTTP GET on `endpoint`, or a TCP connect when no endpoint is
+/// given, repeated every `interval` until it passes or `retries` attempts failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// A path (`/api/tags`) on the service's first port, or a full URL
+    /// (`http://localhost:11434/api/tags`) where `localhost` means the service's node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^(/|https?://)"))]
+    pub endpoint: Option<String>,
+    /// Port to probe; the service's first port when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub port: Option<u16>,
+    /// Time between attempts.
+    #[serde(default = "HealthCheck::default_interval")]
+    pub interval: Duration,
+    /// Time one attempt may take.
+    #[serde(default = "HealthCheck::default_timeout")]
+    pub timeout: Duration,
+    /// Failed attempts before the service counts as unhealthy.
+    #[serde(default = "HealthCheck::default_retries")]
+    #[schemars(range(min = 1))]
+    pub retries: u32,
+}
+
+impl HealthCheck {
+    fn default_interval() -> Duration {
+        Duration::from_secs(10)
+    }
+    fn default_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    fn default_retries() -> u32 {
+        30
+    }
+}
+
+/// A script shipped with the recipe and run in the job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptSpec {
+    /// The script's file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where it is on this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_path: Option<String>,
+    /// Where to put it on the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_path: Option<String>,
+}
+
+/// Where a client writes its results on the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Result file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// A directory on the shared file system for results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_dir: Option<String>,
+}
+
+/// A benchmark client: a job that loads a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRecipe {
+    /// Name of the client; letters, digits, `_`, `.` and `-`.
+    #[schemars(pattern(NAME_PATTERN))]
+    pub name: String,
+    /// What the benchmark measures, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Container image to run in (SIF path or name); natively when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_image: Option<String>,
+    /// Where to build the image from when it is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_source: Option<String>,
+    /// The workload driver (`llm_inference`, `http`, `redis`, ...); a client with a
+    /// `command` and no workload type runs that command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_type: Option<String>,
+    /// A program to run against the target (it finds it in `TARGET_HOST`,
+    /// `TARGET_PORT` and `TARGET_URL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Its arguments, passed literally.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<ScalarString>,
+    /// How long the load runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+    /// The service this client loads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_service: Option<TargetService>,
+    /// What the job needs from the cluster.
+    #[serde(default)]
+    pub resources: Resources,
+    /// Environment variables of the client process.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": ENV_NAME_PATTERN }))]
+    pub environment: BTreeMap<String, ScalarString>,
+    /// Workload parameters, checked against the workload driver's own schema. A list,
+    /// or a comma-separated string such as `"1,2,5,10"`, sweeps over its values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    /// Where results are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputSpec>,
+    /// A script to upload and run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<ScriptSpec>,
+}
+
+/// Which service a client loads and where.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetService {
+    /// The service's driver type (`ollama`, `redis`, ...).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<String>,
+    /// The service's name, as in its recipe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Port to load; the service's first port when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub port: Option<u16>,
+    /// Path requests go to, e.g. `/api/generate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Path the client checks before it starts loading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_endpoint: Option<String>,
+}
+
+/// A complete benchmark: the services to deploy and the clients that load them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BenchmarkRecipe {
+    /// Name of the benchmark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What it measures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Services to deploy, at least one.
+    #[schemars(length(min = 1))]
+    pub services: Vec<ServiceRecipe>,
+    /// Clients to run once the services are healthy.
+    #[serde(default)]
+    pub clients: Vec<ClientRecipe>,
+}
+
+impl BenchmarkRecipe {
+    /// The service a client loads: the one whose `name` matches the client's
+    /// `target_service.name` (or `.type`), else the one whose `type` matches
+    /// `target_service.type`; with a single service, that one.
+    #[must_use]
+    pub fn target_of(&self, client: &ClientRecipe) -> Option<&ServiceRecipe> {
+        let target = client.target_service.clone().unwrap_or_default();
+        let wanted = target.name.as_ref().or(target.service_type.as_ref());
+        if let Some(wanted) = wanted {
+            if let Some(service) = self.services.iter().find(|s| &s.name == wanted) {
+                return Some(service);
+            }
+        }
+        if let Some(kind) = &target.service_type {
+            let mut by_type = self
+                .services
+                .iter()
+                .filter(|s| s.service_type.as_ref() == Some(kind));
+            if let (Some(service), None) = (by_type.next(), by_type.next()) {
+                return Some(service);
+            }
+        }
+        match self.services.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+}
