@@ -33,8 +33,6 @@ Examples:
 #[command(
     name = "orchestrator",
     version,
-    about,
-    long_about = None,
     after_help = AFTER_HELP,
     arg_required_else_help = true
 )]

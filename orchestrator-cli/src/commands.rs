@@ -257,6 +257,9 @@ fn config_show(cli: &Cli, json: bool) -> Exit {
     for o in &loaded.overrides {
         println!("# override: {o}");
     }
+    if let Some(level) = &loaded.log_level {
+        println!("# log level: {level} (ORCHESTRATOR_LOG_LEVEL)");
+    }
     if loaded.config.hpc.is_none() {
         println!("# no `hpc` section: jobs run on this machine (local scheduler)");
     }

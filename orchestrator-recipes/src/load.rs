@@ -303,3 +303,80 @@ fn check_recipe(recipe: &BenchmarkRecipe, root: &Node) -> Vec<Problem> {
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe(text: &str) -> BenchmarkRecipe {
+        match load_str("t.yaml", text, None).unwrap().value {
+            Document::Recipe(recipe) => *recipe,
+            other => panic!("not a recipe: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clients_find_their_target_by_name_then_type_then_as_the_only_service() {
+        let two = recipe(
+            "services:\n  - {name: a, type: redis, command: x}\n  - {name: b, type: ollama, command: y}\n\
+             clients:\n  - {name: by-name, command: c, target_service: {name: b}}\n\
+             \x20 - {name: by-type, command: c, target_service: {type: redis}}\n",
+        );
+        assert_eq!(two.target_of(&two.clients[0]).unwrap().name, "b");
+        assert_eq!(two.target_of(&two.clients[1]).unwrap().name, "a");
+        let one =
+            recipe("service:\n  name: only\n  command: x\n---\nclient:\n  name: c\n  command: y\n");
+        assert_eq!(one.target_of(&one.clients[0]).unwrap().name, "only");
+    }
+
+    #[test]
+    fn one_document_with_service_and_client_is_a_complete_recipe() {
+        let r = recipe("service: {name: s, command: x}\nclient: {name: c, command: y}\n");
+        assert_eq!((r.services.len(), r.clients.len()), (1, 1));
+    }
+
+    #[test]
+    fn an_expected_kind_unwraps_the_original_wrapper() {
+        let loaded = load_str(
+            "t.yaml",
+            "service:\n  name: s\n  command: x\n",
+            Some(Kind::Service),
+        )
+        .unwrap();
+        assert!(matches!(loaded.value, Document::Service(_)));
+        assert!(loaded.notes[0].contains("wrapped in a top-level `service:` key"));
+    }
+
+    #[test]
+    fn legacy_and_canonical_forms_give_the_same_model() {
+        let legacy = load_str(
+            "legacy.yaml",
+            "service:\n  name: o\n  command: ollama\n  container:\n    docker_source: docker://ollama/ollama\n    image_path: /c/o.sif\n  resources:\n    mem: 16G\n    cpus_per_task: 4\n    time: \"02:00:00\"\n    gres: gpu:1\n",
+            None,
+        )
+        .unwrap();
+        let canonical = load_str(
+            "canonical.yaml",
+            "name: o\ncommand: ollama\ncontainer_source: docker://ollama/ollama\ncontainer_image: /c/o.sif\nresources:\n  memory: 16G\n  cpus: 4\n  slurm: {time: 7200, gres: gpu:1}\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(legacy.value, canonical.value);
+        assert!(canonical.notes.is_empty());
+        assert_eq!(legacy.notes.len(), 4, "{:?}", legacy.notes);
+    }
+
+    #[test]
+    fn a_value_the_schema_cannot_judge_is_still_located() {
+        // 2^64 seconds overflows the typed duration after the schema accepted its shape.
+        let error = load_str(
+            "t.yaml",
+            "name: s\ncommand: x\nresources:\n  slurm:\n    time: \"213503982334602d\"\n",
+            None,
+        )
+        .unwrap_err();
+        let record = &error.records()[0];
+        assert_eq!((record.line, record.column), (5, 11), "{record:?}");
+        assert!(record.message.contains("too large"), "{}", record.message);
+    }
+}
