@@ -690,6 +690,9 @@ mod tests {
 
         #[test]
         fn memory_parser_and_schema_pattern_agree(text in "[0-9.]{1,9}[ ]?[kKmMgGtTiIbB]{0,3}") {
+            // Overflow is not a matter of form: the typed value reports it, located.
+            let parsed = text.parse::<Memory>();
+            prop_assume!(!parsed.as_ref().is_err_and(|e| e.to_string().contains("too large")));
             prop_assert_eq!(
                 schema_accepts(MEMORY_PATTERN, &text),
                 text.parse::<Memory>().is_ok(),
