@@ -230,7 +230,7 @@ pub struct Memory {
 }
 
 /// The JSON Schema `pattern` of a [`Memory`] written as a string.
-pub const MEMORY_PATTERN: &str = r"^[0-9]+(?:\.[0-9]{1,6})?\s*(?:[KkMmGgTt](?:i?[Bb])?|[Bb])?$";
+pub const MEMORY_PATTERN: &str = r"^[0-9]+(?:\.[0-9]{1,6})?\s*(?:[KkMmGgTt](?:[Ii]?[Bb])?|[Bb])?$";
 
 const KIB: u64 = 1024;
 
