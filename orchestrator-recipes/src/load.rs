@@ -167,17 +167,18 @@ pub fn load_source(
     let fail = |problems: Vec<Problem>| FileDiagnostics::new(&source, problems);
     let documents = yaml::load(&source).map_err(|p| fail(vec![p]))?;
     let normalized = normalize(&source, documents, expected).map_err(fail)?;
-    let problems = crate::schema::validate(normalized.kind, &normalized.root);
+    let root = &normalized.root;
+    let json = root.to_json();
+    let problems = crate::schema::validate(normalized.kind, root, &json);
     if !problems.is_empty() {
         return Err(fail(problems));
     }
-    let root = &normalized.root;
     let value = match normalized.kind {
-        Kind::Service => Document::Service(Box::new(typed(root).map_err(|p| fail(vec![p]))?)),
-        Kind::Client => Document::Client(Box::new(typed(root).map_err(|p| fail(vec![p]))?)),
-        Kind::Config => Document::Config(Box::new(typed(root).map_err(|p| fail(vec![p]))?)),
+        Kind::Service => Document::Service(Box::new(typed(root, json).map_err(|p| fail(vec![p]))?)),
+        Kind::Client => Document::Client(Box::new(typed(root, json).map_err(|p| fail(vec![p]))?)),
+        Kind::Config => Document::Config(Box::new(typed(root, json).map_err(|p| fail(vec![p]))?)),
         Kind::Recipe => {
-            let recipe: BenchmarkRecipe = typed(root).map_err(|p| fail(vec![p]))?;
+            let recipe: BenchmarkRecipe = typed(root, json).map_err(|p| fail(vec![p]))?;
             let problems = check_recipe(&recipe, root);
             if !problems.is_empty() {
                 return Err(fail(problems));
@@ -194,8 +195,7 @@ pub fn load_source(
 
 /// Deserialises a schema-valid tree; what the schema cannot check (a duration's
 /// minutes below 60, say) is reported at the value's position.
-fn typed<T: DeserializeOwned>(root: &Node) -> Result<T, Problem> {
-    let json = root.to_json();
+fn typed<T: DeserializeOwned>(root: &Node, json: serde_json::Value) -> Result<T, Problem> {
     serde_path_to_error::deserialize(json).map_err(|error| {
         let segments: Vec<String> = error
             .path()

@@ -218,13 +218,12 @@ fn property_names(schema: Option<&Value>) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// Validates the canonical tree of a `kind` file; every violation becomes a problem
-/// located in the file.
-pub(crate) fn validate(kind: Kind, root: &Node) -> Vec<Problem> {
-    let json = root.to_json();
+/// Validates the canonical tree of a `kind` file (`json` is `root` as JSON); every
+/// violation becomes a problem located in the file.
+pub(crate) fn validate(kind: Kind, root: &Node, json: &Value) -> Vec<Problem> {
     let schema = schema(kind);
     validator(kind)
-        .iter_errors(&json)
+        .iter_errors(json)
         .flat_map(|error| to_problems(kind, schema, root, &error))
         .collect()
 }
