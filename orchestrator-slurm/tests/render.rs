@@ -1,0 +1,226 @@
+//! The rendered job scripts, reviewed as snapshots: native and container runs, GPU
+//! requests, image builds, and values that try to escape their quoting. (Apptainer does
+//! not exist on these machines, so its paths are checked here, as scripts.)
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use orchestrator_slurm::{
+    ContainerSpec, ImageBuild, JobKind, JobSpec, SbatchOptions, ScriptRenderer, SlurmError,
+};
+
+fn spec() -> JobSpec {
+    JobSpec {
+        kind: JobKind::Service,
+        name: "redis".into(),
+        session_id: "20261128-154001-a1b2".into(),
+        job_dir: "/scratch/alice/orchestrator/20261128-154001-a1b2/redis".into(),
+        command: "redis-server".into(),
+        args: vec![
+            "--port".into(),
+            "6379".into(),
+            "--save".into(),
+            String::new(),
+        ],
+        environment: BTreeMap::from([("REDIS_LOG".into(), "verbose".into())]),
+        sbatch: SbatchOptions {
+            partition: Some("cpu".into()),
+            time: Some(Duration::from_secs(3600)),
+            cpus_per_task: Some(2),
+            mem_mib: Some(4096),
+            ..SbatchOptions::default()
+        },
+        container: None,
+    }
+}
+
+#[test]
+fn a_native_service() {
+    let job = ScriptRenderer::new().render(&spec()).expect("renders");
+    assert_eq!(job.job_name, "orch-20261128-154001-a1b2-redis");
+    assert_eq!(
+        job.script_path,
+        "/scratch/alice/orchestrator/20261128-154001-a1b2/redis/job.sh"
+    );
+    insta::assert_snapshot!(job.script);
+}
+
+#[test]
+fn a_gpu_service_in_a_container_built_on_demand() {
+    let defaults = SbatchOptions {
+        account: Some("p200301".into()),
+        qos: Some("default".into()),
+        partition: Some("cpu".into()),
+        extra_args: vec!["--exclusive".into()],
+        ..SbatchOptions::default()
+    };
+    let sbatch = SbatchOptions {
+        partition: Some("gpu".into()),
+        gpus: Some(1),
+        time: Some(Duration::from_secs(2 * 3600)),
+        nodes: Some(1),
+        ntasks: Some(1),
+        ntasks_per_node: Some(1),
+        constraint: Some("a100".into()),
+        ..SbatchOptions::default()
+    }
+    .merged_over(&defaults);
+    let gpu = sbatch.wants_gpu();
+    let spec = JobSpec {
+        name: "ollama".into(),
+        job_dir: "/scratch/alice/orchestrator/20261128-154001-a1b2/ollama".into(),
+        command: "ollama".into(),
+        args: vec!["serve".into()],
+        environment: BTreeMap::from([("OLLAMA_HOST".into(), "0.0.0.0:11434".into())]),
+        sbatch,
+        container: Some(ContainerSpec {
+            runtime: "apptainer".into(),
+            image: "$HOME/containers/ollama_latest.sif".into(),
+            binds: vec!["/project/models:/root/.ollama".into()],
+            gpu,
+            build: Some(ImageBuild {
+                source: "docker://ollama/ollama:latest".into(),
+                timeout: Duration::from_secs(1800),
+            }),
+        }),
+        ..spec()
+    };
+    let job = ScriptRenderer::new().render(&spec).expect("renders");
+    insta::assert_snapshot!(job.script);
+}
+
+#[test]
+fn a_client_in_a_container_without_gpus_or_build() {
+    let spec = JobSpec {
+        kind: JobKind::Client,
+        name: "bench".into(),
+        command: "redis-benchmark".into(),
+        args: vec!["-h".into(), "node1".into()],
+        environment: BTreeMap::new(),
+        container: Some(ContainerSpec {
+            runtime: "singularity".into(),
+            image: "/images/redis.sif".into(),
+            binds: vec![],
+            gpu: false,
+            build: None,
+        }),
+        ..spec()
+    };
+    let script = ScriptRenderer::new().render(&spec).expect("renders").script;
+    assert!(
+        script.contains("singularity exec /images/redis.sif redis-benchmark -h node1\n"),
+        "{script}"
+    );
+    assert!(!script.contains("--nv"));
+    assert!(!script.contains(" build "));
+}
+
+#[test]
+fn hostile_values_are_quoted() {
+    let spec = JobSpec {
+        name: "x'; rm -rf / #".into(),
+        args: vec![
+            "$(id)".into(),
+            "`id`".into(),
+            "a b".into(),
+            "l1\nl2".into(),
+            "it's".into(),
+        ],
+        environment: BTreeMap::from([("EVIL".into(), "\"; reboot; echo \"".into())]),
+        ..spec()
+    };
+    let job = ScriptRenderer::new().render(&spec).expect("renders");
+    assert_eq!(job.job_name, "orch-20261128-154001-a1b2-x___rm_-rf____");
+    insta::assert_snapshot!(job.script);
+}
+
+#[test]
+fn values_that_cannot_be_put_in_a_script_are_refused() {
+    let cases: Vec<(JobSpec, &str)> = vec![
+        (
+            JobSpec {
+                sbatch: SbatchOptions {
+                    partition: Some("cpu\n#SBATCH --uid=0".into()),
+                    ..SbatchOptions::default()
+                },
+                ..spec()
+            },
+            "partition",
+        ),
+        (
+            JobSpec {
+                environment: BTreeMap::from([("BAD-NAME".into(), "v".into())]),
+                ..spec()
+            },
+            "environment",
+        ),
+        (
+            JobSpec {
+                environment: BTreeMap::from([("$(id)".into(), "v".into())]),
+                ..spec()
+            },
+            "environment",
+        ),
+        (
+            JobSpec {
+                args: vec!["a\0b".into()],
+                ..spec()
+            },
+            "args",
+        ),
+        (
+            JobSpec {
+                job_dir: "relative/dir".into(),
+                ..spec()
+            },
+            "job_dir",
+        ),
+        (
+            JobSpec {
+                command: String::new(),
+                ..spec()
+            },
+            "command",
+        ),
+        (
+            JobSpec {
+                sbatch: SbatchOptions {
+                    extra_args: vec!["--hold\n/bin/evil".into()],
+                    ..SbatchOptions::default()
+                },
+                ..spec()
+            },
+            "extra_args",
+        ),
+    ];
+    for (spec, field) in cases {
+        match ScriptRenderer::new().render(&spec) {
+            Err(SlurmError::InvalidValue { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: expected InvalidValue, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_templates_dir_overrides_the_embedded_templates_in_strict_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("run.hbs"), "echo custom {{quote name}}\n").expect("write");
+    let renderer = ScriptRenderer::with_templates_dir(dir.path()).expect("loads");
+    let script = renderer.render(&spec()).expect("renders").script;
+    assert!(script.ends_with("echo custom redis\n"), "{script}");
+    assert!(
+        script.contains("#SBATCH --partition=cpu"),
+        "the header is still the embedded one"
+    );
+
+    std::fs::write(dir.path().join("run.hbs"), "echo {{no_such_variable}}\n").expect("write");
+    let renderer = ScriptRenderer::with_templates_dir(dir.path()).expect("loads");
+    let err = renderer.render(&spec()).expect_err("strict mode");
+    assert!(matches!(err, SlurmError::Template { .. }), "{err:?}");
+
+    std::fs::write(dir.path().join("run.hbs"), "{{#if}}\n").expect("write");
+    assert!(matches!(
+        ScriptRenderer::with_templates_dir(dir.path()),
+        Err(SlurmError::Template { .. })
+    ));
+}
