@@ -17,9 +17,6 @@ use tokio::process::Command;
 
 use crate::{JobId, JobInfo, JobState, RenderedJob, Scheduler, SlurmError};
 
-/// The exit code `timeout` gives a job that ran past its limit.
-const TIMEOUT_EXIT: i32 = 124;
-
 /// Runs jobs as local processes. Cheap to clone; all state is on disk.
 #[derive(Debug, Clone)]
 pub struct LocalScheduler {
@@ -89,37 +86,37 @@ impl LocalScheduler {
                 .map(|s| s.trim().to_owned())
         };
         let cancelled = dir.join("cancelled").exists();
-        let timed = read("time_limit").is_some();
+        let timed_out = dir.join("timed_out").exists();
         let mut info = JobInfo::new(id.clone(), JobState::Pending);
         info.node = Some("localhost".into());
         if let Some(code) = read("exit_code").and_then(|c| c.parse::<i32>().ok()) {
             info.exit_code = Some(code);
             info.state = if cancelled {
                 JobState::Cancelled
-            } else if timed && code == TIMEOUT_EXIT {
-                JobState::Timeout
             } else if code == 0 {
                 JobState::Completed
             } else {
                 JobState::Failed
             };
-            if code > 128 && !timed {
+            if code > 128 {
                 info.signal = Some(code - 128);
             }
-            info.reason = match info.state {
-                JobState::Failed => Some("NonZeroExitCode".into()),
-                JobState::Timeout => Some("TimeLimit".into()),
-                _ => None,
-            };
+            if info.state == JobState::Failed {
+                info.reason = Some("NonZeroExitCode".into());
+            }
             return Some(info);
         }
         let alive = read("pid")
             .and_then(|p| p.parse::<u32>().ok())
             .is_some_and(|pid| process_matches(pid, read("start_time").as_deref()));
-        info.state = match (alive, cancelled) {
+        info.state = match (alive, cancelled || timed_out) {
             (true, false) => JobState::Running,
             (true, true) => JobState::Completing,
-            (false, true) => JobState::Cancelled,
+            (false, true) if cancelled => JobState::Cancelled,
+            (false, true) => {
+                info.reason = Some("TimeLimit".into());
+                JobState::Timeout
+            }
             (false, false) if read("pid").is_none() => JobState::Pending,
             (false, false) => {
                 info.reason = Some("the process ended without recording an exit code".into());
@@ -145,6 +142,17 @@ fn proc_start_time(stat: &str) -> Option<String> {
     after.split_whitespace().nth(19).map(str::to_owned)
 }
 
+/// Whether any process of group `pgid` is left.
+async fn group_alive(pgid: u32) -> bool {
+    Command::new("kill")
+        .args(["-s", "0", "--", &format!("-{pgid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
 async fn signal_group(pgid: u32, signal: &str) {
     let _ = Command::new("kill")
         .args(["-s", signal, "--", &format!("-{pgid}")])
@@ -168,29 +176,31 @@ impl Scheduler for LocalScheduler {
         let (id, record) = self.allocate()?;
         let record_str = record.to_string_lossy();
         let limit = job.time_limit.map(|t| t.as_secs().max(1));
-        if let Some(secs) = limit {
-            std::fs::write(record.join("time_limit"), secs.to_string())
-                .map_err(SlurmError::io("cannot write the job record"))?;
-        }
-        let run = match limit {
-            Some(secs) => format!(
-                "timeout --kill-after=5 {secs} bash {}",
-                quote(&job.script_path)
-            ),
-            None => format!("bash {}", quote(&job.script_path)),
-        };
-        // The wrapper records the exit code, then ends whatever the job left running in
+        // The job runs in the wrapper's process group. A watchdog enforces the time
+        // limit by marking the record and signalling the whole group; at the end the
+        // wrapper records the exit code, then ends whatever the job left running in
         // the background, as SLURM does at the end of a job.
+        let watchdog = match limit {
+            Some(secs) => format!(
+                "( sleep {secs}; : > {rec}/timed_out; kill -TERM -- -$$ ) &\n",
+                rec = quote(&record_str)
+            ),
+            None => String::new(),
+        };
         let wrapper = format!(
             "cd {dir} || exit 1\n\
              export SLURM_JOB_ID={id} SLURM_JOB_NAME={name} SLURMD_NODENAME=localhost SLURM_SUBMIT_DIR={dir}\n\
-             {run} < /dev/null > {out} 2> {err}\n\
+             bash {script} < /dev/null > {out} 2> {err} &\n\
+             job=$!\n\
+             {watchdog}\
+             wait \"$job\"\n\
              code=$?\n\
              printf '%s\\n' \"$code\" > {rec}/exit_code.tmp && mv {rec}/exit_code.tmp {rec}/exit_code\n\
              kill -TERM -- -$$ 2>/dev/null\n",
             dir = quote(&job.job_dir),
             id = quote(id.as_str()),
             name = quote(&job.job_name),
+            script = quote(&job.script_path),
             out = quote(&job.stdout_path),
             err = quote(&job.stderr_path),
             rec = quote(&record_str),
@@ -250,14 +260,16 @@ impl Scheduler for LocalScheduler {
         let deadline = tokio::time::Instant::now() + self.kill_wait;
         while !running.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            running.retain(|(id, _)| self.read(id).is_some_and(|i| i.state.is_active()));
-        }
-        for (id, pid) in running {
-            signal_group(pid, "KILL").await;
-            let record = self.record(&id);
-            if !record.join("exit_code").exists() {
-                let _ = std::fs::write(record.join("exit_code"), "137\n");
+            let mut alive = Vec::new();
+            for (id, pgid) in running {
+                if group_alive(pgid).await {
+                    alive.push((id, pgid));
+                }
             }
+            running = alive;
+        }
+        for (_, pgid) in running {
+            signal_group(pgid, "KILL").await;
         }
         Ok(())
     }
