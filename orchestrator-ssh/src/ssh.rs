@@ -377,7 +377,7 @@ impl SshShell {
         }
     }
 
-    /// Forgets `client` if it is still the current connection.
+    /// Closes and forgets the current connection; the next command opens a new one.
     async fn drop_client(&self) {
         let mut slot = self.client.lock().await;
         if let Some(client) = slot.take() {
