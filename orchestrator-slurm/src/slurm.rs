@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use orchestrator_ssh::{Shell, quote};
+use orchestrator_ssh::{Shell, quote, quote_words};
 
 use crate::{JobId, JobInfo, JobState, RenderedJob, Scheduler, SlurmError};
 
@@ -33,11 +33,7 @@ impl Slurm {
 
     /// Exit codes (and nodes) of jobs that ended, from `scontrol`, all in one command.
     async fn ended(&self, ids: &[&JobId]) -> Result<BTreeMap<JobId, JobInfo>, SlurmError> {
-        let list = ids
-            .iter()
-            .map(|id| quote(id.as_str()).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let list = quote_words(ids.iter().map(|id| id.as_str()));
         let command =
             format!("for j in {list}; do scontrol -o show job \"$j\" 2>/dev/null; done; true");
         let out = self.shell.exec(&command).await?;
@@ -104,11 +100,7 @@ impl Scheduler for Slurm {
         if ids.is_empty() {
             return Ok(());
         }
-        let list = ids
-            .iter()
-            .map(|id| quote(id.as_str()).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let list = quote_words(ids.iter().map(|id| id.as_str()));
         let command = format!("scancel {list}");
         let out = self.shell.exec(&command).await?;
         if out.success() {
