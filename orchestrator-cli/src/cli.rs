@@ -7,9 +7,10 @@ use orchestrator_recipes::Kind;
 
 const AFTER_HELP: &str = "\
 Exit status:
-  0  everything asked for was done
-  1  something failed while running (an unreadable file, the cluster, a service)
-  2  invalid input: a recipe or the config has problems, or the command line is wrong
+  0    everything asked for was done
+  1    something failed while running (the cluster, a service, a client, a file)
+  2    invalid input: a recipe or the config has problems, or the command line is wrong
+  130  interrupted (Ctrl-C or SIGTERM); the session's jobs were cancelled
 
 Environment:
   ORCHESTRATOR_CONFIG     config file to use when --config is not given
@@ -19,9 +20,18 @@ Environment:
   NO_COLOR                turns colours off
 
 Original tool's flags (still accepted):
+  --recipe FILE           same as `orchestrator run FILE`
+  --status                same as `orchestrator status`
   --list-services         same as `orchestrator list services`
+  --stop-all-services     same as `orchestrator stop --all`
+  --debug-services        same as `orchestrator debug`
+  --clear-state           same as `orchestrator clear-state`
 
 Examples:
+  orchestrator run recipes/complete/local-demo.yaml
+  orchestrator run --dry-run recipes/complete/redis.yaml
+  orchestrator status
+  orchestrator stop --all
   orchestrator validate recipes/complete/*.yaml
   orchestrator validate --json recipes/services/ollama.yaml
   orchestrator list services
@@ -45,9 +55,29 @@ pub struct Cli {
     #[arg(long, short = 'v', global = true)]
     pub verbose: bool,
 
+    /// Run this recipe (the original tool's flag; same as `run FILE`)
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub recipe: Option<PathBuf>,
+
+    /// Show the status (the original tool's flag)
+    #[arg(long, hide = true)]
+    pub status: bool,
+
     /// List the service recipes in services_dir (the original tool's flag)
     #[arg(long, hide = true)]
     pub list_services: bool,
+
+    /// Stop every tracked job (the original tool's flag)
+    #[arg(long, hide = true)]
+    pub stop_all_services: bool,
+
+    /// Show debug information on every service (the original tool's flag)
+    #[arg(long, hide = true)]
+    pub debug_services: bool,
+
+    /// Forget all tracked sessions (the original tool's flag)
+    #[arg(long, hide = true)]
+    pub clear_state: bool,
 
     /// What to do.
     #[command(subcommand)]
@@ -72,6 +102,211 @@ pub enum Command {
     /// Show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run a benchmark session: deploy the services, wait until they are healthy, run
+    /// the clients against them, fetch their outputs, stop the services, write a report
+    ///
+    /// Ctrl-C (or SIGTERM) cancels every job of the session and exits 130. A service or
+    /// complete recipe is accepted; a service recipe without clients leaves the service
+    /// running (stop it with `orchestrator stop ID`).
+    Run(RunArgs),
+    /// Show sessions, services and clients, reconciled with the scheduler
+    Status(StatusArgs),
+    /// Start, stop or inspect one service
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Start, stop or inspect one benchmark client
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Cancel the jobs of a service, client or session, or every tracked job
+    ///
+    /// Only jobs recorded in the orchestrator's own state are cancelled: never any other
+    /// job of yours, whatever its name.
+    Stop(StopArgs),
+    /// Show what went wrong: rendered script, scheduler view, log tails, recent events
+    Debug(DebugArgs),
+    /// Forget every tracked session, service and client (the audit log stays)
+    ///
+    /// Refuses while tracked jobs are still active, unless --force.
+    ClearState(ClearStateArgs),
+    /// The scheduler's own view of all your jobs (`squeue` on a cluster)
+    SlurmStatus(JsonArg),
+    /// A small HTTP server and client for trying sessions on a machine with nothing else
+    /// installed (`recipes/complete/local-demo.yaml` uses them)
+    #[command(subcommand, hide = true)]
+    Demo(DemoCommand),
+}
+
+/// `--json` alone.
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `orchestrator run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A complete recipe (services and clients) or a service recipe
+    #[arg(value_name = "RECIPE")]
+    pub recipe: PathBuf,
+
+    /// Render and print the job scripts; submit and create nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Leave the services running after the clients finish
+    #[arg(long)]
+    pub keep_services: bool,
+
+    /// Print one JSON object at the end: `{session_id, state, error, services, clients,
+    /// jobs: [{job_id, node, state, ...}], report_path, results_dir}`
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `orchestrator status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show every tracked session [default: active ones and the 5 latest that ended]
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `orchestrator service ...`.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Submit a service recipe as a job of its own session and print its id
+    Start {
+        /// The service recipe
+        #[arg(value_name = "RECIPE")]
+        recipe: PathBuf,
+        /// Wait until it runs and passes its health check
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a service's job
+    Stop {
+        /// The service id (`svc-...`)
+        id: String,
+    },
+    /// Show one service
+    Status {
+        /// The service id (`svc-...`)
+        id: String,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `orchestrator client ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Submit a client recipe against a running service and print its id
+    Start {
+        /// The client recipe
+        #[arg(value_name = "RECIPE")]
+        recipe: PathBuf,
+        /// The id of the service to load (`svc-...`)
+        #[arg(long, value_name = "ID")]
+        target: String,
+        /// Load this host instead of the service's node
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a client's job
+    Stop {
+        /// The client id (`cli-...`)
+        id: String,
+    },
+    /// Show one client
+    Status {
+        /// The client id (`cli-...`)
+        id: String,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `orchestrator stop`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["id", "session", "all"])))]
+pub struct StopArgs {
+    /// A service (`svc-...`), client (`cli-...`) or session (`ses-...`) id
+    pub id: Option<String>,
+
+    /// Stop every job of this session
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+
+    /// Stop every job the orchestrator tracks
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `orchestrator debug`.
+#[derive(Debug, Args)]
+pub struct DebugArgs {
+    /// A service, client or session id [default: every tracked service]
+    pub id: Option<String>,
+
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `orchestrator clear-state`.
+#[derive(Debug, Args)]
+pub struct ClearStateArgs {
+    /// Cancel the tracked jobs that are still active, then clear
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print `{services, clients}` on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `orchestrator demo ...`.
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Serve HTTP: `/` answers a small text, `/health` answers `ok`
+    HttpServer {
+        /// Port to listen on
+        #[arg(long, default_value_t = 8787)]
+        port: u16,
+        /// Address to listen on
+        #[arg(long, default_value = "0.0.0.0")]
+        bind: String,
+    },
+    /// Send GET requests to a URL with a few connections and print latency figures
+    HttpClient {
+        /// The URL [default: $TARGET_URL]
+        #[arg(long)]
+        url: Option<String>,
+        /// How many requests in all
+        #[arg(long, default_value_t = 1000)]
+        requests: u32,
+        /// Connections sending at once
+        #[arg(long, default_value_t = 4)]
+        concurrency: u32,
+    },
 }
 
 /// `orchestrator validate`.
@@ -133,6 +368,10 @@ pub struct ListArgs {
     /// What to list
     #[arg(value_enum)]
     pub what: ListWhat,
+
+    /// List the tracked services or clients whose jobs have not ended, instead of recipes
+    #[arg(long)]
+    pub running: bool,
 
     /// Print `[{name, description, driver, path}]` on stdout
     #[arg(long)]

@@ -8,8 +8,11 @@ use orchestrator_recipes::schema;
 use orchestrator_recipes::{Kind, LoadError, LoadedConfig, ProblemRecord, load_config, load_file};
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, ConfigCommand, ListArgs, ListWhat, SchemaArgs, ValidateArgs};
-use crate::{Exit, render};
+use crate::cli::{
+    ClearStateArgs, Cli, Command, ConfigCommand, DebugArgs, ListArgs, ListWhat, RunArgs,
+    SchemaArgs, StatusArgs, StopArgs, ValidateArgs,
+};
+use crate::{Exit, render, sessions};
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -22,21 +25,78 @@ pub fn run(cli: &Cli) -> Exit {
         Some(Command::Schema(args)) => schema_command(args),
         Some(Command::List(args)) => list(cli, args),
         Some(Command::Config(ConfigCommand::Show { json })) => config_show(cli, *json),
-        None if cli.list_services => list(
+        Some(Command::Run(args)) => sessions::run(cli, args),
+        Some(Command::Status(args)) => sessions::status(cli, args),
+        Some(Command::Service(command)) => sessions::service(cli, command),
+        Some(Command::Client(command)) => sessions::client(cli, command),
+        Some(Command::Stop(args)) => sessions::stop(cli, args),
+        Some(Command::Debug(args)) => sessions::debug(cli, args),
+        Some(Command::ClearState(args)) => sessions::clear_state(cli, args),
+        Some(Command::SlurmStatus(args)) => sessions::slurm_status(cli, args.json),
+        Some(Command::Demo(command)) => sessions::demo(command),
+        None => legacy(cli),
+    }
+}
+
+/// The original tool's flags.
+fn legacy(cli: &Cli) -> Exit {
+    match () {
+        () if cli.recipe.is_some() => sessions::run(
             cli,
-            &ListArgs {
-                what: ListWhat::Services,
+            &RunArgs {
+                recipe: cli.recipe.clone().expect("checked"),
+                dry_run: false,
+                keep_services: false,
                 json: false,
             },
         ),
-        None => {
+        () if cli.status => sessions::status(
+            cli,
+            &StatusArgs {
+                all: false,
+                json: false,
+            },
+        ),
+        () if cli.list_services => list(
+            cli,
+            &ListArgs {
+                what: ListWhat::Services,
+                running: false,
+                json: false,
+            },
+        ),
+        () if cli.stop_all_services => sessions::stop(
+            cli,
+            &StopArgs {
+                id: None,
+                session: None,
+                all: true,
+                json: false,
+            },
+        ),
+        () if cli.debug_services => sessions::debug(
+            cli,
+            &DebugArgs {
+                id: None,
+                json: false,
+            },
+        ),
+        () if cli.clear_state => sessions::clear_state(
+            cli,
+            &ClearStateArgs {
+                force: false,
+                json: false,
+            },
+        ),
+        () => {
             eprintln!("error: no command given; see `orchestrator --help`");
             Exit::Invalid
         }
     }
 }
 
-fn config(cli: &Cli) -> Result<LoadedConfig, Exit> {
+/// Loads the config, printing its diagnostic on failure.
+pub fn config(cli: &Cli) -> Result<LoadedConfig, Exit> {
     load_config(cli.config.as_deref(), &env).map_err(|error| {
         eprint!("{}", render::diagnostic(&error));
         Exit::Invalid
@@ -184,6 +244,9 @@ fn schema_command(args: &SchemaArgs) -> Exit {
 }
 
 fn list(cli: &Cli, args: &ListArgs) -> Exit {
+    if args.running {
+        return sessions::list_running(cli, args.what == ListWhat::Services, args.json);
+    }
     let loaded = match config(cli) {
         Ok(loaded) => loaded,
         Err(exit) => return exit,

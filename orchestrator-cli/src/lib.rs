@@ -9,7 +9,14 @@
 
 mod cli;
 mod commands;
+mod demo;
+mod progress;
 mod render;
+mod sessions;
+
+// The bundled driver plugins. A plugin crate the binary never names is not linked, and
+// its drivers would be missing from the registry: name each one here.
+use orchestrator_plugin_generic as _;
 
 use std::process::ExitCode;
 
@@ -26,6 +33,8 @@ pub enum Exit {
     Failure = 1,
     /// The input is invalid: a recipe, the config or the command line.
     Invalid = 2,
+    /// Interrupted by Ctrl-C or SIGTERM; the session's jobs were cancelled.
+    Interrupted = 130,
 }
 
 impl From<Exit> for ExitCode {
@@ -37,6 +46,44 @@ impl From<Exit> for ExitCode {
 /// Runs the CLI on the process's arguments and returns its exit status.
 #[must_use]
 pub fn main() -> ExitCode {
+    quiet_broken_pipe();
     let cli = Cli::parse();
     commands::run(&cli).into()
+}
+
+/// `orchestrator status | head` closes stdout early: end quietly, as other Unix tools
+/// do, instead of panicking in `println!`.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use orchestrator_core::Registry;
+
+    #[test]
+    fn the_binary_links_exactly_the_bundled_drivers() {
+        let services: Vec<&str> = Registry::service_drivers()
+            .iter()
+            .map(|d| d.name())
+            .collect();
+        let workloads: Vec<&str> = Registry::workload_drivers()
+            .iter()
+            .map(|d| d.name())
+            .collect();
+        assert_eq!(services, ["generic"]);
+        assert_eq!(workloads, ["command"]);
+    }
 }

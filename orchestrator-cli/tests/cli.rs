@@ -287,9 +287,32 @@ fn help_documents_exit_codes_and_the_original_flags() {
     let output = orchestrator(&["--help"]);
     let stdout = text(&output.stdout);
     assert!(stdout.contains("Exit status:"));
-    assert!(stdout.contains("2  invalid input"));
-    assert!(stdout.contains("--list-services"));
-    for command in ["validate", "schema", "list", "config"] {
+    assert!(stdout.contains("2    invalid input"));
+    assert!(stdout.contains("130  interrupted"));
+    for flag in [
+        "--recipe FILE",
+        "--status",
+        "--list-services",
+        "--stop-all-services",
+        "--debug-services",
+        "--clear-state",
+    ] {
+        assert!(stdout.contains(flag), "{flag} missing from help");
+    }
+    for command in [
+        "validate",
+        "schema",
+        "list",
+        "config",
+        "run",
+        "status",
+        "service",
+        "client",
+        "stop",
+        "debug",
+        "clear-state",
+        "slurm-status",
+    ] {
         assert!(stdout.contains(command), "{command} missing from help");
     }
     let usage = orchestrator(&["validate"]);

@@ -1,6 +1,54 @@
-//! `orchestrator-core`: driver traits and their registry, the session lifecycle, the
-//! state store, health gating, the workload engine and reports.
+//! `orchestrator-core`: the session lifecycle of the HPC Benchmarking Orchestrator:
+//! driver traits and their registry, planning, the state store, health gating,
+//! status, stop, debug and clear-state, and session reports.
 //!
-//! Knows drivers only through the registry. The implementation lands with the
-//! sessions and workload work (issues #4 and #5); this crate is the workspace's
-//! placeholder for it and exports nothing yet.
+//! [`BenchmarkOrchestrator`] is the original tool's class of that name; its
+//! [`servers`](BenchmarkOrchestrator::servers) and
+//! [`clients`](BenchmarkOrchestrator::clients) views are the original `ServersModule`
+//! and `ClientsModule`. Core knows drivers only through the [`Registry`]: link a
+//! plugin crate (`use orchestrator_plugin_generic as _;`) to have its drivers.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), orchestrator_core::CoreError> {
+//! use orchestrator_core::{BenchmarkOrchestrator, RunOptions};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let orch = BenchmarkOrchestrator::new(None)?; // ./config.yaml or the local default
+//! let recipe = orch.load_recipe("recipes/complete/local-demo.yaml".as_ref())?;
+//! let outcome = orch
+//!     .run_session(&recipe, &RunOptions::default(), &(), &CancellationToken::new())
+//!     .await?;
+//! println!("{} ended {}; report: {:?}", outcome.session_id, outcome.state, outcome.report_path);
+//! # Ok(()) }
+//! ```
+
+#![allow(clippy::print_stdout)]
+
+mod driver;
+mod error;
+mod health;
+mod orchestrator;
+pub mod plan;
+mod report;
+mod session;
+pub mod state;
+mod util;
+
+pub use driver::{
+    DriverError, Launch, Registry, ServiceDriver, ServiceDriverEntry, Target, WorkloadDriver,
+    WorkloadDriverEntry,
+};
+pub use error::{CoreError, HealthCheckFailure, StartupFailure};
+pub use health::{HealthProbe, ProbeKind, ProbeResult};
+pub use orchestrator::{
+    BenchmarkOrchestrator, ClientStatus, ClientsModule, ClientsStatus, DebugEntry, ServersModule,
+    ServersStatus, ServiceStatus, SessionStatus, SlurmStatus, StopSummary, SystemStatus,
+    load_client, load_recipe, load_service,
+};
+pub use report::{REPORT_VERSION, ReportSession, SessionReport};
+pub use session::{JobSummary, PollPolicy, Progress, RunOptions, SessionEvent, SessionOutcome};
+pub use util::{new_id, now_ms, rfc3339};
+
+// Re-exported so that embedding programs and plugins use the same versions.
+pub use inventory;
+pub use tokio_util::sync::CancellationToken;

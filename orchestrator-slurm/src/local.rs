@@ -25,11 +25,14 @@ pub struct LocalScheduler {
 }
 
 impl LocalScheduler {
-    /// A local scheduler keeping its job records under `root` (created when missing).
+    /// A local scheduler keeping its job records under `root` (created when missing;
+    /// a relative path is taken from the current directory now, since jobs run in
+    /// their own directories).
     #[must_use]
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
         Self {
-            root: root.into(),
+            root: std::path::absolute(&root).unwrap_or(root),
             kill_wait: Duration::from_secs(3),
         }
     }
@@ -89,6 +92,11 @@ impl LocalScheduler {
         let timed_out = dir.join("timed_out").exists();
         let mut info = JobInfo::new(id.clone(), JobState::Pending);
         info.node = Some("localhost".into());
+        // Whether the wrapper lives is read *before* its exit code: it writes the code,
+        // then ends, so a dead wrapper with no code really ended without one.
+        let alive = read("pid")
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|pid| process_matches(pid, read("start_time").as_deref()));
         if let Some(code) = read("exit_code").and_then(|c| c.parse::<i32>().ok()) {
             info.exit_code = Some(code);
             info.state = if cancelled {
@@ -106,9 +114,6 @@ impl LocalScheduler {
             }
             return Some(info);
         }
-        let alive = read("pid")
-            .and_then(|p| p.parse::<u32>().ok())
-            .is_some_and(|pid| process_matches(pid, read("start_time").as_deref()));
         info.state = match (alive, cancelled || timed_out) {
             (true, false) => JobState::Running,
             (true, true) => JobState::Completing,

@@ -208,7 +208,7 @@ pub(crate) fn humantime(d: Duration) -> String {
 }
 
 /// The last `max` bytes of `text` (on a character boundary), for messages.
-pub(crate) fn tail(text: &str, max: usize) -> String {
+pub fn tail(text: &str, max: usize) -> String {
     let text = text.trim_end();
     if text.len() <= max {
         return text.to_owned();

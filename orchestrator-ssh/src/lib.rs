@@ -27,7 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use error::ShellError;
+pub use error::{ShellError, tail};
 pub use local::LocalShell;
 pub use quote::{quote, quote_words};
 pub use ssh::{HostKeyPolicy, SshOptions, SshShell, expand_tilde};
@@ -161,7 +161,7 @@ fn check(target: &str, command: &str, out: Output) -> Result<Output, ShellError>
             target: target.to_owned(),
             command: command.to_owned(),
             exit_code: out.exit_code,
-            stderr: error::tail(&out.stderr_lossy(), 2000),
+            stderr: tail(&out.stderr_lossy(), 2000),
         })
     }
 }

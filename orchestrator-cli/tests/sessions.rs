@@ -1,0 +1,712 @@
+//! Whole sessions through the real `orchestrator` binary: on the local scheduler, and
+//! on the 2-node SLURM cluster of `scripts/test-cluster` reached over its real SSH
+//! server (start it first: `scripts/test-cluster up && eval "$(scripts/test-cluster
+//! env)"`; `.ci/run` does). The services are real: Debian's redis-server with
+//! redis-benchmark as the load, and the binary's own demo HTTP server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: these tests need the test cluster. Run \
+             `scripts/test-cluster up && eval \"$(scripts/test-cluster env)\"` (scripts/test does)"
+        )
+    })
+}
+
+/// A config of its own (state, results and job directories in a temporary directory)
+/// for one test.
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    cluster: bool,
+}
+
+impl Setup {
+    fn local() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir: {d}/state\nresults_dir: {d}/results\nwork_dir: {d}/work\n",
+                d = dir.path().display()
+            ),
+        )
+        .expect("config");
+        Self {
+            dir,
+            config,
+            cluster: false,
+        }
+    }
+
+    fn cluster(test: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config.yaml");
+        let work = format!(
+            "{}/{test}-{}",
+            env("ORCH_TEST_WORK_DIR"),
+            std::process::id()
+        );
+        std::fs::write(
+            &config,
+            format!(
+                "hpc:\n  hostname: {host}\n  port: {port}\n  username: {user}\n  key_filename: {key}\n  known_hosts: {known}\n\
+                 slurm:\n  partition: cpu\n  time: \"00:10:00\"\n\
+                 state_dir: {d}/state\nresults_dir: {d}/results\nwork_dir: {work}\n",
+                host = env("ORCH_TEST_SSH_HOST"),
+                port = env("ORCH_TEST_SSH_PORT"),
+                user = env("ORCH_TEST_SSH_USER"),
+                key = env("ORCH_TEST_SSH_KEY"),
+                known = env("ORCH_TEST_KNOWN_HOSTS"),
+                d = dir.path().display(),
+            ),
+        )
+        .expect("config");
+        Self {
+            dir,
+            config,
+            cluster: true,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_orchestrator"));
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .current_dir(root())
+            .env_remove("ORCHESTRATOR_CONFIG")
+            .env_remove("SSH_KEY_PATH")
+            .env_remove("SLURM_ACCOUNT")
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("the binary runs")
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts")
+    }
+
+    fn recipe(&self, name: &str, yaml: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, yaml).expect("recipe");
+        path.display().to_string()
+    }
+
+    fn status(&self) -> Value {
+        let out = self.run(&["status", "--all", "--json"]);
+        assert!(out.status.success(), "status failed: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Waits until `f` holds for `status --json`.
+    fn wait_status(&self, what: &str, limit: Duration, f: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let status = self.status();
+            if f(&status) {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting for {what}; last status: {status:#}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Process groups of local jobs that still have a process.
+    fn live_local_jobs(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.state_dir().join("local-jobs")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("pid")).ok())
+            .map(|pid| pid.trim().to_owned())
+            .filter(|pid| {
+                Command::new("kill")
+                    .args(["-0", "--", &format!("-{pid}")])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+            .collect()
+    }
+
+    fn database(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.state_dir().join("state.db")).expect("state.db opens")
+    }
+}
+
+/// A spawned orchestrator that a failing test does not leave behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A job submitted by a test, cancelled however the test ends.
+struct ScancelOnDrop(String);
+
+impl Drop for ScancelOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("scancel").arg(&self.0).status();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Names of the cluster's jobs whose name contains `needle` (squeue on this machine).
+fn squeue_names(needle: &str) -> Vec<String> {
+    let out = Command::new("squeue")
+        .args(["--noheader", "--format=%j|%T"])
+        .output()
+        .expect("squeue runs");
+    text(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn jobs_of<'a>(outcome: &'a Value, kind: &str) -> Vec<&'a Value> {
+    outcome["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j["kind"] == kind)
+        .collect()
+}
+
+fn redis_recipe(port: u16, extra_service: &str) -> String {
+    format!(
+        r#"name: redis-get-set
+services:
+  - name: redis
+    type: redis
+    command: redis-server
+    args: ["--port", {port}, "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no"]
+    ports: [{port}]
+    resources:
+      cpus: 1
+      slurm: {{time: "00:05:00"{extra_service}}}
+    health_check: {{interval: 1s, timeout: 2s, retries: 20}}
+clients:
+  - name: redis-benchmark
+    command: sh
+    args: ["-c", "redis-benchmark -h \"$TARGET_HOST\" -p \"$TARGET_PORT\" -n 5000 -c 5 -t get,set --csv"]
+    target_service: {{name: redis}}
+    resources:
+      cpus: 1
+      slurm: {{time: "00:05:00"}}
+"#
+    )
+}
+
+/// Checks a finished Redis session: completed, the client's CSV fetched, a report.
+fn assert_redis_session(outcome: &Value) {
+    assert_eq!(outcome["state"], "completed", "{outcome:#}");
+    let client = jobs_of(outcome, "client")[0];
+    assert_eq!(client["state"], "COMPLETED");
+    assert_eq!(client["exit_code"], 0);
+    assert_eq!(
+        jobs_of(outcome, "service")[0]["state"],
+        "CANCELLED",
+        "the service was stopped"
+    );
+    let csv =
+        Path::new(outcome["results_dir"].as_str().unwrap()).join("redis-benchmark/stdout.log");
+    let csv = std::fs::read_to_string(&csv).expect("client output fetched");
+    assert!(
+        csv.contains("\"SET\",") && csv.contains("\"GET\","),
+        "redis-benchmark output: {csv}"
+    );
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(outcome["report_path"].as_str().expect("report path"))
+            .expect("report"),
+    )
+    .expect("the report is JSON");
+    assert_eq!(report["session"]["state"], "completed");
+    assert_eq!(report["jobs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn redis_session_on_the_cluster_uses_two_nodes_and_leaves_nothing_running() {
+    let setup = Setup::cluster("redis-session");
+    // The service takes a node for itself, so the client lands on the other one.
+    let recipe = setup.recipe(
+        "redis.yaml",
+        &redis_recipe(6379, ", extra_args: [\"--exclusive\"]"),
+    );
+    let out = setup.run(&["run", &recipe, "--json"]);
+    let outcome = json(&out);
+    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
+    assert_redis_session(&outcome);
+    let service_node = jobs_of(&outcome, "service")[0]["node"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client_node = jobs_of(&outcome, "client")[0]["node"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        service_node, client_node,
+        "service and client on different nodes"
+    );
+    let session = outcome["session_id"].as_str().unwrap();
+    assert!(
+        squeue_names(session).is_empty(),
+        "jobs left: {:?}",
+        squeue_names(session)
+    );
+    // Progress went to stderr as timestamped lines (no terminal here).
+    let progress = text(&out.stderr);
+    assert!(
+        progress.contains("service redis: healthy on "),
+        "{progress}"
+    );
+}
+
+#[test]
+fn redis_session_on_the_local_scheduler() {
+    assert!(!Setup::local().cluster);
+    let setup = Setup::local();
+    let recipe = setup.recipe("redis.yaml", &redis_recipe(free_port(), ""));
+    let out = setup.run(&["run", &recipe, "--json"]);
+    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
+    let outcome = json(&out);
+    assert_redis_session(&outcome);
+    assert_eq!(jobs_of(&outcome, "service")[0]["node"], "localhost");
+    assert!(
+        setup.live_local_jobs().is_empty(),
+        "processes left: {:?}",
+        setup.live_local_jobs()
+    );
+}
+
+#[test]
+fn the_local_demo_recipe_runs_with_the_original_recipe_flag() {
+    let setup = Setup::local();
+    let demo = std::fs::read_to_string(root().join("recipes/complete/local-demo.yaml")).unwrap();
+    let port = free_port().to_string();
+    let recipe = setup.recipe("demo.yaml", &demo.replace("18787", &port));
+    let out = setup.run(&["--recipe", &recipe]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains(": completed\n"), "{stdout}");
+    assert!(stdout.contains("requests: 5000 ok, 0 failed"), "{stdout}");
+    assert!(stdout.contains("report: "), "{stdout}");
+    assert!(setup.live_local_jobs().is_empty());
+}
+
+#[test]
+fn a_service_whose_health_check_never_passes_fails_the_session_cleanly() {
+    let setup = Setup::local();
+    let port = free_port();
+    let recipe = setup.recipe(
+        "deaf.yaml",
+        &format!(
+            "name: deaf\nservices:\n  - name: deaf\n    command: sleep\n    args: [300]\n    ports: [{port}]\n    health_check: {{interval: 1s, timeout: 1s, retries: 3}}\nclients:\n  - name: never\n    command: 'true'\n"
+        ),
+    );
+    let out = setup.run(&["run", &recipe, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("service::health_check"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("3 checks of TCP localhost:{port} failed")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Connection refused"),
+        "the last response is shown: {stderr}"
+    );
+    let outcome = json(&out);
+    assert_eq!(outcome["state"], "failed");
+    assert_eq!(jobs_of(&outcome, "service")[0]["state"], "CANCELLED");
+    assert!(
+        jobs_of(&outcome, "client").is_empty(),
+        "no client was submitted"
+    );
+    assert!(setup.live_local_jobs().is_empty());
+}
+
+#[test]
+fn a_service_that_exits_while_starting_is_a_startup_error_with_its_log() {
+    let setup = Setup::cluster("startup-exit");
+    let recipe = setup.recipe(
+        "crash.yaml",
+        "name: crash\nservices:\n  - name: crash\n    command: sh\n    args: ['-c', 'echo fatal: cannot bind port 7000 >&2; exit 3']\n    ports: [7000]\nclients:\n  - name: never\n    command: 'true'\n",
+    );
+    let out = setup.run(&["run", &recipe]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("service::startup"), "{stderr}");
+    assert!(stderr.contains("ended FAILED with exit code 3"), "{stderr}");
+    assert!(
+        stderr.contains("fatal: cannot bind port 7000"),
+        "the log tail is shown: {stderr}"
+    );
+}
+
+#[test]
+fn a_missing_container_runtime_is_reported_with_the_log_tail() {
+    let setup = Setup::local();
+    let recipe = setup.recipe(
+        "sif.yaml",
+        "name: sif\nservices:\n  - name: boxed\n    container_image: /nonexistent/ollama.sif\n    command: ollama\n    args: [serve]\n    ports: [11434]\n",
+    );
+    let out = setup.run(&["run", &recipe]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("exit code 127"), "{stderr}");
+    assert!(
+        stderr.contains("\"apptainer\" is not installed")
+            || stderr.contains("apptainer is not installed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_partition_fails_at_submission_and_nothing_runs() {
+    let setup = Setup::cluster("bad-partition");
+    let recipe = setup.recipe(
+        "bad.yaml",
+        "name: bad\nservices:\n  - name: nowhere\n    command: sleep\n    args: [60]\n    resources: {slurm: {partition: no-such-partition}}\n",
+    );
+    let out = setup.run(&["run", &recipe, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("slurm::job_submission"), "{stderr}");
+    assert!(
+        stderr.contains("invalid partition"),
+        "sbatch's own words: {stderr}"
+    );
+    let outcome = json(&out);
+    assert_eq!(outcome["state"], "failed");
+    assert_eq!(jobs_of(&outcome, "service")[0]["state"], "SUBMIT_FAILED");
+}
+
+#[test]
+fn dry_run_prints_the_scripts_and_submits_nothing() {
+    let setup = Setup::cluster("dry-run");
+    let recipe = root().join("recipes/complete/redis.yaml");
+    let out = setup.run(&["run", "--dry-run", recipe.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("#!/bin/bash").count(), 2, "{stdout}");
+    assert!(stdout.contains("#SBATCH --partition=cpu"));
+    assert!(stdout.contains("export TARGET_HOST=SERVICE_NODE"));
+    assert!(text(&out.stderr).contains("nothing was submitted"));
+    assert_eq!(setup.status()["sessions"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn ctrl_c_cancels_every_job_of_the_session() {
+    let setup = Setup::local();
+    let port = free_port();
+    let recipe = setup.recipe(
+        "long.yaml",
+        &format!(
+            "name: long\nservices:\n  - name: web\n    command: orchestrator\n    args: [demo, http-server, --bind, 127.0.0.1, --port, {port}]\n    ports: [{port}]\n    health_check: {{endpoint: /health, interval: 1s, retries: 20}}\nclients:\n  - name: sleeper\n    command: sleep\n    args: [120]\n"
+        ),
+    );
+    let mut child = KillOnDrop(setup.spawn(&["run", &recipe]));
+    setup.wait_status("the client to run", Duration::from_secs(60), |s| {
+        s["clients"]["clients"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["status"] == "running"))
+    });
+    let started = Instant::now();
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(stderr.contains("interrupted (Ctrl-C)"), "{stderr}");
+    let status = setup.status();
+    assert_eq!(status["active_jobs"], 0, "{status:#}");
+    assert_eq!(status["sessions"][0]["state"], "cancelled");
+    assert_eq!(status["clients"]["clients"][0]["status"], "cancelled");
+    assert!(
+        setup.live_local_jobs().is_empty(),
+        "processes left: {:?}",
+        setup.live_local_jobs()
+    );
+}
+
+#[test]
+fn after_sigkill_status_still_shows_the_jobs_and_stop_all_cancels_only_ours() {
+    let setup = Setup::cluster("sigkill");
+    // A job of the same user whose name merely looks like the orchestrator's.
+    let foreign = Command::new("sbatch")
+        .args([
+            "--parsable",
+            "--partition=cpu",
+            "--job-name=orch-ses-00000000-redis",
+            "--output=/dev/null",
+            "--wrap=sleep 300",
+        ])
+        .output()
+        .expect("sbatch runs");
+    assert!(foreign.status.success(), "{}", text(&foreign.stderr));
+    let foreign_id = text(&foreign.stdout).trim().to_owned();
+    let _foreign_guard = ScancelOnDrop(foreign_id.clone());
+    // A port of this test run's own, so that nothing left by another run is in the way.
+    let port = 20_000 + std::process::id() % 20_000;
+    let recipe = setup.recipe(
+        "long.yaml",
+        &format!("name: long\nservices:\n  - name: kv\n    command: redis-server\n    args: [--port, {port}, --save, '']\n    ports: [{port}]\nclients:\n  - name: sleeper\n    command: sleep\n    args: [600]\n"),
+    );
+    let mut child = KillOnDrop(setup.spawn(&["run", &recipe]));
+    setup.wait_status("the client to run", Duration::from_secs(90), |s| {
+        s["clients"]["clients"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["job_state"] == "RUNNING"))
+    });
+    child.0.kill().expect("SIGKILL");
+    child.0.wait().unwrap();
+
+    let status = setup.status();
+    assert_eq!(
+        status["active_jobs"], 2,
+        "both jobs are still tracked: {status:#}"
+    );
+    let session = status["sessions"][0]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(squeue_names(&session).len(), 2, "and really run");
+    assert_eq!(status["services"]["services"][0]["job_state"], "RUNNING");
+
+    let refused = setup.run(&["clear-state"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("2 tracked job(s) are still active"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let stop = setup.run(&["stop", "--all"]);
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    assert!(
+        text(&stop.stdout)
+            .contains("cancelled 2 job(s): 1 service(s), 1 client(s) in 1 session(s)")
+    );
+    assert!(
+        squeue_names(&session).is_empty(),
+        "left: {:?}",
+        squeue_names(&session)
+    );
+    let foreign_state = Command::new("squeue")
+        .args(["--noheader", "--format=%T", &format!("--jobs={foreign_id}")])
+        .output()
+        .expect("squeue runs");
+    let foreign_state = text(&foreign_state.stdout);
+    assert!(
+        matches!(foreign_state.trim(), "RUNNING" | "PENDING"),
+        "the look-alike job was not touched: {foreign_state}"
+    );
+
+    let status = setup.status();
+    assert_eq!(status["active_jobs"], 0);
+    assert_eq!(status["sessions"][0]["state"], "cancelled");
+    let cleared = setup.run(&["clear-state"]);
+    assert!(cleared.status.success());
+    assert_eq!(
+        text(&cleared.stdout),
+        "cleared 1 service(s) and 1 client(s)\n"
+    );
+    assert_eq!(setup.status()["sessions"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn two_sessions_at_once_with_status_in_a_loop_lose_nothing() {
+    let setup = Setup::local();
+    let recipes: Vec<String> = (0..2)
+        .map(|i| setup.recipe(&format!("redis{i}.yaml"), &redis_recipe(free_port(), "")))
+        .collect();
+    let runs: Vec<Child> = recipes
+        .iter()
+        .map(|r| setup.spawn(&["run", r, "--json"]))
+        .collect();
+    let mut polls = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut runs: Vec<Option<Child>> = runs.into_iter().map(Some).collect();
+    let mut outputs = Vec::new();
+    while runs.iter().any(Option::is_some) {
+        assert!(Instant::now() < deadline, "sessions did not finish");
+        let status = setup.run(&["status", "--json"]);
+        assert!(
+            status.status.success(),
+            "status failed while sessions ran: {}",
+            text(&status.stderr)
+        );
+        polls += 1;
+        for slot in &mut runs {
+            if let Some(child) = slot.as_mut() {
+                if child.try_wait().unwrap().is_some() {
+                    outputs.push(slot.take().unwrap().wait_with_output().unwrap());
+                }
+            }
+        }
+    }
+    assert!(polls >= 2, "status ran {polls} times");
+    for out in &outputs {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_redis_session(&json(out));
+    }
+    let db = setup.database();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let (jobs, ended, with_id): (i64, i64, i64) = db
+        .query_row(
+            "SELECT count(*), count(ended_at), count(job_id) FROM jobs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (jobs, ended, with_id),
+        (4, 4, 4),
+        "every job recorded, submitted and ended"
+    );
+    let completed: i64 = db
+        .query_row(
+            "SELECT count(*) FROM sessions WHERE state = 'completed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(completed, 2);
+    let submits: i64 = db
+        .query_row(
+            "SELECT count(*) FROM events WHERE action = 'job.submit'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(submits, 4, "the audit log has every submission");
+}
+
+#[test]
+fn service_and_client_commands_work_on_their_own() {
+    let setup = Setup::local();
+    let port = free_port();
+    let service = setup.recipe(
+        "web.yaml",
+        &format!("name: web\ncommand: orchestrator\nargs: [demo, http-server, --bind, 127.0.0.1, --port, {port}]\nports: [{port}]\nhealth_check: {{endpoint: /health, interval: 1s, retries: 20}}\n"),
+    );
+    let out = setup.run(&["service", "start", &service, "--wait", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let svc = json(&out);
+    assert_eq!(svc["status"], "running", "{svc:#}");
+    let id = svc["service_id"].as_str().unwrap().to_owned();
+    let client = setup.recipe(
+        "load.yaml",
+        "name: load\ncommand: orchestrator\nargs: [demo, http-client, --requests, 200]\n",
+    );
+    let out = setup.run(&["client", "start", &client, "--target", &id, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cli_id = json(&out)["client_id"].as_str().unwrap().to_owned();
+    let done = setup.wait_status("the client to finish", Duration::from_secs(60), |s| {
+        s["clients"]["clients"][0]["status"] == "completed"
+    });
+    assert_eq!(
+        done["clients"]["clients"][0]["target"],
+        format!("localhost:{port}")
+    );
+    let listed = setup.run(&["list", "services", "--running", "--json"]);
+    assert_eq!(json(&listed).as_array().unwrap().len(), 1);
+    let debug = setup.run(&["debug", &cli_id]);
+    assert!(
+        text(&debug.stdout).contains("requests: 200 ok"),
+        "{}",
+        text(&debug.stdout)
+    );
+    let stop = setup.run(&["stop", &id]);
+    assert_eq!(text(&stop.stdout), format!("stopped {id}\n"));
+    let out = setup.run(&["service", "status", &id, "--json"]);
+    assert_eq!(json(&out)["status"], "stopped");
+    assert!(setup.live_local_jobs().is_empty());
+    let missing = setup.run(&["service", "status", "svc-00000000"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no service with id `svc-00000000` is tracked"));
+}
+
+#[test]
+fn processes_that_create_the_state_database_at_once_all_succeed() {
+    for _ in 0..3 {
+        let setup = Setup::local();
+        let children: Vec<Child> = (0..8).map(|_| setup.spawn(&["status", "--json"])).collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+        }
+        let check: String = setup
+            .database()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+    }
+}

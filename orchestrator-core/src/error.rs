@@ -1,0 +1,185 @@
+//! The errors of running sessions, in the taxonomy of the original tool's documentation
+//! (configuration, connection, SLURM and service errors), each with a stable code.
+
+use orchestrator_recipes::{ConfigError, LoadError};
+use orchestrator_slurm::SlurmError;
+use orchestrator_ssh::ShellError;
+
+/// What went wrong while planning, running or inspecting a session.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// The config could not be loaded.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] ConfigError),
+
+    /// A recipe could not be loaded (the original's `FileNotFoundError` / `ValueError`).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Recipe(#[from] LoadError),
+
+    /// The recipe is valid YAML but cannot be run as asked.
+    #[error("{file}: {message}")]
+    #[diagnostic(code(recipe::plan))]
+    Plan {
+        /// The recipe file, or `recipe` when it was given as a value.
+        file: String,
+        /// What is wrong.
+        message: String,
+        /// What to do about it.
+        #[help]
+        hint: Option<String>,
+    },
+
+    /// Reaching the cluster or running a command there failed (the original's
+    /// `ConnectionError`, `TimeoutError`, `AuthenticationError`).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Shell(#[from] ShellError),
+
+    /// The scheduler refused or failed (`JobSubmissionError`, `JobNotFoundError`,
+    /// `InsufficientResourcesError`).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Slurm(#[from] SlurmError),
+
+    /// A service's job ended before the service became healthy.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    ServiceStartup(Box<StartupFailure>),
+
+    /// A service's job runs but its health check never passed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    ServiceHealthCheck(Box<HealthCheckFailure>),
+
+    /// No service, client or session has this id in the state store.
+    #[error("no {what} with id `{id}` is tracked")]
+    #[diagnostic(
+        code(service::not_found),
+        help("`orchestrator status --all` lists the ids the orchestrator tracks")
+    )]
+    NotFound {
+        /// `service`, `client`, `session` or `service, client or session`.
+        what: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+
+    /// The command would drop jobs that still run.
+    #[error("{count} tracked job(s) are still active: {jobs}")]
+    #[diagnostic(
+        code(state::active_jobs),
+        help(
+            "stop them first with `orchestrator stop --all`, or pass --force to cancel them and clear"
+        )
+    )]
+    ActiveJobs {
+        /// How many.
+        count: usize,
+        /// Their names and ids.
+        jobs: String,
+    },
+
+    /// The session was interrupted (Ctrl-C, SIGTERM, or a caller's cancellation).
+    #[error("session {session_id} was interrupted; its jobs were cancelled")]
+    #[diagnostic(code(session::interrupted))]
+    Interrupted {
+        /// The session.
+        session_id: String,
+    },
+
+    /// The state database failed.
+    #[error("state database {path}: {message}")]
+    #[diagnostic(
+        code(state::database),
+        help(
+            "the database is in state_dir (`orchestrator config show`); it is safe to remove when no session runs"
+        )
+    )]
+    State {
+        /// The database file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+
+    /// A local file could not be read or written.
+    #[error("{what}: {source}")]
+    #[diagnostic(code(file::io))]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl CoreError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let what = what.into();
+        move |source| Self::Io { what, source }
+    }
+
+    pub(crate) fn plan(file: &str, message: impl Into<String>, hint: Option<String>) -> Self {
+        Self::Plan {
+            file: file.to_owned(),
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+/// A service's job ended before the service became healthy (the original's
+/// `ServiceStartupError`).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error(
+    "service `{service}` ({service_id}) failed to start: job {job_id} ended {state}{}",
+    exit_code.map(|c| format!(" with exit code {c}")).unwrap_or_default()
+)]
+#[diagnostic(
+    code(service::startup),
+    help(
+        "the end of its log is below; `orchestrator debug {service_id}` shows the script and the whole log\n{log_tail}"
+    )
+)]
+pub struct StartupFailure {
+    /// The service's name.
+    pub service: String,
+    /// The service's id.
+    pub service_id: String,
+    /// The scheduler's job id.
+    pub job_id: String,
+    /// The job's final state.
+    pub state: String,
+    /// Its exit code, when the scheduler knows it.
+    pub exit_code: Option<i32>,
+    /// The last lines of its standard error and output.
+    pub log_tail: String,
+}
+
+/// A service's job runs but its health check never passed (the original's
+/// `ServiceHealthCheckError`).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error(
+    "service `{service}` ({service_id}) did not become healthy: {attempts} checks of {probe} failed; the last: {last_response}"
+)]
+#[diagnostic(
+    code(service::health_check),
+    help(
+        "check the health_check endpoint and port, or give the service more time (interval × retries); `orchestrator debug {service_id}` shows its log"
+    )
+)]
+pub struct HealthCheckFailure {
+    /// The service's name.
+    pub service: String,
+    /// The service's id.
+    pub service_id: String,
+    /// What was probed, e.g. `GET http://node1:8080/health`.
+    pub probe: String,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// The last answer or error.
+    pub last_response: String,
+}

@@ -1,0 +1,293 @@
+//! Health gating: is a service ready to take load?
+//!
+//! A probe is an HTTP GET (any 2xx or 3xx answer passes) or a plain TCP connect. It
+//! goes through [`Shell::connect_tcp`], so over SSH it starts on the login node: the
+//! compute nodes need not be reachable from the user's machine.
+
+use std::time::Duration;
+
+use orchestrator_recipes::ServiceRecipe;
+use orchestrator_ssh::Shell;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Defaults when a service has ports but no `health_check`: a TCP connect every
+/// second, for at most two minutes.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_RETRIES: u32 = 120;
+
+/// What a probe checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ProbeKind {
+    /// `GET path` answered with 2xx or 3xx.
+    Http {
+        /// The request path, with its query.
+        path: String,
+        /// A host other than the service's node, from a full URL.
+        host: Option<String>,
+    },
+    /// A TCP connection is accepted.
+    Tcp,
+}
+
+/// A readiness probe and how often to try it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthProbe {
+    /// What to check.
+    pub check: ProbeKind,
+    /// The port; the service's first port when `None`.
+    pub port: Option<u16>,
+    /// Time between attempts.
+    pub interval: Duration,
+    /// Time one attempt may take.
+    pub timeout: Duration,
+    /// Attempts before giving up.
+    pub retries: u32,
+}
+
+/// The outcome of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeResult {
+    /// Whether it passed.
+    pub healthy: bool,
+    /// The status line and the start of the body, or the error.
+    pub response: String,
+}
+
+impl HealthProbe {
+    /// The probe of a service recipe: its `health_check`; without one, a TCP connect to
+    /// its first port; without ports, none.
+    #[must_use]
+    pub fn for_service(service: &ServiceRecipe) -> Option<Self> {
+        match &service.health_check {
+            Some(hc) => {
+                let (check, url_port) = match hc.endpoint.as_deref() {
+                    Some(endpoint) => parse_endpoint(endpoint),
+                    None => (ProbeKind::Tcp, None),
+                };
+                Some(Self {
+                    check,
+                    port: hc.port.or(url_port),
+                    interval: hc.interval.to_std(),
+                    timeout: hc.timeout.to_std(),
+                    retries: hc.retries.max(1),
+                })
+            }
+            None if !service.ports.is_empty() => Some(Self {
+                check: ProbeKind::Tcp,
+                port: None,
+                interval: DEFAULT_INTERVAL,
+                timeout: DEFAULT_TIMEOUT,
+                retries: DEFAULT_RETRIES,
+            }),
+            None => None,
+        }
+    }
+
+    /// The host a probe of a service on `node` goes to.
+    #[must_use]
+    pub fn host<'a>(&'a self, node: &'a str) -> &'a str {
+        match &self.check {
+            ProbeKind::Http { host: Some(h), .. } => h,
+            _ => node,
+        }
+    }
+
+    /// For messages: `GET http://node1:8080/health` or `TCP node1:6379`.
+    #[must_use]
+    pub fn describe(&self, node: &str, port: u16) -> String {
+        let host = self.host(node);
+        match &self.check {
+            ProbeKind::Http { path, .. } => format!("GET http://{host}:{port}{path}"),
+            ProbeKind::Tcp => format!("TCP {host}:{port}"),
+        }
+    }
+
+    /// Runs one attempt against the service on `node`, port `port`.
+    pub async fn probe(&self, shell: &dyn Shell, node: &str, port: u16) -> ProbeResult {
+        let host = self.host(node).to_owned();
+        let attempt = async {
+            let mut stream = shell
+                .connect_tcp(&host, port)
+                .await
+                .map_err(|e| e.to_string())?;
+            match &self.check {
+                ProbeKind::Tcp => Ok::<_, String>(ProbeResult {
+                    healthy: true,
+                    response: format!("TCP {host}:{port} accepted the connection"),
+                }),
+                ProbeKind::Http { path, .. } => {
+                    let request = format!(
+                        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: hpc-orchestrator-health\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+                    );
+                    stream
+                        .write_all(request.as_bytes())
+                        .await
+                        .map_err(|e| format!("sending the request: {e}"))?;
+                    let mut answer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // Read until the header is complete (and a little body for messages).
+                    while answer.len() < 16 * 1024 {
+                        let n = stream
+                            .read(&mut chunk)
+                            .await
+                            .map_err(|e| format!("reading the answer: {e}"))?;
+                        if n == 0 {
+                            break;
+                        }
+                        answer.extend_from_slice(&chunk[..n]);
+                        if header_end(&answer).is_some_and(|end| answer.len() >= end + 200) {
+                            break;
+                        }
+                    }
+                    Ok(http_verdict(&answer))
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(error)) => ProbeResult {
+                healthy: false,
+                response: error,
+            },
+            Err(_) => ProbeResult {
+                healthy: false,
+                response: format!("no answer within {} ms", self.timeout.as_millis()),
+            },
+        }
+    }
+}
+
+/// `/path` → HTTP on the service's node; `http://host:port/path` → that host (where
+/// `localhost` and `127.0.0.1` mean the service's node) and port.
+fn parse_endpoint(endpoint: &str) -> (ProbeKind, Option<u16>) {
+    let Some(rest) = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+    else {
+        return (
+            ProbeKind::Http {
+                path: endpoint.to_owned(),
+                host: None,
+            },
+            None,
+        );
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse().ok()),
+        _ => (authority, None),
+    };
+    let host = match host {
+        "localhost" | "127.0.0.1" | "0.0.0.0" | "" => None,
+        other => Some(other.to_owned()),
+    };
+    (
+        ProbeKind::Http {
+            path: path.to_owned(),
+            host,
+        },
+        port,
+    )
+}
+
+fn header_end(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(4).position(|w| w == b"\r\n\r\n")
+}
+
+fn http_verdict(answer: &[u8]) -> ProbeResult {
+    let text = String::from_utf8_lossy(answer);
+    let status_line = text.lines().next().unwrap_or("").trim().to_owned();
+    let code = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok());
+    let body = header_end(answer)
+        .map(|end| {
+            String::from_utf8_lossy(&answer[end + 4..])
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_default();
+    let body: String = body.chars().take(200).collect();
+    match code {
+        Some(code) => ProbeResult {
+            healthy: (200..400).contains(&code),
+            response: if body.is_empty() {
+                status_line
+            } else {
+                format!("{status_line}: {body}")
+            },
+        },
+        None if answer.is_empty() => ProbeResult {
+            healthy: false,
+            response: "the connection closed without an answer".to_owned(),
+        },
+        None => ProbeResult {
+            healthy: false,
+            response: format!(
+                "not an HTTP answer: {:?}",
+                text.chars().take(80).collect::<String>()
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_paths_or_urls_where_localhost_is_the_node() {
+        assert_eq!(
+            parse_endpoint("/api/tags"),
+            (
+                ProbeKind::Http {
+                    path: "/api/tags".into(),
+                    host: None
+                },
+                None
+            )
+        );
+        assert_eq!(
+            parse_endpoint("http://localhost:11434/api/tags"),
+            (
+                ProbeKind::Http {
+                    path: "/api/tags".into(),
+                    host: None
+                },
+                Some(11434)
+            )
+        );
+        assert_eq!(
+            parse_endpoint("http://db.example:8080"),
+            (
+                ProbeKind::Http {
+                    path: "/".into(),
+                    host: Some("db.example".into())
+                },
+                Some(8080)
+            )
+        );
+    }
+
+    #[test]
+    fn verdicts_follow_the_status_code() {
+        let ok = http_verdict(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        assert!(ok.healthy);
+        assert_eq!(ok.response, "HTTP/1.1 200 OK: ok");
+        let bad = http_verdict(b"HTTP/1.0 503 Service Unavailable\r\n\r\nloading model");
+        assert!(!bad.healthy);
+        assert_eq!(
+            bad.response,
+            "HTTP/1.0 503 Service Unavailable: loading model"
+        );
+        assert!(!http_verdict(b"").healthy);
+        assert!(!http_verdict(b"+PONG\r\n").healthy);
+    }
+}

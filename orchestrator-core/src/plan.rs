@@ -1,0 +1,494 @@
+//! Planning: a recipe checked against the drivers and turned into job specifications,
+//! before anything is submitted.
+
+use std::collections::BTreeMap;
+
+use orchestrator_recipes::{
+    BenchmarkRecipe, ClientRecipe, Config, Resources, ServiceRecipe, SlurmOptions,
+};
+use orchestrator_slurm::{ContainerSpec, ImageBuild, JobKind, JobSpec, SbatchOptions};
+
+use crate::CoreError;
+use crate::driver::{Launch, Registry, ServiceDriver, Target, WorkloadDriver};
+use crate::health::HealthProbe;
+use crate::util::new_id;
+
+/// A service as it will be launched.
+#[derive(Clone)]
+pub struct ServicePlan {
+    /// Its id (`svc-...`).
+    pub id: String,
+    /// The recipe.
+    pub recipe: ServiceRecipe,
+    /// Its driver.
+    pub driver: &'static dyn ServiceDriver,
+    /// What its job runs.
+    pub launch: Launch,
+    /// Its readiness probe.
+    pub probe: Option<HealthProbe>,
+}
+
+/// A client as it will be launched.
+#[derive(Clone)]
+pub struct ClientPlan {
+    /// Its id (`cli-...`).
+    pub id: String,
+    /// The recipe.
+    pub recipe: ClientRecipe,
+    /// Its workload driver.
+    pub driver: &'static dyn WorkloadDriver,
+    /// Index of its target in [`Plan::services`].
+    pub target: usize,
+    /// The port it loads.
+    pub port: u16,
+}
+
+/// A whole session, checked.
+#[derive(Clone)]
+pub struct Plan {
+    /// The session id (`ses-...`).
+    pub session_id: String,
+    /// The recipe.
+    pub recipe: BenchmarkRecipe,
+    /// Services, in recipe order.
+    pub services: Vec<ServicePlan>,
+    /// Clients, in recipe order.
+    pub clients: Vec<ClientPlan>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("session_id", &self.session_id)
+            .field(
+                "services",
+                &self
+                    .services
+                    .iter()
+                    .map(|s| (&s.id, &s.recipe.name, s.driver.name()))
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "clients",
+                &self
+                    .clients
+                    .iter()
+                    .map(|c| (&c.id, &c.recipe.name, c.driver.name()))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Plans one service.
+///
+/// # Errors
+/// No driver for its type, or a recipe the driver cannot launch.
+pub fn plan_service(service: &ServiceRecipe, file: &str) -> Result<ServicePlan, CoreError> {
+    let driver = Registry::service_driver(service.service_type.as_deref()).map_err(|e| {
+        CoreError::plan(
+            file,
+            format!("service `{}`: {}", service.name, e.message),
+            e.hint,
+        )
+    })?;
+    let launch = driver.launch(service).map_err(|e| {
+        CoreError::plan(
+            file,
+            format!("service `{}`: {}", service.name, e.message),
+            e.hint,
+        )
+    })?;
+    let probe = driver.health_probe(service);
+    if let Some(probe) = &probe {
+        if probe.port.is_none() && service.ports.is_empty() {
+            return Err(CoreError::plan(
+                file,
+                format!(
+                    "service `{}` has a health_check but no port to probe",
+                    service.name
+                ),
+                Some("add `ports: [PORT]` to the service, or `port:` to its health_check".into()),
+            ));
+        }
+    }
+    Ok(ServicePlan {
+        id: new_id("svc"),
+        recipe: service.clone(),
+        driver,
+        launch,
+        probe,
+    })
+}
+
+/// The port a client loads on `service`: its `target_service.port`, else the service's
+/// first port.
+///
+/// # Errors
+/// Neither is given.
+pub fn client_port(
+    client: &ClientRecipe,
+    service: &ServiceRecipe,
+    file: &str,
+) -> Result<u16, CoreError> {
+    client
+        .target_service
+        .as_ref()
+        .and_then(|t| t.port)
+        .or_else(|| service.ports.first().copied())
+        .ok_or_else(|| {
+            CoreError::plan(
+                file,
+                format!(
+                    "client `{}` targets service `{}`, which has no port",
+                    client.name, service.name
+                ),
+                Some("give the service `ports:` or the client `target_service.port`".into()),
+            )
+        })
+}
+
+/// Plans one client against `service` (its target): the workload is resolved and
+/// tried against a placeholder address, so that a recipe it cannot run fails now.
+///
+/// # Errors
+/// No workload driver, no port, or a recipe the workload cannot run.
+pub fn plan_client(
+    client: &ClientRecipe,
+    service: &ServicePlan,
+    target: usize,
+    file: &str,
+) -> Result<ClientPlan, CoreError> {
+    let driver =
+        Registry::workload_driver(client).map_err(|e| CoreError::plan(file, e.message, e.hint))?;
+    let port = client_port(client, &service.recipe, file)?;
+    let kind = service.driver.name();
+    if !driver.targets().is_empty() && !driver.targets().contains(&kind) {
+        return Err(CoreError::plan(
+            file,
+            format!(
+                "client `{}`: workload `{}` cannot load a `{kind}` service",
+                client.name,
+                driver.name()
+            ),
+            Some(format!("it loads: {}", driver.targets().join(", "))),
+        ));
+    }
+    let placeholder = Target {
+        service_id: service.id.clone(),
+        service_name: service.recipe.name.clone(),
+        service_type: kind.to_owned(),
+        host: "NODE".into(),
+        port,
+        url: format!("http://NODE:{port}"),
+    };
+    driver.launch(client, &placeholder).map_err(|e| {
+        CoreError::plan(
+            file,
+            format!("client `{}`: {}", client.name, e.message),
+            e.hint,
+        )
+    })?;
+    Ok(ClientPlan {
+        id: new_id("cli"),
+        recipe: client.clone(),
+        driver,
+        target,
+        port,
+    })
+}
+
+/// Plans a complete recipe: every service and client resolved, every client's target
+/// found, names unique.
+///
+/// # Errors
+/// The first problem found, as [`CoreError::Plan`].
+pub fn plan(recipe: &BenchmarkRecipe, file: &str) -> Result<Plan, CoreError> {
+    if recipe.services.is_empty() {
+        return Err(CoreError::plan(file, "the recipe has no service", None));
+    }
+    let mut names = BTreeMap::new();
+    for name in recipe
+        .services
+        .iter()
+        .map(|s| &s.name)
+        .chain(recipe.clients.iter().map(|c| &c.name))
+    {
+        if names.insert(name.clone(), ()).is_some() {
+            return Err(CoreError::plan(
+                file,
+                format!("the name `{name}` is used twice"),
+                Some("services and clients of one recipe need distinct names: they name the jobs and their directories".into()),
+            ));
+        }
+    }
+    let services = recipe
+        .services
+        .iter()
+        .map(|s| plan_service(s, file))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut clients = Vec::new();
+    for client in &recipe.clients {
+        let target = recipe
+            .target_of(client)
+            .and_then(|t| recipe.services.iter().position(|s| s.name == t.name));
+        let Some(target) = target else {
+            let wanted = client
+                .target_service
+                .as_ref()
+                .and_then(|t| t.name.clone().or_else(|| t.service_type.clone()))
+                .unwrap_or_else(|| "-".into());
+            return Err(CoreError::plan(
+                file,
+                format!(
+                    "client `{}`: no service matches its target `{wanted}`",
+                    client.name
+                ),
+                Some(format!(
+                    "set target_service.name to one of: {}",
+                    recipe
+                        .services
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ));
+        };
+        clients.push(plan_client(client, &services[target], target, file)?);
+    }
+    Ok(Plan {
+        session_id: new_id("ses"),
+        recipe: recipe.clone(),
+        services,
+        clients,
+    })
+}
+
+/// What the config adds to every job.
+#[derive(Debug, Clone)]
+pub struct JobDefaults {
+    /// The config's `slurm` defaults.
+    pub slurm: SbatchOptions,
+    /// Build missing images from `container_source`.
+    pub auto_build: bool,
+    /// Longest image build.
+    pub build_timeout: std::time::Duration,
+    /// Registry prefix for sources written without a scheme.
+    pub registry: Option<String>,
+    /// The orchestrator binary as jobs can run it; a recipe command `orchestrator`
+    /// becomes this path.
+    pub orchestrator_bin: Option<String>,
+}
+
+impl JobDefaults {
+    /// The defaults of a config.
+    #[must_use]
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            slurm: sbatch_options(&Resources {
+                slurm: config.slurm.clone(),
+                ..Resources::default()
+            }),
+            auto_build: config.containers.auto_build,
+            build_timeout: config.containers.build_timeout.to_std(),
+            registry: config.containers.registry.clone(),
+            orchestrator_bin: None,
+        }
+    }
+}
+
+/// A recipe's resources as sbatch options.
+#[must_use]
+pub fn sbatch_options(resources: &Resources) -> SbatchOptions {
+    let SlurmOptions {
+        account,
+        partition,
+        qos,
+        time,
+        nodes,
+        ntasks,
+        ntasks_per_node,
+        gres,
+        constraint,
+        extra_args,
+    } = resources.slurm.clone();
+    SbatchOptions {
+        partition,
+        account,
+        qos,
+        time: time.map(orchestrator_recipes::Duration::to_std),
+        nodes,
+        ntasks,
+        ntasks_per_node,
+        cpus_per_task: resources.cpus,
+        mem_mib: resources
+            .memory
+            .map(orchestrator_recipes::Memory::megabytes_ceil),
+        gres: gres.map(|g| g.as_str().to_owned()),
+        gpus: resources.gpu,
+        constraint,
+        nodelist: None,
+        extra_args,
+    }
+}
+
+/// What differs between a service's and a client's job.
+struct JobInput<'a> {
+    /// Service or client.
+    pub kind: JobKind,
+    /// The session.
+    pub session_id: &'a str,
+    /// The recipe's name.
+    pub name: &'a str,
+    /// The absolute job directory.
+    pub job_dir: String,
+    /// What the driver launches.
+    pub launch: &'a Launch,
+    /// The recipe's environment.
+    pub environment: &'a BTreeMap<String, orchestrator_recipes::ScalarString>,
+    /// Environment set by the orchestrator (the target), which wins.
+    pub extra_environment: BTreeMap<String, String>,
+    /// The recipe's resources.
+    pub resources: &'a Resources,
+    /// The recipe's image.
+    pub image: Option<&'a str>,
+    /// Where to build it from.
+    pub source: Option<&'a str>,
+}
+
+/// The job of a service, in `job_dir`.
+#[must_use]
+pub fn service_job(
+    defaults: &JobDefaults,
+    session_id: &str,
+    service: &ServicePlan,
+    job_dir: String,
+) -> JobSpec {
+    let r = &service.recipe;
+    job_spec(
+        defaults,
+        JobInput {
+            kind: JobKind::Service,
+            session_id,
+            name: &r.name,
+            job_dir,
+            launch: &service.launch,
+            environment: &r.environment,
+            extra_environment: BTreeMap::new(),
+            resources: &r.resources,
+            image: r.container_image.as_deref(),
+            source: r.container_source.as_deref(),
+        },
+    )
+}
+
+/// The job of a client against `target`, in `job_dir`.
+///
+/// # Errors
+/// The workload cannot run this recipe against this target.
+pub fn client_job(
+    defaults: &JobDefaults,
+    session_id: &str,
+    client: &ClientRecipe,
+    driver: &'static dyn WorkloadDriver,
+    target: &Target,
+    job_dir: String,
+) -> Result<JobSpec, CoreError> {
+    let launch = driver.launch(client, target).map_err(|e| {
+        CoreError::plan(
+            "recipe",
+            format!("client `{}`: {}", client.name, e.message),
+            e.hint,
+        )
+    })?;
+    Ok(job_spec(
+        defaults,
+        JobInput {
+            kind: JobKind::Client,
+            session_id,
+            name: &client.name,
+            job_dir,
+            launch: &launch,
+            environment: &client.environment,
+            extra_environment: target.environment(),
+            resources: &client.resources,
+            image: client.container_image.as_deref(),
+            source: client.container_source.as_deref(),
+        },
+    ))
+}
+
+/// Builds the job specification of a service or client.
+fn job_spec(defaults: &JobDefaults, input: JobInput<'_>) -> JobSpec {
+    let mut environment = input.launch.environment.clone();
+    environment.extend(
+        input
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().to_owned())),
+    );
+    environment.extend(input.extra_environment);
+    let sbatch = sbatch_options(input.resources).merged_over(&defaults.slurm);
+    let command = match (&defaults.orchestrator_bin, input.launch.command.as_str()) {
+        (Some(bin), "orchestrator") => bin.clone(),
+        _ => input.launch.command.clone(),
+    };
+    let image = input
+        .image
+        .map(str::to_owned)
+        .or_else(|| input.launch.default_image.clone());
+    let container = image.map(|image| ContainerSpec {
+        runtime: "apptainer".into(),
+        image,
+        binds: Vec::new(),
+        gpu: sbatch.wants_gpu(),
+        build: match (defaults.auto_build, input.source) {
+            (true, Some(source)) => Some(ImageBuild {
+                source: with_registry(source, defaults.registry.as_deref()),
+                timeout: defaults.build_timeout,
+            }),
+            _ => None,
+        },
+    });
+    JobSpec {
+        kind: input.kind,
+        name: input.name.to_owned(),
+        session_id: input.session_id.to_owned(),
+        job_dir: input.job_dir,
+        command,
+        args: input.launch.args.clone(),
+        environment,
+        sbatch,
+        container,
+    }
+}
+
+/// `ollama/ollama:latest` with registry `docker://reg.example` becomes
+/// `docker://reg.example/ollama/ollama:latest`; a source with a scheme is kept.
+fn with_registry(source: &str, registry: Option<&str>) -> String {
+    match registry {
+        Some(registry) if !source.contains("://") => {
+            format!("{}/{}", registry.trim_end_matches('/'), source)
+        }
+        _ => source.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_prefixes_only_bare_sources() {
+        assert_eq!(
+            with_registry("ollama/ollama:latest", Some("docker://reg.example/")),
+            "docker://reg.example/ollama/ollama:latest"
+        );
+        assert_eq!(
+            with_registry("docker://ollama/ollama", Some("docker://reg.example")),
+            "docker://ollama/ollama"
+        );
+        assert_eq!(with_registry("x.sif", None), "x.sif");
+    }
+}

@@ -1,0 +1,1139 @@
+//! The session lifecycle: submit services, poll, gate on health, submit clients, wait,
+//! fetch outputs, stop services, write the report; and clean-up when anything fails
+//! or the caller cancels.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use orchestrator_slurm::{JobId, JobInfo, JobKind, JobState};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::CoreError;
+use crate::driver::Target;
+use crate::error::{HealthCheckFailure, StartupFailure};
+use crate::orchestrator::BenchmarkOrchestrator;
+use crate::plan::{Plan, ServicePlan, client_job, service_job};
+use crate::state::{ClientRow, JobRow, JobUpdate, ServiceRow, SessionRow};
+use crate::util::now_ms;
+
+/// How often to ask the scheduler: `min` while jobs change state, growing by `factor`
+/// per unchanged poll up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PollPolicy {
+    /// The shortest interval.
+    pub min: Duration,
+    /// The longest interval.
+    pub max: Duration,
+    /// Growth per poll without change.
+    pub factor: f64,
+}
+
+impl PollPolicy {
+    /// For SLURM: 1 s to 10 s.
+    #[must_use]
+    pub const fn slurm() -> Self {
+        Self {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+            factor: 1.5,
+        }
+    }
+
+    /// For local jobs: 200 ms to 2 s.
+    #[must_use]
+    pub const fn local() -> Self {
+        Self {
+            min: Duration::from_millis(200),
+            max: Duration::from_secs(2),
+            factor: 1.5,
+        }
+    }
+
+    fn next(&self, current: Duration, changed: bool) -> Duration {
+        if changed {
+            self.min
+        } else {
+            current.mul_f64(self.factor).min(self.max)
+        }
+    }
+}
+
+/// What a session is doing, for progress displays.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// The session was planned and recorded.
+    Created {
+        /// Its id.
+        session_id: String,
+        /// Service names.
+        services: Vec<String>,
+        /// Client names.
+        clients: Vec<String>,
+    },
+    /// A job was submitted.
+    Submitted {
+        /// `service` or `client`.
+        kind: String,
+        /// The recipe's name.
+        name: String,
+        /// The scheduler's id.
+        job_id: String,
+    },
+    /// A job changed state.
+    JobState {
+        /// `service` or `client`.
+        kind: String,
+        /// The recipe's name.
+        name: String,
+        /// The scheduler's id.
+        job_id: String,
+        /// Its state.
+        state: String,
+        /// Its node.
+        node: Option<String>,
+        /// The scheduler's reason (why pending).
+        reason: Option<String>,
+    },
+    /// A health check failed; another follows.
+    HealthAttempt {
+        /// The service.
+        name: String,
+        /// Which attempt.
+        attempt: u32,
+        /// Of how many.
+        retries: u32,
+        /// What it got.
+        response: String,
+    },
+    /// A service passed its health check.
+    Healthy {
+        /// The service.
+        name: String,
+        /// Its host.
+        host: String,
+        /// Its port.
+        port: Option<u16>,
+    },
+    /// A client finished.
+    ClientDone {
+        /// The client.
+        name: String,
+        /// Its job's final state.
+        state: String,
+        /// Its exit code.
+        exit_code: Option<i32>,
+    },
+    /// Outputs were fetched to this directory.
+    Fetched {
+        /// The local directory.
+        dir: String,
+    },
+    /// Services were stopped.
+    Stopped {
+        /// How many.
+        services: usize,
+    },
+    /// Jobs are being cancelled because the session failed or was interrupted.
+    CleaningUp {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Receives [`SessionEvent`]s (the CLI draws them; `()` ignores them).
+pub trait Progress: Send + Sync {
+    /// Called for every event, in order.
+    fn event(&self, event: &SessionEvent);
+}
+
+impl Progress for () {
+    fn event(&self, _: &SessionEvent) {}
+}
+
+/// How to run a session.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Leave the services running after the clients finish.
+    pub keep_services: bool,
+    /// The recipe file, for messages and the record.
+    pub recipe_path: Option<String>,
+}
+
+/// A finished session, as `run --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionOutcome {
+    /// The session id.
+    pub session_id: String,
+    /// `completed`, `failed`, `cancelled`, or `running` when services were kept.
+    pub state: String,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// Its services.
+    pub services: Vec<ServiceRow>,
+    /// Its clients.
+    pub clients: Vec<ClientRow>,
+    /// Its jobs, without their scripts.
+    pub jobs: Vec<JobSummary>,
+    /// The report file.
+    pub report_path: Option<String>,
+    /// Where fetched outputs are.
+    pub results_dir: Option<String>,
+}
+
+/// A job, for summaries and reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobSummary {
+    /// `service` or `client`.
+    pub kind: String,
+    /// The service's or client's id.
+    pub owner_id: String,
+    /// The SLURM job name.
+    pub job_name: String,
+    /// The scheduler's id.
+    pub job_id: Option<String>,
+    /// Its state.
+    pub state: String,
+    /// Its node.
+    pub node: Option<String>,
+    /// Its exit code.
+    pub exit_code: Option<i32>,
+    /// The scheduler's reason.
+    pub reason: Option<String>,
+    /// Submitted (RFC 3339).
+    pub submitted_at: Option<String>,
+    /// Ended (RFC 3339).
+    pub ended_at: Option<String>,
+    /// Its directory on the cluster.
+    pub job_dir: String,
+}
+
+impl From<&JobRow> for JobSummary {
+    fn from(j: &JobRow) -> Self {
+        Self {
+            kind: j.owner_kind.clone(),
+            owner_id: j.owner_id.clone(),
+            job_name: j.job_name.clone(),
+            job_id: j.job_id.clone(),
+            state: j.state.clone(),
+            node: j.node.clone(),
+            exit_code: j.exit_code,
+            reason: j.reason.clone(),
+            submitted_at: j.submitted_at.map(crate::util::rfc3339),
+            ended_at: j.ended_at.map(crate::util::rfc3339),
+            job_dir: j.job_dir.clone(),
+        }
+    }
+}
+
+/// A job the session waits on.
+#[derive(Debug, Clone)]
+pub(crate) struct Tracked {
+    pub row: i64,
+    pub kind: JobKind,
+    pub owner_id: String,
+    pub name: String,
+    pub job_id: JobId,
+    pub stdout_path: String,
+    pub stderr_path: String,
+    pub info: Option<JobInfo>,
+}
+
+impl Tracked {
+    fn ended(&self) -> bool {
+        self.info.as_ref().is_some_and(|i| i.state.is_terminal())
+    }
+    fn kind_str(&self) -> &'static str {
+        match self.kind {
+            JobKind::Service => "service",
+            JobKind::Client => "client",
+        }
+    }
+}
+
+/// The state a job row records for what the scheduler said.
+pub(crate) fn job_update(info: Option<&JobInfo>) -> JobUpdate {
+    match info {
+        Some(info) => JobUpdate {
+            state: info.state.as_str().to_owned(),
+            node: info.node.clone(),
+            reason: info.reason.clone(),
+            exit_code: info.exit_code,
+            ended: info.state.is_terminal(),
+        },
+        None => JobUpdate {
+            state: "GONE".into(),
+            node: None,
+            reason: Some("the scheduler no longer knows this job".into()),
+            exit_code: None,
+            ended: true,
+        },
+    }
+}
+
+impl BenchmarkOrchestrator {
+    /// Plans a recipe and records the session, its services and clients: nothing is
+    /// submitted yet. The session id is known from here on.
+    ///
+    /// # Errors
+    /// A recipe that cannot run ([`CoreError::Plan`]) or the state store failing.
+    pub fn prepare_session(
+        &self,
+        recipe: &orchestrator_recipes::BenchmarkRecipe,
+        options: &RunOptions,
+    ) -> Result<Plan, CoreError> {
+        let file = options.recipe_path.as_deref().unwrap_or("recipe");
+        let plan = crate::plan::plan(recipe, file)?;
+        self.record_plan(&plan, options)?;
+        Ok(plan)
+    }
+
+    pub(crate) fn record_plan(&self, plan: &Plan, options: &RunOptions) -> Result<(), CoreError> {
+        let now = now_ms();
+        let json = |v: &dyn erased::Json| v.to_json();
+        let session = SessionRow {
+            id: plan.session_id.clone(),
+            name: plan.recipe.name.clone(),
+            recipe_path: options.recipe_path.clone(),
+            recipe: json(&plan.recipe),
+            scheduler: self.scheduler().name().to_owned(),
+            target: self.shell().target().to_owned(),
+            state: "starting".into(),
+            error: None,
+            keep_services: options.keep_services,
+            pid: Some(std::process::id()),
+            report_path: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        };
+        let services: Vec<ServiceRow> = plan
+            .services
+            .iter()
+            .map(|s| ServiceRow {
+                id: s.id.clone(),
+                session_id: plan.session_id.clone(),
+                name: s.recipe.name.clone(),
+                driver: s.driver.name().to_owned(),
+                recipe: json(&s.recipe),
+                state: "pending".into(),
+                host: None,
+                port: s.recipe.ports.first().copied(),
+                health: None,
+                created_at: now,
+                updated_at: now,
+            })
+            .collect();
+        let clients: Vec<ClientRow> = plan
+            .clients
+            .iter()
+            .map(|c| ClientRow {
+                id: c.id.clone(),
+                session_id: plan.session_id.clone(),
+                name: c.recipe.name.clone(),
+                driver: c.driver.name().to_owned(),
+                recipe: json(&c.recipe),
+                target_service_id: Some(plan.services[c.target].id.clone()),
+                target_host: None,
+                target_port: Some(c.port),
+                state: "pending".into(),
+                created_at: now,
+                updated_at: now,
+            })
+            .collect();
+        self.state().insert_session(&session, &services, &clients)
+    }
+
+    /// Runs a prepared session to its end. On failure or cancellation every job of the
+    /// session is cancelled before this returns.
+    ///
+    /// # Errors
+    /// [`CoreError::ServiceStartup`], [`CoreError::ServiceHealthCheck`],
+    /// [`CoreError::Interrupted`], or the cluster failing. A client that fails is not
+    /// an error: the outcome's state says `failed`.
+    pub async fn drive_session(
+        &self,
+        plan: &Plan,
+        options: &RunOptions,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<SessionOutcome, CoreError> {
+        progress.event(&SessionEvent::Created {
+            session_id: plan.session_id.clone(),
+            services: plan
+                .services
+                .iter()
+                .map(|s| s.recipe.name.clone())
+                .collect(),
+            clients: plan.clients.iter().map(|c| c.recipe.name.clone()).collect(),
+        });
+        let result = self.drive(plan, options, progress, cancel).await;
+        match result {
+            Ok(outcome) => Ok(outcome),
+            Err(error) => {
+                let interrupted = cancel.is_cancelled();
+                let (state, reason) = if interrupted {
+                    ("cancelled", "interrupted".to_owned())
+                } else {
+                    ("failed", error.to_string())
+                };
+                progress.event(&SessionEvent::CleaningUp {
+                    reason: reason.clone(),
+                });
+                if let Err(cleanup) = self.cancel_session_jobs(&plan.session_id, state).await {
+                    tracing::error!(%cleanup, "cleaning up session {} failed", plan.session_id);
+                }
+                let _ =
+                    self.state()
+                        .set_session_state(&plan.session_id, state, Some(&reason), true);
+                let _ = self.write_report(&plan.session_id, None).await;
+                Err(if interrupted {
+                    CoreError::Interrupted {
+                        session_id: plan.session_id.clone(),
+                    }
+                } else {
+                    error
+                })
+            }
+        }
+    }
+
+    /// Plans, records and runs a recipe to its end: [`prepare_session`] then
+    /// [`drive_session`].
+    ///
+    /// [`prepare_session`]: Self::prepare_session
+    /// [`drive_session`]: Self::drive_session
+    ///
+    /// # Errors
+    /// As those two.
+    pub async fn run_session(
+        &self,
+        recipe: &orchestrator_recipes::BenchmarkRecipe,
+        options: &RunOptions,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<SessionOutcome, CoreError> {
+        let plan = self.prepare_session(recipe, options)?;
+        self.drive_session(&plan, options, progress, cancel).await
+    }
+
+    async fn drive(
+        &self,
+        plan: &Plan,
+        options: &RunOptions,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<SessionOutcome, CoreError> {
+        let sid = &plan.session_id;
+        let mut tracked = Vec::new();
+        for service in &plan.services {
+            tracked.push(self.submit_service(sid, service, None).await?);
+            let t = tracked.last().expect("just pushed");
+            progress.event(&SessionEvent::Submitted {
+                kind: "service".into(),
+                name: t.name.clone(),
+                job_id: t.job_id.to_string(),
+            });
+        }
+        // Wait until every service runs, then gate each on its health check.
+        let waited = self
+            .wait_until(&mut tracked, progress, cancel, |jobs| {
+                if let Some(ended) = jobs.iter().position(Tracked::ended) {
+                    return Err(ended);
+                }
+                Ok(jobs.iter().all(|j| {
+                    j.info
+                        .as_ref()
+                        .is_some_and(|i| i.state.is_running() && i.node.is_some())
+                }))
+            })
+            .await;
+        match waited {
+            Ok(()) => {}
+            Err(WaitError::Core(e)) => return Err(e),
+            Err(WaitError::Ended(job)) => return Err(self.startup_error(&job).await),
+        }
+        self.state()
+            .set_session_state(sid, "running", None, false)?;
+        let mut targets = Vec::new();
+        for (i, service) in plan.services.iter().enumerate() {
+            let node = tracked[i]
+                .info
+                .as_ref()
+                .and_then(|info| info.node.clone())
+                .unwrap_or_else(|| "localhost".into());
+            self.health_gate(sid, service, &node, &mut tracked, i, progress, cancel)
+                .await?;
+            targets.push(node);
+        }
+        // Clients.
+        let services_count = tracked.len();
+        for client in &plan.clients {
+            let service = &plan.services[client.target];
+            let host = &targets[client.target];
+            let target = self.target_of(service, host, client.port, &client.recipe);
+            let t = self
+                .submit_client(
+                    sid,
+                    &client.id,
+                    &client.recipe,
+                    client.driver,
+                    &target,
+                    &client.recipe.name,
+                )
+                .await?;
+            progress.event(&SessionEvent::Submitted {
+                kind: "client".into(),
+                name: t.name.clone(),
+                job_id: t.job_id.to_string(),
+            });
+            tracked.push(t);
+        }
+        if !plan.clients.is_empty() {
+            self.wait_until(&mut tracked, progress, cancel, |jobs| {
+                Ok(jobs[services_count..].iter().all(Tracked::ended))
+            })
+            .await
+            .map_err(WaitError::into_core)?;
+        }
+        let mut failed_clients = Vec::new();
+        for job in &tracked[services_count..] {
+            let info = job.info.as_ref();
+            let ok = info.is_some_and(|i| i.state.is_success());
+            self.state().set_client_state(
+                &job.owner_id,
+                if ok { "completed" } else { "failed" },
+                None,
+            )?;
+            progress.event(&SessionEvent::ClientDone {
+                name: job.name.clone(),
+                state: info.map_or("GONE".into(), |i| i.state.as_str().to_owned()),
+                exit_code: info.and_then(|i| i.exit_code),
+            });
+            if !ok {
+                failed_clients.push(format!(
+                    "client `{}` ended {}{}",
+                    job.name,
+                    info.map_or("GONE", |i| i.state.as_str()),
+                    info.and_then(|i| i.exit_code)
+                        .map(|c| format!(" with exit code {c}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        let results_dir = self.fetch_outputs(sid, &tracked[services_count..]).await?;
+        progress.event(&SessionEvent::Fetched {
+            dir: results_dir.display().to_string(),
+        });
+        // With no clients, the services are what the user asked for: they stay up.
+        let keep = options.keep_services || plan.clients.is_empty();
+        if !keep {
+            let ids: Vec<JobId> = tracked[..services_count]
+                .iter()
+                .map(|t| t.job_id.clone())
+                .collect();
+            self.scheduler().cancel(&ids).await?;
+            self.wait_ended(&mut tracked[..services_count], Duration::from_secs(60))
+                .await?;
+            for job in &tracked[..services_count] {
+                self.state()
+                    .set_service_state(&job.owner_id, "stopped", None, None, None)?;
+            }
+            self.fetch_logs(sid, &tracked[..services_count], &results_dir)
+                .await;
+            progress.event(&SessionEvent::Stopped {
+                services: services_count,
+            });
+        }
+        let (state, error) = if failed_clients.is_empty() {
+            (if keep { "running" } else { "completed" }, None)
+        } else {
+            ("failed", Some(failed_clients.join("; ")))
+        };
+        self.state()
+            .set_session_state(sid, state, error.as_deref(), state != "running")?;
+        let report = self.write_report(sid, Some(&results_dir)).await?;
+        let mut outcome = self.outcome(sid)?;
+        outcome.report_path = Some(report.display().to_string());
+        outcome.results_dir = Some(results_dir.display().to_string());
+        Ok(outcome)
+    }
+
+    /// The outcome of a session as the store has it.
+    ///
+    /// # Errors
+    /// An unknown session, or the store failing.
+    pub fn outcome(&self, session_id: &str) -> Result<SessionOutcome, CoreError> {
+        let session = self
+            .state()
+            .session(session_id)?
+            .ok_or_else(|| CoreError::NotFound {
+                what: "session",
+                id: session_id.to_owned(),
+            })?;
+        Ok(SessionOutcome {
+            session_id: session.id.clone(),
+            state: session.state,
+            error: session.error,
+            services: self.state().services(Some(session_id))?,
+            clients: self.state().clients(Some(session_id))?,
+            jobs: self
+                .state()
+                .jobs(Some(session_id))?
+                .iter()
+                .map(JobSummary::from)
+                .collect(),
+            report_path: session.report_path,
+            results_dir: Some(self.results_dir().join(session_id).display().to_string()),
+        })
+    }
+
+    pub(crate) fn target_of(
+        &self,
+        service: &ServicePlan,
+        host: &str,
+        port: u16,
+        client: &orchestrator_recipes::ClientRecipe,
+    ) -> Target {
+        let endpoint = client
+            .target_service
+            .as_ref()
+            .and_then(|t| t.endpoint.clone())
+            .unwrap_or_default();
+        Target {
+            service_id: service.id.clone(),
+            service_name: service.recipe.name.clone(),
+            service_type: service.driver.name().to_owned(),
+            host: host.to_owned(),
+            port,
+            url: format!("http://{host}:{port}{endpoint}"),
+        }
+    }
+
+    /// Renders, records and submits a service's job.
+    pub(crate) async fn submit_service(
+        &self,
+        session_id: &str,
+        service: &ServicePlan,
+        dir_name: Option<&str>,
+    ) -> Result<Tracked, CoreError> {
+        let r = &service.recipe;
+        let job_dir = self
+            .job_dir(session_id, dir_name.unwrap_or(&r.name))
+            .await?;
+        let spec = service_job(self.job_defaults(), session_id, service, job_dir);
+        self.submit(session_id, &service.id, &r.name, JobKind::Service, &spec)
+            .await
+    }
+
+    /// Renders, records and submits a client's job against `target`.
+    pub(crate) async fn submit_client(
+        &self,
+        session_id: &str,
+        client_id: &str,
+        recipe: &orchestrator_recipes::ClientRecipe,
+        driver: &'static dyn crate::WorkloadDriver,
+        target: &Target,
+        dir_name: &str,
+    ) -> Result<Tracked, CoreError> {
+        let job_dir = self.job_dir(session_id, dir_name).await?;
+        let spec = client_job(
+            self.job_defaults(),
+            session_id,
+            recipe,
+            driver,
+            target,
+            job_dir,
+        )?;
+        self.state().set_client_state(
+            client_id,
+            "submitting",
+            Some((&target.service_id, &target.host, target.port)),
+        )?;
+        let tracked = self
+            .submit(session_id, client_id, &recipe.name, JobKind::Client, &spec)
+            .await?;
+        self.state().set_client_state(client_id, "pending", None)?;
+        Ok(tracked)
+    }
+
+    async fn submit(
+        &self,
+        session_id: &str,
+        owner_id: &str,
+        name: &str,
+        kind: JobKind,
+        spec: &orchestrator_slurm::JobSpec,
+    ) -> Result<Tracked, CoreError> {
+        let rendered = self.renderer().render(spec)?;
+        let kind_str = match kind {
+            JobKind::Service => "service",
+            JobKind::Client => "client",
+        };
+        let row = self.state().insert_job(&JobRow {
+            row: 0,
+            session_id: session_id.to_owned(),
+            owner_kind: kind_str.to_owned(),
+            owner_id: owner_id.to_owned(),
+            scheduler: self.scheduler().name().to_owned(),
+            job_name: rendered.job_name.clone(),
+            job_id: None,
+            state: "SUBMITTING".into(),
+            node: None,
+            reason: None,
+            exit_code: None,
+            job_dir: rendered.job_dir.clone(),
+            script_path: rendered.script_path.clone(),
+            stdout_path: rendered.stdout_path.clone(),
+            stderr_path: rendered.stderr_path.clone(),
+            script: rendered.script.clone(),
+            created_at: 0,
+            submitted_at: None,
+            updated_at: 0,
+            ended_at: None,
+        })?;
+        match self.scheduler().submit(&rendered).await {
+            Ok(job_id) => {
+                self.state().job_submitted(row, job_id.as_str())?;
+                Ok(Tracked {
+                    row,
+                    kind,
+                    owner_id: owner_id.to_owned(),
+                    name: name.to_owned(),
+                    job_id,
+                    stdout_path: rendered.stdout_path,
+                    stderr_path: rendered.stderr_path,
+                    info: None,
+                })
+            }
+            Err(error) => {
+                self.state().update_job(
+                    row,
+                    &JobUpdate {
+                        state: "SUBMIT_FAILED".into(),
+                        node: None,
+                        reason: Some(error.to_string()),
+                        exit_code: None,
+                        ended: true,
+                    },
+                )?;
+                match kind {
+                    JobKind::Service => {
+                        self.state()
+                            .set_service_state(owner_id, "failed", None, None, None)?;
+                    }
+                    JobKind::Client => self.state().set_client_state(owner_id, "failed", None)?,
+                }
+                Err(error.into())
+            }
+        }
+    }
+
+    /// One scheduler query for all `jobs`; records and reports what changed.
+    pub(crate) async fn refresh(
+        &self,
+        jobs: &mut [Tracked],
+        progress: &dyn Progress,
+    ) -> Result<bool, CoreError> {
+        let ids: Vec<JobId> = jobs
+            .iter()
+            .filter(|j| !j.ended())
+            .map(|j| j.job_id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Ok(false);
+        }
+        let answer = self.scheduler().query(&ids).await?;
+        let mut changed = false;
+        for job in jobs.iter_mut().filter(|j| !j.ended()) {
+            let info = answer.get(&job.job_id).cloned().unwrap_or_else(|| {
+                let mut gone = JobInfo::new(job.job_id.clone(), JobState::Unknown("GONE".into()));
+                gone.reason = Some("the scheduler no longer knows this job".into());
+                gone
+            });
+            let gone = matches!(&info.state, JobState::Unknown(s) if s == "GONE");
+            let update = job_update(if gone { None } else { Some(&info) });
+            let moved =
+                job.info.as_ref().map(|i| (&i.state, &i.node)) != Some((&info.state, &info.node));
+            self.state().update_job(job.row, &update)?;
+            if moved {
+                changed = true;
+                progress.event(&SessionEvent::JobState {
+                    kind: job.kind_str().into(),
+                    name: job.name.clone(),
+                    job_id: job.job_id.to_string(),
+                    state: update.state.clone(),
+                    node: info.node.clone(),
+                    reason: info.reason.clone(),
+                });
+                if job.kind == JobKind::Client && info.state.is_running() {
+                    self.state()
+                        .set_client_state(&job.owner_id, "running", None)?;
+                }
+            }
+            let terminal_gone = gone.then(|| {
+                let mut i = info.clone();
+                i.state = JobState::Unknown("GONE".into());
+                i
+            });
+            job.info = Some(terminal_gone.unwrap_or(info));
+        }
+        Ok(changed)
+    }
+
+    /// Polls `jobs` adaptively until `done` says so; `done` returns `Err(index)` for a
+    /// job whose end is a failure.
+    async fn wait_until(
+        &self,
+        jobs: &mut [Tracked],
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+        done: impl Fn(&[Tracked]) -> Result<bool, usize>,
+    ) -> Result<(), WaitError> {
+        let mut interval = self.poll_policy().min;
+        loop {
+            let changed = self
+                .refresh(jobs, progress)
+                .await
+                .map_err(WaitError::Core)?;
+            match done(jobs) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(index) => return Err(WaitError::Ended(Box::new(jobs[index].clone()))),
+            }
+            interval = self.poll_policy().next(interval, changed);
+            tokio::select! {
+                () = cancel.cancelled() => return Err(WaitError::Core(CoreError::Interrupted { session_id: String::new() })),
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    pub(crate) async fn startup_error(&self, job: &Tracked) -> CoreError {
+        let _ = self.state().set_service_state(
+            &job.owner_id,
+            "failed",
+            job.info.as_ref().and_then(|i| i.node.as_deref()),
+            None,
+            None,
+        );
+        CoreError::ServiceStartup(Box::new(StartupFailure {
+            service: job.name.clone(),
+            service_id: job.owner_id.clone(),
+            job_id: job.job_id.to_string(),
+            state: job
+                .info
+                .as_ref()
+                .map_or("GONE".into(), |i| i.state.as_str().to_owned()),
+            exit_code: job.info.as_ref().and_then(|i| i.exit_code),
+            log_tail: self
+                .log_tail(&job.stdout_path, &job.stderr_path, 1500)
+                .await,
+        }))
+    }
+
+    /// The last `max` bytes of a job's standard error and output, labelled.
+    pub(crate) async fn log_tail(&self, stdout: &str, stderr: &str, max: usize) -> String {
+        use orchestrator_ssh::quote;
+        let command = format!(
+            "echo '--- stderr ---'; tail -c {max} -- {e} 2>&1; echo; echo '--- stdout ---'; tail -c {max} -- {o} 2>&1",
+            e = quote(stderr),
+            o = quote(stdout)
+        );
+        match self.shell().exec(&command).await {
+            Ok(out) => out.stdout_lossy().trim_end().to_owned(),
+            Err(e) => format!("(cannot read the log: {e})"),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn health_gate(
+        &self,
+        session_id: &str,
+        service: &ServicePlan,
+        node: &str,
+        tracked: &mut [Tracked],
+        index: usize,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<(), CoreError> {
+        let id = &service.id;
+        let port = service
+            .probe
+            .as_ref()
+            .and_then(|p| p.port)
+            .or_else(|| service.recipe.ports.first().copied());
+        self.state()
+            .set_service_state(id, "starting", Some(node), None, None)?;
+        let Some(probe) = &service.probe else {
+            self.state().set_service_state(
+                id,
+                "running",
+                Some(node),
+                None,
+                Some("running (no health check)"),
+            )?;
+            progress.event(&SessionEvent::Healthy {
+                name: service.recipe.name.clone(),
+                host: node.to_owned(),
+                port,
+            });
+            return Ok(());
+        };
+        let port = port.expect("planned: a probe has a port");
+        let mut last = String::new();
+        for attempt in 1..=probe.retries {
+            let result = probe.probe(self.shell().as_ref(), node, port).await;
+            if result.healthy {
+                self.state().set_service_state(
+                    id,
+                    "running",
+                    Some(node),
+                    Some(port),
+                    Some(&result.response),
+                )?;
+                self.state().event(
+                    Some(session_id),
+                    Some(id),
+                    "health.pass",
+                    Some(&format!(
+                        "{} after {attempt} attempt(s): {}",
+                        probe.describe(node, port),
+                        result.response
+                    )),
+                )?;
+                progress.event(&SessionEvent::Healthy {
+                    name: service.recipe.name.clone(),
+                    host: node.to_owned(),
+                    port: Some(port),
+                });
+                return Ok(());
+            }
+            last = result.response;
+            progress.event(&SessionEvent::HealthAttempt {
+                name: service.recipe.name.clone(),
+                attempt,
+                retries: probe.retries,
+                response: last.clone(),
+            });
+            if attempt == probe.retries {
+                break;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return Err(CoreError::Interrupted { session_id: String::new() }),
+                () = tokio::time::sleep(probe.interval) => {}
+            }
+            self.refresh(tracked, progress).await?;
+            if tracked[index].ended() {
+                return Err(self.startup_error(&tracked[index]).await);
+            }
+        }
+        self.state()
+            .set_service_state(id, "failed", Some(node), Some(port), Some(&last))?;
+        Err(CoreError::ServiceHealthCheck(Box::new(
+            HealthCheckFailure {
+                service: service.recipe.name.clone(),
+                service_id: id.clone(),
+                probe: probe.describe(node, port),
+                attempts: probe.retries,
+                last_response: last,
+            },
+        )))
+    }
+
+    /// Waits (polling) until every job in `jobs` has ended, at most `limit`.
+    pub(crate) async fn wait_ended(
+        &self,
+        jobs: &mut [Tracked],
+        limit: Duration,
+    ) -> Result<(), CoreError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut interval = self.poll_policy().min;
+        loop {
+            self.refresh(jobs, &()).await?;
+            if jobs.iter().all(Tracked::ended) || tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            interval = self.poll_policy().next(interval, false);
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    /// Copies each client's stdout, stderr and declared result file into
+    /// `results_dir/<session>/<client>/`.
+    async fn fetch_outputs(
+        &self,
+        session_id: &str,
+        clients: &[Tracked],
+    ) -> Result<PathBuf, CoreError> {
+        let dir = self.results_dir().join(session_id);
+        std::fs::create_dir_all(&dir)
+            .map_err(CoreError::io(format!("cannot create {}", dir.display())))?;
+        for job in clients {
+            let client_dir = dir.join(&job.name);
+            std::fs::create_dir_all(&client_dir).map_err(CoreError::io(format!(
+                "cannot create {}",
+                client_dir.display()
+            )))?;
+            let mut files = vec![
+                (
+                    "stdout".to_owned(),
+                    job.stdout_path.clone(),
+                    "stdout.log".to_owned(),
+                ),
+                (
+                    "stderr".to_owned(),
+                    job.stderr_path.clone(),
+                    "stderr.log".to_owned(),
+                ),
+            ];
+            if let Some(recipe) = self.state().client(&job.owner_id)?.and_then(|c| {
+                serde_json::from_str::<orchestrator_recipes::ClientRecipe>(&c.recipe).ok()
+            }) {
+                if let Some(file) = recipe.output.and_then(|o| o.file) {
+                    let job_dir = std::path::Path::new(&job.stdout_path)
+                        .parent()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
+                    let name = std::path::Path::new(&file)
+                        .file_name()
+                        .map_or_else(|| "result".to_owned(), |n| n.to_string_lossy().into_owned());
+                    let remote = if file.starts_with('/') {
+                        file.clone()
+                    } else {
+                        format!("{job_dir}/{file}")
+                    };
+                    files.push((name.clone(), remote, name));
+                }
+            }
+            for (label, remote, local) in files {
+                match self.shell().read_file(&remote).await {
+                    Ok(bytes) => {
+                        let path = client_dir.join(&local);
+                        std::fs::write(&path, &bytes)
+                            .map_err(CoreError::io(format!("cannot write {}", path.display())))?;
+                        self.state().add_result(
+                            session_id,
+                            &job.owner_id,
+                            &label,
+                            &path.display().to_string(),
+                            i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+                        )?;
+                    }
+                    Err(error) => {
+                        self.state().event(
+                            Some(session_id),
+                            Some(&job.owner_id),
+                            "fetch.failed",
+                            Some(&format!("{remote}: {error}")),
+                        )?;
+                    }
+                }
+            }
+        }
+        Ok(dir)
+    }
+
+    /// Copies services' logs next to the clients' outputs (best effort).
+    async fn fetch_logs(&self, session_id: &str, services: &[Tracked], dir: &std::path::Path) {
+        for job in services {
+            let service_dir = dir.join(&job.name);
+            if std::fs::create_dir_all(&service_dir).is_err() {
+                continue;
+            }
+            for (remote, local) in [
+                (&job.stdout_path, "stdout.log"),
+                (&job.stderr_path, "stderr.log"),
+            ] {
+                if let Ok(bytes) = self.shell().read_file(remote).await {
+                    if std::fs::write(service_dir.join(local), bytes).is_err() {
+                        tracing::warn!("cannot write {}", service_dir.join(local).display());
+                    }
+                } else {
+                    let _ = self.state().event(
+                        Some(session_id),
+                        Some(&job.owner_id),
+                        "fetch.failed",
+                        Some(remote),
+                    );
+                }
+            }
+        }
+    }
+}
+
+pub(crate) enum WaitError {
+    Core(CoreError),
+    Ended(Box<Tracked>),
+}
+
+impl WaitError {
+    fn into_core(self) -> CoreError {
+        match self {
+            Self::Core(e) => e,
+            Self::Ended(job) => CoreError::ServiceStartup(Box::new(StartupFailure {
+                service: job.name.clone(),
+                service_id: job.owner_id.clone(),
+                job_id: job.job_id.to_string(),
+                state: job
+                    .info
+                    .as_ref()
+                    .map_or("GONE".into(), |i| i.state.as_str().to_owned()),
+                exit_code: job.info.as_ref().and_then(|i| i.exit_code),
+                log_tail: String::new(),
+            })),
+        }
+    }
+}
+
+/// Serialising the recipe types without naming each.
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).expect("recipes serialise")
+        }
+    }
+}
+
+impl BenchmarkOrchestrator {
+    /// Renders every job of a recipe as `run` would submit it, without submitting or
+    /// creating anything (clients show `SERVICE_NODE` where the service's node goes).
+    ///
+    /// # Errors
+    /// A recipe that cannot run, or the cluster failing (its home directory is read).
+    pub async fn dry_run(
+        &self,
+        recipe: &orchestrator_recipes::BenchmarkRecipe,
+        file: &str,
+    ) -> Result<Vec<orchestrator_slurm::RenderedJob>, CoreError> {
+        let plan = crate::plan::plan(recipe, file)?;
+        let base = self.work_dir_preview().await?;
+        let sid = &plan.session_id;
+        let mut jobs = Vec::new();
+        for service in &plan.services {
+            let job_dir = format!("{base}/{sid}/{}", service.recipe.name);
+            let spec = service_job(self.job_defaults(), sid, service, job_dir);
+            jobs.push(self.renderer().render(&spec)?);
+        }
+        for client in &plan.clients {
+            let service = &plan.services[client.target];
+            let target = self.target_of(service, "SERVICE_NODE", client.port, &client.recipe);
+            let job_dir = format!("{base}/{sid}/{}", client.recipe.name);
+            let spec = client_job(
+                self.job_defaults(),
+                sid,
+                &client.recipe,
+                client.driver,
+                &target,
+                job_dir,
+            )?;
+            jobs.push(self.renderer().render(&spec)?);
+        }
+        Ok(jobs)
+    }
+}

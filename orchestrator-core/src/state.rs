@@ -1,0 +1,1192 @@
+//! The state store: an embedded SQLite database in `state_dir`.
+//!
+//! Tables: `sessions`, `services`, `clients`, `jobs`, `results` and `events` (an
+//! append-only audit log of every action and state change). Every job row is written
+//! *before* its job is submitted and updated after, so a crash between the two leaves
+//! a row that says so; a job is active while its `ended_at` is empty.
+//!
+//! The file is private to the user (0600, in a 0700 directory), in WAL mode, with a
+//! busy timeout, and every write is one `BEGIN IMMEDIATE` transaction: several CLI
+//! processes can use it at once. The schema version is `PRAGMA user_version`; newer
+//! versions migrate forward, and a database from a newer orchestrator is refused.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::CoreError;
+use crate::util::now_ms;
+
+/// The database file's name inside `state_dir`.
+pub const DATABASE_FILE: &str = "state.db";
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "
+    CREATE TABLE sessions (
+        id            TEXT PRIMARY KEY,
+        name          TEXT,
+        recipe_path   TEXT,
+        recipe        TEXT NOT NULL,
+        scheduler     TEXT NOT NULL,
+        target        TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        error         TEXT,
+        keep_services INTEGER NOT NULL DEFAULT 0,
+        pid           INTEGER,
+        report_path   TEXT,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        finished_at   INTEGER
+    );
+    CREATE TABLE services (
+        id          TEXT PRIMARY KEY,
+        session_id  TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        driver      TEXT NOT NULL,
+        recipe      TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        host        TEXT,
+        port        INTEGER,
+        health      TEXT,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE TABLE clients (
+        id                TEXT PRIMARY KEY,
+        session_id        TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        name              TEXT NOT NULL,
+        driver            TEXT NOT NULL,
+        recipe            TEXT NOT NULL,
+        target_service_id TEXT,
+        target_host       TEXT,
+        target_port       INTEGER,
+        state             TEXT NOT NULL,
+        created_at        INTEGER NOT NULL,
+        updated_at        INTEGER NOT NULL
+    );
+    CREATE TABLE jobs (
+        row          INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id   TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        owner_kind   TEXT NOT NULL CHECK (owner_kind IN ('service', 'client')),
+        owner_id     TEXT NOT NULL,
+        scheduler    TEXT NOT NULL,
+        job_name     TEXT NOT NULL,
+        job_id       TEXT,
+        state        TEXT NOT NULL,
+        node         TEXT,
+        reason       TEXT,
+        exit_code    INTEGER,
+        job_dir      TEXT NOT NULL,
+        script_path  TEXT NOT NULL,
+        stdout_path  TEXT NOT NULL,
+        stderr_path  TEXT NOT NULL,
+        script       TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        submitted_at INTEGER,
+        updated_at   INTEGER NOT NULL,
+        ended_at     INTEGER
+    );
+    CREATE INDEX jobs_active ON jobs(ended_at) WHERE ended_at IS NULL;
+    CREATE INDEX jobs_owner ON jobs(owner_id);
+    CREATE TABLE results (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        client_id  TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        path       TEXT NOT NULL,
+        bytes      INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         INTEGER NOT NULL,
+        pid        INTEGER NOT NULL,
+        session_id TEXT,
+        subject    TEXT,
+        action     TEXT NOT NULL,
+        detail     TEXT
+    );
+    CREATE INDEX events_session ON events(session_id);
+    ",
+];
+
+/// A session: one run of a recipe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRow {
+    /// `ses-` and 8 hex digits.
+    pub id: String,
+    /// The recipe's name.
+    pub name: Option<String>,
+    /// The recipe file, when it came from one.
+    pub recipe_path: Option<String>,
+    /// The recipe as JSON.
+    pub recipe: String,
+    /// `slurm` or `local`.
+    pub scheduler: String,
+    /// Where commands run: `local` or `user@host:port`.
+    pub target: String,
+    /// `starting`, `running`, `completed`, `failed`, `cancelled`.
+    pub state: String,
+    /// Why it failed or was cancelled.
+    pub error: Option<String>,
+    /// Whether services stay up after the clients finish.
+    pub keep_services: bool,
+    /// The orchestrator process that runs it.
+    pub pid: Option<u32>,
+    /// Its report file.
+    pub report_path: Option<String>,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+    /// When it ended.
+    pub finished_at: Option<i64>,
+}
+
+/// A service of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceRow {
+    /// `svc-` and 8 hex digits.
+    pub id: String,
+    /// Its session.
+    pub session_id: String,
+    /// The recipe's name.
+    pub name: String,
+    /// The service driver.
+    pub driver: String,
+    /// The recipe as JSON.
+    pub recipe: String,
+    /// `pending`, `starting`, `running`, `failed`, `stopped`, `completed`.
+    pub state: String,
+    /// The node it runs on.
+    pub host: Option<String>,
+    /// The port clients load.
+    pub port: Option<u16>,
+    /// The last health check's answer.
+    pub health: Option<String>,
+    /// Created.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// A benchmark client of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientRow {
+    /// `cli-` and 8 hex digits.
+    pub id: String,
+    /// Its session.
+    pub session_id: String,
+    /// The recipe's name.
+    pub name: String,
+    /// The workload driver.
+    pub driver: String,
+    /// The recipe as JSON.
+    pub recipe: String,
+    /// The service it loads.
+    pub target_service_id: Option<String>,
+    /// That service's host.
+    pub target_host: Option<String>,
+    /// That service's port.
+    pub target_port: Option<u16>,
+    /// `pending`, `running`, `completed`, `failed`, `cancelled`.
+    pub state: String,
+    /// Created.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// A scheduler job of a service or client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobRow {
+    /// The row id.
+    pub row: i64,
+    /// Its session.
+    pub session_id: String,
+    /// `service` or `client`.
+    pub owner_kind: String,
+    /// The service's or client's id.
+    pub owner_id: String,
+    /// `slurm` or `local`.
+    pub scheduler: String,
+    /// `orch-<session>-<name>`.
+    pub job_name: String,
+    /// The scheduler's id, once submitted.
+    pub job_id: Option<String>,
+    /// `SUBMITTING`, `SUBMIT_FAILED`, `GONE` or the scheduler's state.
+    pub state: String,
+    /// The node it runs on.
+    pub node: Option<String>,
+    /// The scheduler's reason (why pending, why it failed).
+    pub reason: Option<String>,
+    /// Its exit code.
+    pub exit_code: Option<i32>,
+    /// Its directory on the cluster.
+    pub job_dir: String,
+    /// Its script there.
+    pub script_path: String,
+    /// Its standard output there.
+    pub stdout_path: String,
+    /// Its standard error there.
+    pub stderr_path: String,
+    /// The rendered script.
+    pub script: String,
+    /// Recorded.
+    pub created_at: i64,
+    /// Submitted.
+    pub submitted_at: Option<i64>,
+    /// Last change.
+    pub updated_at: i64,
+    /// Ended (empty while active).
+    pub ended_at: Option<i64>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRow {
+    /// Its order.
+    pub id: i64,
+    /// When.
+    pub at: i64,
+    /// Which process wrote it.
+    pub pid: u32,
+    /// The session it concerns.
+    pub session_id: Option<String>,
+    /// The service, client or job it concerns.
+    pub subject: Option<String>,
+    /// What happened: `session.start`, `job.submit`, `job.state`, `health.pass`, ...
+    pub action: String,
+    /// Details.
+    pub detail: Option<String>,
+}
+
+/// A file fetched from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResultRow {
+    /// Its order.
+    pub id: i64,
+    /// The session.
+    pub session_id: String,
+    /// The client.
+    pub client_id: String,
+    /// `stdout`, `stderr` or the result file's name.
+    pub name: String,
+    /// Where it is on this machine.
+    pub path: String,
+    /// Its size.
+    pub bytes: i64,
+    /// Fetched.
+    pub created_at: i64,
+}
+
+/// What a job update says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobUpdate {
+    /// The new state.
+    pub state: String,
+    /// The node, if known now.
+    pub node: Option<String>,
+    /// The reason, if any.
+    pub reason: Option<String>,
+    /// The exit code, if ended.
+    pub exit_code: Option<i32>,
+    /// Whether the job has ended.
+    pub ended: bool,
+}
+
+/// The state database. One connection per process, behind a mutex: calls are short.
+#[derive(Debug)]
+pub struct StateStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn to_u16(v: Option<i64>) -> Option<u16> {
+    v.and_then(|v| u16::try_from(v).ok())
+}
+
+impl StateStore {
+    /// Opens (creating and migrating when needed) the database in `dir`.
+    ///
+    /// # Errors
+    /// The directory or file cannot be created, or the database is unusable or from a
+    /// newer orchestrator.
+    pub fn open(dir: &Path) -> Result<Self, CoreError> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(CoreError::io(format!(
+                "cannot create state_dir {}",
+                dir.display()
+            )))?;
+        let path = dir.join(DATABASE_FILE);
+        // Create the file private before SQLite sees it; SQLite gives its -wal and -shm
+        // files the database's own mode.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(CoreError::io(format!("cannot create {}", path.display())))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(CoreError::io(format!("cannot restrict {}", path.display())))?;
+        let conn = Connection::open(&path).map_err(|e| db_error(&path, &e))?;
+        let store = Self {
+            path,
+            conn: Mutex::new(conn),
+        };
+        store.configure()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: &rusqlite::Error) -> CoreError {
+        db_error(&self.path, e)
+    }
+
+    fn configure(&self) -> Result<(), CoreError> {
+        let mut conn = self.conn.lock().expect("state lock");
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| self.err(&e))?;
+        // Two processes opening a new database at once race to switch it to WAL and
+        // to create the schema: retried like any other "busy".
+        let (mode, version) = retry_busy(|| {
+            let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let version = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
+            let version = usize::try_from(version).unwrap_or(usize::MAX);
+            if version <= MIGRATIONS.len() {
+                for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+                    tx.execute_batch(sql)?;
+                    tx.pragma_update(
+                        None,
+                        "user_version",
+                        i64::try_from(i + 1).unwrap_or(i64::MAX),
+                    )?;
+                }
+                tx.commit()?;
+            }
+            Ok((mode, version))
+        })
+        .map_err(|e| self.err(&e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "the state database is not in WAL mode");
+        }
+        if version > MIGRATIONS.len() {
+            return Err(CoreError::State {
+                path: self.path.display().to_string(),
+                message: format!(
+                    "schema version {version} is newer than this orchestrator knows ({}); use a newer orchestrator or another state_dir",
+                    MIGRATIONS.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction.
+    fn write<T>(
+        &self,
+        f: impl Fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, CoreError> {
+        let mut conn = self.conn.lock().expect("state lock");
+        retry_busy(|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .map_err(|e| self.err(&e))
+    }
+
+    fn read<T>(&self, f: impl Fn(&Connection) -> rusqlite::Result<T>) -> Result<T, CoreError> {
+        let conn = self.conn.lock().expect("state lock");
+        retry_busy(|| f(&conn)).map_err(|e| self.err(&e))
+    }
+
+    /// Records a new session with its services and clients, and the event.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn insert_session(
+        &self,
+        session: &SessionRow,
+        services: &[ServiceRow],
+        clients: &[ClientRow],
+    ) -> Result<(), CoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO sessions (id, name, recipe_path, recipe, scheduler, target, state, error,
+                    keep_services, pid, report_path, created_at, updated_at, finished_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    session.id, session.name, session.recipe_path, session.recipe,
+                    session.scheduler, session.target, session.state, session.error,
+                    session.keep_services, session.pid, session.report_path,
+                    session.created_at, session.updated_at, session.finished_at
+                ],
+            )?;
+            for s in services {
+                tx.execute(
+                    "INSERT INTO services (id, session_id, name, driver, recipe, state, host, port,
+                        health, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![
+                        s.id, s.session_id, s.name, s.driver, s.recipe, s.state, s.host, s.port,
+                        s.health, s.created_at, s.updated_at
+                    ],
+                )?;
+            }
+            for c in clients {
+                insert_client(tx, c)?;
+            }
+            log_event(
+                tx,
+                Some(&session.id),
+                None,
+                "session.create",
+                Some(&format!(
+                    "{} service(s), {} client(s) on {}",
+                    services.len(),
+                    clients.len(),
+                    session.target
+                )),
+            )
+        })
+    }
+
+    /// Adds a client to an existing session.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn insert_client(&self, client: &ClientRow) -> Result<(), CoreError> {
+        self.write(|tx| {
+            insert_client(tx, client)?;
+            log_event(
+                tx,
+                Some(&client.session_id),
+                Some(&client.id),
+                "client.create",
+                Some(&client.name),
+            )
+        })
+    }
+
+    /// Sets a session's state (and error); a final state also sets `finished_at`.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn set_session_state(
+        &self,
+        id: &str,
+        state: &str,
+        error: Option<&str>,
+        finished: bool,
+    ) -> Result<(), CoreError> {
+        self.write(|tx| {
+            let now = now_ms();
+            tx.execute(
+                "UPDATE sessions SET state = ?2, error = COALESCE(?3, error), updated_at = ?4,
+                    finished_at = CASE WHEN ?5 THEN COALESCE(finished_at, ?4) ELSE finished_at END
+                 WHERE id = ?1",
+                params![id, state, error, now, finished],
+            )?;
+            log_event(tx, Some(id), None, &format!("session.{state}"), error)
+        })
+    }
+
+    /// Records a session's report file.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn set_session_report(&self, id: &str, path: &str) -> Result<(), CoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE sessions SET report_path = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, path, now_ms()],
+            )?;
+            log_event(tx, Some(id), None, "report.write", Some(path))
+        })
+    }
+
+    /// Updates a service's state, and its host, port and health when given.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn set_service_state(
+        &self,
+        id: &str,
+        state: &str,
+        host: Option<&str>,
+        port: Option<u16>,
+        health: Option<&str>,
+    ) -> Result<(), CoreError> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE services SET
+                    host = COALESCE(?3, host), port = COALESCE(?4, port),
+                    health = COALESCE(?5, health), updated_at = ?6,
+                    state = ?2
+                 WHERE id = ?1 AND state IS NOT ?2",
+                params![id, state, host, port, health, now_ms()],
+            )?;
+            if changed == 0 {
+                tx.execute(
+                    "UPDATE services SET host = COALESCE(?2, host), port = COALESCE(?3, port),
+                        health = COALESCE(?4, health) WHERE id = ?1",
+                    params![id, host, port, health],
+                )?;
+                return Ok(());
+            }
+            let session: String =
+                tx.query_row("SELECT session_id FROM services WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+            log_event(
+                tx,
+                Some(&session),
+                Some(id),
+                &format!("service.{state}"),
+                health,
+            )
+        })
+    }
+
+    /// Updates a client's state and its target when given.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn set_client_state(
+        &self,
+        id: &str,
+        state: &str,
+        target: Option<(&str, &str, u16)>,
+    ) -> Result<(), CoreError> {
+        self.write(|tx| {
+            let (sid, host, port) = match target {
+                Some((s, h, p)) => (Some(s), Some(h), Some(p)),
+                None => (None, None, None),
+            };
+            let changed = tx.execute(
+                "UPDATE clients SET state = ?2, updated_at = ?3,
+                    target_service_id = COALESCE(?4, target_service_id),
+                    target_host = COALESCE(?5, target_host),
+                    target_port = COALESCE(?6, target_port)
+                 WHERE id = ?1 AND state IS NOT ?2",
+                params![id, state, now_ms(), sid, host, port],
+            )?;
+            if changed > 0 {
+                let session: String =
+                    tx.query_row("SELECT session_id FROM clients WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })?;
+                log_event(
+                    tx,
+                    Some(&session),
+                    Some(id),
+                    &format!("client.{state}"),
+                    None,
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records a job about to be submitted, state `SUBMITTING`; returns its row id.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn insert_job(&self, job: &JobRow) -> Result<i64, CoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO jobs (session_id, owner_kind, owner_id, scheduler, job_name, job_id,
+                    state, node, reason, exit_code, job_dir, script_path, stdout_path, stderr_path,
+                    script, created_at, submitted_at, updated_at, ended_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, 'SUBMITTING', NULL, NULL, NULL, ?6, ?7, ?8, ?9,
+                    ?10, ?11, NULL, ?11, NULL)",
+                params![
+                    job.session_id,
+                    job.owner_kind,
+                    job.owner_id,
+                    job.scheduler,
+                    job.job_name,
+                    job.job_dir,
+                    job.script_path,
+                    job.stdout_path,
+                    job.stderr_path,
+                    job.script,
+                    now_ms()
+                ],
+            )?;
+            let row = tx.last_insert_rowid();
+            log_event(
+                tx,
+                Some(&job.session_id),
+                Some(&job.owner_id),
+                "job.submitting",
+                Some(&job.job_name),
+            )?;
+            Ok(row)
+        })
+    }
+
+    /// Records the scheduler's id of a submitted job (state `PENDING`).
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn job_submitted(&self, row: i64, job_id: &str) -> Result<(), CoreError> {
+        self.write(|tx| {
+            let now = now_ms();
+            tx.execute(
+                "UPDATE jobs SET job_id = ?2, state = 'PENDING', submitted_at = ?3, updated_at = ?3
+                 WHERE row = ?1",
+                params![row, job_id, now],
+            )?;
+            let (session, owner): (String, String) = tx.query_row(
+                "SELECT session_id, owner_id FROM jobs WHERE row = ?1",
+                [row],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            log_event(
+                tx,
+                Some(&session),
+                Some(&owner),
+                "job.submit",
+                Some(&format!("job {job_id}")),
+            )
+        })
+    }
+
+    /// Applies what the scheduler said about a job; logs an event when its state changed.
+    /// Returns whether it changed.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn update_job(&self, row: i64, update: &JobUpdate) -> Result<bool, CoreError> {
+        self.write(|tx| {
+            let now = now_ms();
+            let (old, session, owner, job_id): (String, String, String, Option<String>) = tx
+                .query_row(
+                    "SELECT state, session_id, owner_id, job_id FROM jobs WHERE row = ?1",
+                    [row],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )?;
+            tx.execute(
+                "UPDATE jobs SET state = ?2, node = COALESCE(?3, node), reason = ?4,
+                    exit_code = COALESCE(?5, exit_code), updated_at = ?6,
+                    ended_at = CASE WHEN ?7 THEN COALESCE(ended_at, ?6) ELSE ended_at END
+                 WHERE row = ?1",
+                params![
+                    row,
+                    update.state,
+                    update.node,
+                    update.reason,
+                    update.exit_code,
+                    now,
+                    update.ended
+                ],
+            )?;
+            let changed = old != update.state;
+            if changed {
+                let mut detail = format!(
+                    "job {}: {old} -> {}",
+                    job_id.as_deref().unwrap_or("-"),
+                    update.state
+                );
+                if let Some(node) = &update.node {
+                    detail.push_str(&format!(" on {node}"));
+                }
+                if let Some(code) = update.exit_code {
+                    detail.push_str(&format!(", exit code {code}"));
+                }
+                if let Some(reason) = &update.reason {
+                    detail.push_str(&format!(" ({reason})"));
+                }
+                log_event(tx, Some(&session), Some(&owner), "job.state", Some(&detail))?;
+            }
+            Ok(changed)
+        })
+    }
+
+    /// Appends an event to the audit log.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn event(
+        &self,
+        session: Option<&str>,
+        subject: Option<&str>,
+        action: &str,
+        detail: Option<&str>,
+    ) -> Result<(), CoreError> {
+        self.write(|tx| log_event(tx, session, subject, action, detail))
+    }
+
+    /// Records a fetched result file.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn add_result(
+        &self,
+        session: &str,
+        client: &str,
+        name: &str,
+        path: &str,
+        bytes: i64,
+    ) -> Result<(), CoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO results (session_id, client_id, name, path, bytes, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![session, client, name, path, bytes, now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// All sessions, newest first.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn sessions(&self) -> Result<Vec<SessionRow>, CoreError> {
+        self.read(|c| {
+            collect(
+                c,
+                "SELECT * FROM sessions ORDER BY created_at DESC, id",
+                [],
+                session_row,
+            )
+        })
+    }
+
+    /// One session.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn session(&self, id: &str) -> Result<Option<SessionRow>, CoreError> {
+        self.read(|c| {
+            c.query_row("SELECT * FROM sessions WHERE id = ?1", [id], session_row)
+                .optional()
+        })
+    }
+
+    /// Services, oldest first; of one session when given.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn services(&self, session: Option<&str>) -> Result<Vec<ServiceRow>, CoreError> {
+        self.read(|c| {
+            collect(
+                c,
+                "SELECT * FROM services WHERE ?1 IS NULL OR session_id = ?1 ORDER BY created_at, id",
+                [session],
+                service_row,
+            )
+        })
+    }
+
+    /// One service.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn service(&self, id: &str) -> Result<Option<ServiceRow>, CoreError> {
+        self.read(|c| {
+            c.query_row("SELECT * FROM services WHERE id = ?1", [id], service_row)
+                .optional()
+        })
+    }
+
+    /// Clients, oldest first; of one session when given.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn clients(&self, session: Option<&str>) -> Result<Vec<ClientRow>, CoreError> {
+        self.read(|c| {
+            collect(
+                c,
+                "SELECT * FROM clients WHERE ?1 IS NULL OR session_id = ?1 ORDER BY created_at, id",
+                [session],
+                client_row,
+            )
+        })
+    }
+
+    /// One client.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn client(&self, id: &str) -> Result<Option<ClientRow>, CoreError> {
+        self.read(|c| {
+            c.query_row("SELECT * FROM clients WHERE id = ?1", [id], client_row)
+                .optional()
+        })
+    }
+
+    /// Jobs, in submission order; of one session when given.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn jobs(&self, session: Option<&str>) -> Result<Vec<JobRow>, CoreError> {
+        self.read(|c| {
+            collect(
+                c,
+                "SELECT * FROM jobs WHERE ?1 IS NULL OR session_id = ?1 ORDER BY row",
+                [session],
+                job_row,
+            )
+        })
+    }
+
+    /// The jobs of one service or client, newest last.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn jobs_of(&self, owner: &str) -> Result<Vec<JobRow>, CoreError> {
+        self.read(|c| {
+            collect(
+                c,
+                "SELECT * FROM jobs WHERE owner_id = ?1 ORDER BY row",
+                [owner],
+                job_row,
+            )
+        })
+    }
+
+    /// Jobs that have not ended, of every session.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn active_jobs(&self) -> Result<Vec<JobRow>, CoreError> {
+        self.read(|c| {
+            collect(
+                c,
+                "SELECT * FROM jobs WHERE ended_at IS NULL ORDER BY row",
+                [],
+                job_row,
+            )
+        })
+    }
+
+    /// Results of a session.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn results(&self, session: &str) -> Result<Vec<ResultRow>, CoreError> {
+        self.read(|c| {
+            collect(
+                c,
+                "SELECT id, session_id, client_id, name, path, bytes, created_at FROM results
+                 WHERE session_id = ?1 ORDER BY id",
+                [session],
+                |r| {
+                    Ok(ResultRow {
+                        id: r.get(0)?,
+                        session_id: r.get(1)?,
+                        client_id: r.get(2)?,
+                        name: r.get(3)?,
+                        path: r.get(4)?,
+                        bytes: r.get(5)?,
+                        created_at: r.get(6)?,
+                    })
+                },
+            )
+        })
+    }
+
+    /// The latest `limit` events, oldest first; of one session or subject when given.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn events(
+        &self,
+        session: Option<&str>,
+        subject: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, CoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = self.read(|c| {
+            collect(
+                c,
+                "SELECT id, at, pid, session_id, subject, action, detail FROM events
+                 WHERE (?1 IS NULL OR session_id = ?1) AND (?2 IS NULL OR subject = ?2)
+                 ORDER BY id DESC LIMIT ?3",
+                params![session, subject, limit],
+                |r| {
+                    Ok(EventRow {
+                        id: r.get(0)?,
+                        at: r.get(1)?,
+                        pid: r.get(2)?,
+                        session_id: r.get(3)?,
+                        subject: r.get(4)?,
+                        action: r.get(5)?,
+                        detail: r.get(6)?,
+                    })
+                },
+            )
+        })?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// Forgets every session, service, client and job (the audit log and results
+    /// stay); returns how many services and clients were cleared.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn clear(&self) -> Result<(usize, usize), CoreError> {
+        self.write(|tx| {
+            let services = tx.execute("DELETE FROM services", [])?;
+            let clients = tx.execute("DELETE FROM clients", [])?;
+            tx.execute("DELETE FROM jobs", [])?;
+            tx.execute("DELETE FROM sessions", [])?;
+            log_event(
+                tx,
+                None,
+                None,
+                "state.clear",
+                Some(&format!("{services} service(s), {clients} client(s)")),
+            )?;
+            Ok((services, clients))
+        })
+    }
+
+    /// `PRAGMA integrity_check`: `ok` when the file is sound.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn integrity_check(&self) -> Result<String, CoreError> {
+        self.read(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+    }
+}
+
+/// Runs `f` again while SQLite answers "busy" at once. The busy timeout covers waiting
+/// for a lock; some contention (another process switching a new file to WAL or
+/// recovering its WAL) is answered without waiting, and the remedy is to try again.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if attempt < 200 && e.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn db_error(path: &Path, e: &rusqlite::Error) -> CoreError {
+    CoreError::State {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn collect<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, map)?;
+    rows.collect()
+}
+
+fn insert_client(tx: &rusqlite::Transaction<'_>, c: &ClientRow) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO clients (id, session_id, name, driver, recipe, target_service_id,
+            target_host, target_port, state, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            c.id,
+            c.session_id,
+            c.name,
+            c.driver,
+            c.recipe,
+            c.target_service_id,
+            c.target_host,
+            c.target_port,
+            c.state,
+            c.created_at,
+            c.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+fn log_event(
+    tx: &rusqlite::Transaction<'_>,
+    session: Option<&str>,
+    subject: Option<&str>,
+    action: &str,
+    detail: Option<&str>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO events (at, pid, session_id, subject, action, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            now_ms(),
+            std::process::id(),
+            session,
+            subject,
+            action,
+            detail
+        ],
+    )?;
+    Ok(())
+}
+
+fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        recipe_path: r.get("recipe_path")?,
+        recipe: r.get("recipe")?,
+        scheduler: r.get("scheduler")?,
+        target: r.get("target")?,
+        state: r.get("state")?,
+        error: r.get("error")?,
+        keep_services: r.get("keep_services")?,
+        pid: r.get("pid")?,
+        report_path: r.get("report_path")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
+        finished_at: r.get("finished_at")?,
+    })
+}
+
+fn service_row(r: &Row<'_>) -> rusqlite::Result<ServiceRow> {
+    Ok(ServiceRow {
+        id: r.get("id")?,
+        session_id: r.get("session_id")?,
+        name: r.get("name")?,
+        driver: r.get("driver")?,
+        recipe: r.get("recipe")?,
+        state: r.get("state")?,
+        host: r.get("host")?,
+        port: to_u16(r.get("port")?),
+        health: r.get("health")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
+    })
+}
+
+fn client_row(r: &Row<'_>) -> rusqlite::Result<ClientRow> {
+    Ok(ClientRow {
+        id: r.get("id")?,
+        session_id: r.get("session_id")?,
+        name: r.get("name")?,
+        driver: r.get("driver")?,
+        recipe: r.get("recipe")?,
+        target_service_id: r.get("target_service_id")?,
+        target_host: r.get("target_host")?,
+        target_port: to_u16(r.get("target_port")?),
+        state: r.get("state")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
+    })
+}
+
+fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        row: r.get("row")?,
+        session_id: r.get("session_id")?,
+        owner_kind: r.get("owner_kind")?,
+        owner_id: r.get("owner_id")?,
+        scheduler: r.get("scheduler")?,
+        job_name: r.get("job_name")?,
+        job_id: r.get("job_id")?,
+        state: r.get("state")?,
+        node: r.get("node")?,
+        reason: r.get("reason")?,
+        exit_code: r.get("exit_code")?,
+        job_dir: r.get("job_dir")?,
+        script_path: r.get("script_path")?,
+        stdout_path: r.get("stdout_path")?,
+        stderr_path: r.get("stderr_path")?,
+        script: r.get("script")?,
+        created_at: r.get("created_at")?,
+        submitted_at: r.get("submitted_at")?,
+        updated_at: r.get("updated_at")?,
+        ended_at: r.get("ended_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_is_private_and_migrated_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let store = StateStore::open(&state).unwrap();
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+        drop(store);
+        let again = StateStore::open(&state).unwrap();
+        assert!(again.sessions().unwrap().is_empty());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&state.join(DATABASE_FILE)), 0o600);
+        let wal = state.join(format!("{DATABASE_FILE}-wal"));
+        assert!(wal.exists(), "WAL mode keeps a -wal file");
+        assert_eq!(mode(&wal), 0o600);
+    }
+
+    #[test]
+    fn many_connections_creating_and_writing_at_once_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let path = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let store = StateStore::open(&path).expect("opens while others do");
+                    for n in 0..25 {
+                        store
+                            .event(
+                                None,
+                                Some(&format!("t{i}")),
+                                "test.write",
+                                Some(&n.to_string()),
+                            )
+                            .expect("writes while others do");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(store.events(None, None, 1000).unwrap().len(), 200);
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn a_database_from_a_newer_orchestrator_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(StateStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let error = StateStore::open(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("schema version 99 is newer"), "{error}");
+    }
+}
