@@ -45,8 +45,16 @@ impl Reporter {
         }
     }
 
+    /// The spinner's message, kept to one line of a narrow terminal.
     fn status(&self, text: String) {
         if let Some(bar) = &self.bar {
+            let text = if text.chars().count() > 68 {
+                let mut short: String = text.chars().take(67).collect();
+                short.push('…');
+                short
+            } else {
+                text
+            };
             bar.set_message(text);
         }
     }
@@ -125,7 +133,10 @@ impl Progress for Reporter {
                     .unwrap_or_default();
                 self.line(&format!("client {name}: {state}{code}"));
             }
-            SessionEvent::Fetched { dir } => self.line(&format!("outputs fetched to {dir}")),
+            SessionEvent::Fetched { dir } => {
+                self.line(&format!("outputs fetched to {dir}"));
+                self.status("stopping services".into());
+            }
             SessionEvent::Stopped { services } => {
                 self.line(&format!("stopped {services} service(s)"));
             }

@@ -710,3 +710,77 @@ fn processes_that_create_the_state_database_at_once_all_succeed() {
         assert_eq!(check, "ok");
     }
 }
+
+#[test]
+fn sigterm_cancels_a_cluster_session() {
+    let setup = Setup::cluster("sigterm");
+    let recipe = setup.recipe(
+        "long.yaml",
+        "name: long\nservices:\n  - name: idle\n    command: sleep\n    args: [600]\nclients:\n  - name: sleeper\n    command: sleep\n    args: [600]\n    target_service: {name: idle, port: 1}\n",
+    );
+    let mut child = KillOnDrop(setup.spawn(&["run", &recipe, "--json"]));
+    let status = setup.wait_status("the client to run", Duration::from_secs(90), |s| {
+        s["clients"]["clients"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["job_state"] == "RUNNING"))
+    });
+    let session = status["sessions"][0]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    assert_eq!(child.0.wait().unwrap().code(), Some(130));
+    let outcome: Value = serde_json::from_str(&stdout).expect("--json still prints the outcome");
+    assert_eq!(outcome["state"], "cancelled");
+    for job in outcome["jobs"].as_array().unwrap() {
+        assert_eq!(job["state"], "CANCELLED", "{job}");
+    }
+    assert!(
+        squeue_names(&session).is_empty(),
+        "left: {:?}",
+        squeue_names(&session)
+    );
+}
+
+#[test]
+fn on_a_terminal_progress_is_a_spinner_and_the_summary_is_the_same() {
+    let setup = Setup::local();
+    let demo = std::fs::read_to_string(root().join("recipes/complete/local-demo.yaml")).unwrap();
+    let recipe = setup.recipe(
+        "demo.yaml",
+        &demo.replace("18787", &free_port().to_string()),
+    );
+    // `script` gives the command a pseudo-terminal, as a user's shell would.
+    let command = format!(
+        "{} --config {} run {}",
+        env!("CARGO_BIN_EXE_orchestrator"),
+        setup.config.display(),
+        recipe
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("script runs");
+    let screen = text(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains(": completed"), "{screen}");
+    assert!(screen.contains("requests: 5000 ok"), "{screen}");
+    assert!(
+        !screen.contains("] session ses-"),
+        "no timestamped log lines on a terminal: {screen}"
+    );
+    assert!(
+        screen.contains("service http-demo: healthy on localhost:"),
+        "{screen}"
+    );
+}
