@@ -32,6 +32,8 @@ Examples:
   orchestrator run --dry-run recipes/complete/redis.yaml
   orchestrator status
   orchestrator stop --all
+  orchestrator bench http://127.0.0.1:8080/ --concurrency 16 --duration 10s
+  orchestrator bench http://127.0.0.1:8080/ --rate 2000 --requests 20000 --json
   orchestrator validate recipes/complete/*.yaml
   orchestrator validate --json recipes/services/ollama.yaml
   orchestrator list services
@@ -130,6 +132,17 @@ pub enum Command {
     ClearState(ClearStateArgs),
     /// The scheduler's own view of all your jobs (`squeue` on a cluster)
     SlurmStatus(JsonArg),
+    /// Load a URL with a workload driver, here and now (no cluster): the same engine
+    /// as client jobs
+    ///
+    /// A closed loop of --concurrency users (default 1), or an open loop at --rate
+    /// requests per second (Poisson arrivals unless --arrival says otherwise), where
+    /// latency counts from each request's scheduled time. Runs for --duration (default
+    /// 10s) or --requests, after --warmup.
+    Bench(Box<BenchArgs>),
+    /// What client jobs run on their compute node
+    #[command(subcommand)]
+    Workload(WorkloadCommand),
     /// A small HTTP server and client for trying sessions on a machine with nothing else
     /// installed (`recipes/complete/local-demo.yaml` uses them)
     #[command(subcommand, hide = true)]
@@ -283,6 +296,98 @@ pub struct ClearStateArgs {
     pub json: bool,
 }
 
+/// `orchestrator bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The target, e.g. http://127.0.0.1:8080/
+    pub url: String,
+
+    /// The workload driver (`orchestrator list drivers` names them)
+    #[arg(long, short = 'd', default_value = "http")]
+    pub driver: String,
+
+    /// Closed loop: this many users, each sending when its last request answered
+    #[arg(long, conflicts_with = "rate")]
+    pub concurrency: Option<u32>,
+
+    /// Open loop: this many requests per second
+    #[arg(long, short = 'r')]
+    pub rate: Option<f64>,
+
+    /// Open loop: gaps between requests
+    #[arg(long, value_parser = ["constant", "poisson", "gamma"], requires = "rate")]
+    pub arrival: Option<String>,
+
+    /// Open loop: gamma shape (below 1 burstier than Poisson, 1 is Poisson)
+    #[arg(long, requires = "rate")]
+    pub burstiness: Option<f64>,
+
+    /// Open loop: at most this many requests in flight; requests due beyond it are dropped and counted
+    #[arg(long, requires = "rate")]
+    pub max_concurrency: Option<u32>,
+
+    /// How long to measure, e.g. 30s, 2m [default: 10s unless --requests]
+    #[arg(long, short = 'z', value_name = "DURATION")]
+    pub duration: Option<String>,
+
+    /// How many requests to measure
+    #[arg(long, short = 'n')]
+    pub requests: Option<u64>,
+
+    /// How long to send before measuring
+    #[arg(long, value_name = "DURATION")]
+    pub warmup: Option<String>,
+
+    /// A driver parameter, key=value (a JSON value, else a string); repeatable
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+
+    /// Goodput objective: end-to-end latency at most this many ms
+    #[arg(long)]
+    pub slo_latency_ms: Option<f64>,
+
+    /// Goodput objective: time to first token at most this many ms
+    #[arg(long)]
+    pub slo_ttft_ms: Option<f64>,
+
+    /// Goodput objective: time per output token at most this many ms
+    #[arg(long)]
+    pub slo_tpot_ms: Option<f64>,
+
+    /// Seed of the arrival schedule
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Write summary.json and requests.jsonl (one line per request) into this directory
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Print the summary as JSON: requests_completed, requests_failed,
+    /// requests_per_second, target_rate, achieved_rate, latency_ms {mean, p50, p90,
+    /// p95, p99, p999, max, ...}, and for LLM drivers ttft_ms, tpot_ms, itl_ms,
+    /// output_tokens_per_second
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `orchestrator workload ...`.
+#[derive(Debug, Subcommand)]
+pub enum WorkloadCommand {
+    /// Run a workload spec (what a client job executes): one run per combination of
+    /// swept parameters, each into its own directory under --out
+    Run {
+        /// The spec as JSON: {driver, url, parameters, duration_s}
+        #[arg(long, value_name = "JSON", conflicts_with = "spec")]
+        spec_json: Option<String>,
+        /// The spec in a JSON file
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+        /// Where results go
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
 /// `orchestrator demo ...`.
 #[derive(Debug, Subcommand)]
 pub enum DemoCommand {
@@ -385,6 +490,8 @@ pub enum ListWhat {
     Services,
     /// Client recipes in clients_dir
     Clients,
+    /// The service and workload drivers linked into this binary
+    Drivers,
 }
 
 /// `orchestrator config ...`.

@@ -34,6 +34,8 @@ pub fn run(cli: &Cli) -> Exit {
         Some(Command::ClearState(args)) => sessions::clear_state(cli, args),
         Some(Command::SlurmStatus(args)) => sessions::slurm_status(cli, args.json),
         Some(Command::Demo(command)) => sessions::demo(command),
+        Some(Command::Bench(args)) => crate::bench::bench(args),
+        Some(Command::Workload(command)) => crate::bench::workload_command(command),
         None => legacy(cli),
     }
 }
@@ -244,6 +246,9 @@ fn schema_command(args: &SchemaArgs) -> Exit {
 }
 
 fn list(cli: &Cli, args: &ListArgs) -> Exit {
+    if args.what == ListWhat::Drivers {
+        return list_drivers(args.json);
+    }
     if args.running {
         return sessions::list_running(cli, args.what == ListWhat::Services, args.json);
     }
@@ -253,7 +258,9 @@ fn list(cli: &Cli, args: &ListArgs) -> Exit {
     };
     let (dir, kind, setting) = match args.what {
         ListWhat::Services => (&loaded.config.services_dir, Kind::Service, "services_dir"),
-        ListWhat::Clients => (&loaded.config.clients_dir, Kind::Client, "clients_dir"),
+        ListWhat::Clients | ListWhat::Drivers => {
+            (&loaded.config.clients_dir, Kind::Client, "clients_dir")
+        }
     };
     let dir = PathBuf::from(dir);
     let catalog = match catalog::list(&dir, kind) {
@@ -335,5 +342,53 @@ fn config_show(cli: &Cli, json: bool) -> Exit {
         "{}",
         serde_yaml::to_string(&value).expect("config serialises")
     );
+    Exit::Success
+}
+
+#[derive(Serialize)]
+struct DriverEntry {
+    kind: &'static str,
+    name: &'static str,
+    description: &'static str,
+    engine: bool,
+}
+
+/// `orchestrator list drivers`: what the registry holds in this binary.
+fn list_drivers(json: bool) -> Exit {
+    use orchestrator_core::Registry;
+    let mut entries: Vec<DriverEntry> = Registry::service_drivers()
+        .into_iter()
+        .map(|d| DriverEntry {
+            kind: "service",
+            name: d.name(),
+            description: d.description(),
+            engine: false,
+        })
+        .collect();
+    entries.extend(Registry::workload_drivers().into_iter().map(|d| {
+        DriverEntry {
+            kind: "workload",
+            name: d.name(),
+            description: d.description(),
+            engine: d
+                .workload("http://probe.invalid/", &serde_json::Map::new())
+                .is_some(),
+        }
+    }));
+    if json {
+        print_json(&entries);
+    } else {
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.kind.to_owned(),
+                    e.name.to_owned(),
+                    e.description.to_owned(),
+                ]
+            })
+            .collect();
+        print!("{}", render::table(&["KIND", "NAME", "DESCRIPTION"], &rows));
+    }
     Exit::Success
 }

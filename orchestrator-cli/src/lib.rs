@@ -7,6 +7,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod cli;
 mod commands;
 mod demo;
@@ -17,6 +18,7 @@ mod sessions;
 // The bundled driver plugins. A plugin crate the binary never names is not linked, and
 // its drivers would be missing from the registry: name each one here.
 use orchestrator_plugin_generic as _;
+use orchestrator_plugin_http as _;
 
 use std::process::ExitCode;
 
@@ -74,6 +76,12 @@ mod tests {
     use orchestrator_core::Registry;
 
     #[test]
+    fn the_command_line_grammar_is_consistent() {
+        // clap checks names, shorts and conflicts of every subcommand only when asked.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
     fn the_binary_links_exactly_the_bundled_drivers() {
         let services: Vec<&str> = Registry::service_drivers()
             .iter()
@@ -84,6 +92,6 @@ mod tests {
             .map(|d| d.name())
             .collect();
         assert_eq!(services, ["generic"]);
-        assert_eq!(workloads, ["command"]);
+        assert_eq!(workloads, ["command", "http"]);
     }
 }

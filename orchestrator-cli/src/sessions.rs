@@ -48,10 +48,12 @@ where
         Ok(orch) => orch,
         Err(error) => return fail(&error),
     };
-    // Jobs on this machine can run this very binary as `orchestrator`.
+    // Jobs that run `orchestrator` (the workload engine, the demo server) run this very
+    // binary: in place on this machine, uploaded once per build to a cluster.
     let orch = match (local, std::env::current_exe()) {
         (true, Ok(exe)) => orch.with_orchestrator_bin(exe.display().to_string()),
-        _ => orch,
+        (false, Ok(exe)) => orch.with_uploadable_binary(exe),
+        (_, Err(_)) => orch,
     };
     runtime().block_on(f(orch))
 }

@@ -784,3 +784,166 @@ fn on_a_terminal_progress_is_a_spinner_and_the_summary_is_the_same() {
         "{screen}"
     );
 }
+
+/// A service recipe of the binary's own HTTP server on `port`, and an `http` workload
+/// client with these parameters.
+fn http_recipe(port: u16, service_slurm: &str, parameters: &str) -> String {
+    format!(
+        "name: http\nservices:\n  - name: web\n    command: orchestrator\n    args: [demo, http-server, --port, {port}]\n    ports: [{port}]\n    resources: {{slurm: {{time: '00:05:00'{service_slurm}}}}}\n    health_check: {{endpoint: /health, interval: 1s, retries: 20}}\nclients:\n  - name: load\n    workload_type: http\n    parameters: {parameters}\n"
+    )
+}
+
+#[test]
+fn an_http_workload_sweep_runs_in_the_client_job_and_its_results_are_stored() {
+    let setup = Setup::local();
+    let recipe = setup.recipe(
+        "sweep.yaml",
+        &http_recipe(
+            free_port(),
+            "",
+            "{concurrency: [1, 4], requests: 500, path: /}",
+        ),
+    );
+    let out = setup.run(&["run", &recipe, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let outcome = json(&out);
+    let dir = Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results");
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let runs = index["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{index:#}");
+    for (run, concurrency) in runs.iter().zip([1, 4]) {
+        assert_eq!(run["parameters"]["concurrency"], concurrency);
+        assert_eq!(run["requests_completed"], 500);
+        let sub = dir.join(run["dir"].as_str().unwrap());
+        let lines = std::fs::read_to_string(sub.join("requests.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 500);
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(sub.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary["load"]["model"]["concurrency"], concurrency);
+    }
+    let stored: i64 = setup
+        .database()
+        .query_row(
+            "SELECT count(*) FROM results WHERE name = 'summary'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 2, "both summaries are in the state store");
+}
+
+#[test]
+fn an_http_workload_on_the_cluster_uploads_the_binary_once() {
+    let setup = Setup::cluster("http-workload");
+    let port = 30_000 + std::process::id() % 20_000;
+    let recipe = setup.recipe(
+        "http.yaml",
+        &http_recipe(
+            u16::try_from(port).unwrap(),
+            ", extra_args: ['--exclusive']",
+            "{concurrency: 2, requests: 1000}",
+        ),
+    );
+    for _ in 0..2 {
+        let out = setup.run(&["run", &recipe, "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let outcome = json(&out);
+        let service = jobs_of(&outcome, "service")[0]["node"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let client = jobs_of(&outcome, "client")[0]["node"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(service, client);
+        let summary =
+            Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results/summary.json");
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
+        assert_eq!(summary["requests_completed"], 1000);
+        assert_eq!(summary["url"], format!("http://{service}:{port}"));
+    }
+    let uploads: i64 = setup
+        .database()
+        .query_row(
+            "SELECT count(*) FROM events WHERE action = 'binary.upload'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(uploads, 1, "the second session found the binary there");
+}
+
+#[test]
+fn bench_json_has_the_documented_keys() {
+    let setup = Setup::local();
+    let port = free_port();
+    let mut server = KillOnDrop(
+        setup
+            .command(&[
+                "demo",
+                "http-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}/");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = setup.run(&[
+        "bench",
+        &url,
+        "--rate",
+        "300",
+        "--requests",
+        "300",
+        "--arrival",
+        "constant",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = json(&out);
+    for key in [
+        "requests_completed",
+        "requests_failed",
+        "requests_per_second",
+        "target_rate",
+        "achieved_rate",
+    ] {
+        assert!(s[key].is_number(), "{key} in {s:#}");
+    }
+    for key in ["mean", "p50", "p90", "p95", "p99", "p999", "max"] {
+        assert!(s["latency_ms"][key].is_number(), "latency_ms.{key}");
+    }
+    assert_eq!(s["requests_completed"], 300);
+    assert_eq!(s["target_rate"], 300.0);
+    let closed = setup.run(&["bench", &url, "--concurrency", "2", "--requests", "100"]);
+    assert!(
+        text(&closed.stdout).contains("requests: 100 completed, 0 failed"),
+        "{}",
+        text(&closed.stdout)
+    );
+    let bad = setup.run(&["bench", &url, "-p", "metod=POST", "-n", "1"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("unknown field `metod`"));
+    let _ = server.0.kill();
+    let down = setup.run(&["bench", &url, "-n", "1"]);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        text(&down.stderr).contains("cannot reach the target"),
+        "{}",
+        text(&down.stderr)
+    );
+}

@@ -146,6 +146,21 @@ pub trait WorkloadDriver: Send + Sync + 'static {
     /// # Errors
     /// A recipe this workload cannot run.
     fn launch(&self, client: &ClientRecipe, target: &Target) -> Result<Launch, DriverError>;
+
+    /// The workload for the engine (`orchestrator bench`, `orchestrator workload run`)
+    /// against `url` with these parameters; `None` for workloads that run a program
+    /// of their own instead.
+    ///
+    /// # Errors
+    /// Parameters the workload does not accept, or a URL it cannot load.
+    fn workload(
+        &self,
+        url: &str,
+        parameters: &serde_json::Map<String, Value>,
+    ) -> Option<Result<std::sync::Arc<dyn crate::workload::Workload>, DriverError>> {
+        let _ = (url, parameters);
+        None
+    }
 }
 
 /// A registered service driver: `inventory::submit! { ServiceDriverEntry(&MyDriver) }`.
@@ -204,6 +219,26 @@ impl Registry {
                     format!("no service driver `{}` is linked", kind.unwrap_or("-")),
                     format!(
                         "known service types: {}",
+                        names(all.iter().map(|d| d.name()))
+                    ),
+                )
+            })
+    }
+
+    /// The workload driver called `name`.
+    ///
+    /// # Errors
+    /// None of that name is linked.
+    pub fn workload_named(name: &str) -> Result<&'static dyn WorkloadDriver, DriverError> {
+        let all = Self::workload_drivers();
+        all.iter()
+            .find(|d| d.name() == name)
+            .copied()
+            .ok_or_else(|| {
+                DriverError::new(
+                    format!("no workload driver `{name}` is linked"),
+                    format!(
+                        "known workload types: {}",
                         names(all.iter().map(|d| d.name()))
                     ),
                 )

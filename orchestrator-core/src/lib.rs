@@ -33,6 +33,7 @@ mod report;
 mod session;
 pub mod state;
 mod util;
+pub mod workload;
 
 pub use driver::{
     DriverError, Launch, Registry, ServiceDriver, ServiceDriverEntry, Target, WorkloadDriver,

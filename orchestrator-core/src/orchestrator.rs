@@ -35,6 +35,9 @@ pub struct BenchmarkOrchestrator {
     results_dir: PathBuf,
     work_dir: OnceCell<String>,
     poll: PollPolicy,
+    /// An orchestrator binary of this machine that may be uploaded to the cluster.
+    uploadable: Option<PathBuf>,
+    remote_binary: OnceCell<String>,
 }
 
 impl std::fmt::Debug for BenchmarkOrchestrator {
@@ -121,6 +124,8 @@ impl BenchmarkOrchestrator {
             state,
             work_dir: OnceCell::new(),
             poll,
+            uploadable: None,
+            remote_binary: OnceCell::new(),
         })
     }
 
@@ -137,6 +142,69 @@ impl BenchmarkOrchestrator {
     pub fn with_orchestrator_bin(mut self, path: impl Into<String>) -> Self {
         self.defaults.orchestrator_bin = Some(path.into());
         self
+    }
+
+    /// `path` is an orchestrator binary that jobs on the cluster may run: when a job
+    /// runs the command `orchestrator` and the config names no `remote_binary`, it is
+    /// uploaded once per content into `work_dir/bin` (the CLI passes itself).
+    #[must_use]
+    pub fn with_uploadable_binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.uploadable = Some(path.into());
+        self
+    }
+
+    /// Where jobs find the orchestrator binary: on this machine, the one given to
+    /// [`with_orchestrator_bin`](Self::with_orchestrator_bin); on a cluster, the config's
+    /// `remote_binary`, else the uploadable binary, copied to
+    /// `work_dir/bin/orchestrator-VERSION-HASH` unless it is there already.
+    ///
+    /// # Errors
+    /// No binary is known for the cluster, or the upload fails.
+    pub async fn job_binary(&self) -> Result<String, CoreError> {
+        if let Some(local) = &self.defaults.orchestrator_bin {
+            return Ok(local.clone());
+        }
+        if let Some(remote) = &self.config.remote_binary {
+            return Ok(remote.clone());
+        }
+        self.remote_binary
+            .get_or_try_init(|| async {
+                let local = self.uploadable.as_ref().ok_or_else(|| {
+                    CoreError::plan(
+                        "config",
+                        "a job runs `orchestrator`, but no orchestrator binary is known for the cluster",
+                        Some("set `remote_binary` in the config to the orchestrator on the cluster".into()),
+                    )
+                })?;
+                let bytes = std::fs::read(local)
+                    .map_err(CoreError::io(format!("cannot read {}", local.display())))?;
+                let name = format!(
+                    "orchestrator-{}-{:016x}",
+                    env!("CARGO_PKG_VERSION"),
+                    crate::util::fnv1a(&bytes)
+                );
+                let path = format!("{}/bin/{name}", self.work_dir().await?);
+                let present = self
+                    .shell
+                    .exec(&format!("test -x {}", quote(&path)))
+                    .await?
+                    .success();
+                if present {
+                    tracing::debug!(%path, "the orchestrator binary is on the cluster already");
+                } else {
+                    self.shell.write_file(&path, &bytes).await?;
+                    self.shell.exec_ok(&format!("chmod 755 {}", quote(&path))).await?;
+                    self.state.event(
+                        None,
+                        None,
+                        "binary.upload",
+                        Some(&format!("{} bytes to {path}", bytes.len())),
+                    )?;
+                }
+                Ok::<_, CoreError>(path)
+            })
+            .await
+            .cloned()
     }
 
     /// The config.

@@ -276,8 +276,8 @@ pub struct JobDefaults {
     pub build_timeout: std::time::Duration,
     /// Registry prefix for sources written without a scheme.
     pub registry: Option<String>,
-    /// The orchestrator binary as jobs can run it; a recipe command `orchestrator`
-    /// becomes this path.
+    /// The orchestrator binary as local jobs run it; a job command `orchestrator`
+    /// becomes this path (on a cluster, see `BenchmarkOrchestrator::job_binary`).
     pub orchestrator_bin: Option<String>,
 }
 
@@ -430,10 +430,7 @@ fn job_spec(defaults: &JobDefaults, input: JobInput<'_>) -> JobSpec {
     );
     environment.extend(input.extra_environment);
     let sbatch = sbatch_options(input.resources).merged_over(&defaults.slurm);
-    let command = match (&defaults.orchestrator_bin, input.launch.command.as_str()) {
-        (Some(bin), "orchestrator") => bin.clone(),
-        _ => input.launch.command.clone(),
-    };
+    let command = input.launch.command.clone();
     let image = input
         .image
         .map(str::to_owned)

@@ -667,7 +667,17 @@ impl BenchmarkOrchestrator {
         kind: JobKind,
         spec: &orchestrator_slurm::JobSpec,
     ) -> Result<Tracked, CoreError> {
-        let rendered = self.renderer().render(spec)?;
+        let mut spec = spec.clone();
+        if spec.command == "orchestrator" {
+            // The orchestrator's own engine (or demo server) runs in the job: point at a
+            // binary the node has, and let a container see it.
+            let binary = self.job_binary().await?;
+            if let Some(container) = &mut spec.container {
+                container.binds.push(format!("{binary}:{binary}:ro"));
+            }
+            spec.command = binary;
+        }
+        let rendered = self.renderer().render(&spec)?;
         let kind_str = match kind {
             JobKind::Service => "service",
             JobKind::Client => "client",
@@ -1032,8 +1042,77 @@ impl BenchmarkOrchestrator {
                     }
                 }
             }
+            self.fetch_engine_results(session_id, job, &client_dir)
+                .await?;
         }
         Ok(dir)
+    }
+
+    /// Copies the workload engine's `results/` directory of a client job (summary,
+    /// requests, sweep runs) in one transfer, and records each `summary.json`.
+    async fn fetch_engine_results(
+        &self,
+        session_id: &str,
+        job: &Tracked,
+        client_dir: &std::path::Path,
+    ) -> Result<(), CoreError> {
+        use crate::workload::RESULTS_DIR;
+        let job_dir = std::path::Path::new(&job.stdout_path)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let command = format!(
+            "cd -- {} && if [ -d {RESULTS_DIR} ]; then tar -cf - {RESULTS_DIR}; fi",
+            orchestrator_ssh::quote(&job_dir)
+        );
+        let out = self.shell().exec(&command).await?;
+        if !out.success() || out.stdout.is_empty() {
+            return Ok(());
+        }
+        let mut tar = std::process::Command::new("tar")
+            .arg("-xf")
+            .arg("-")
+            .arg("-C")
+            .arg(client_dir)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .map_err(CoreError::io(
+                "cannot run tar to unpack the client's results",
+            ))?;
+        {
+            use std::io::Write;
+            let mut stdin = tar.stdin.take().expect("piped");
+            stdin
+                .write_all(&out.stdout)
+                .map_err(CoreError::io("cannot unpack the client's results"))?;
+        }
+        let status = tar
+            .wait()
+            .map_err(CoreError::io("cannot unpack the client's results"))?;
+        if !status.success() {
+            return Err(CoreError::Io {
+                what: format!("unpacking the results of {}", job.name),
+                source: std::io::Error::other(format!("tar exited with {status}")),
+            });
+        }
+        let mut summaries = Vec::new();
+        collect_named(
+            &client_dir.join(RESULTS_DIR),
+            "summary.json",
+            &mut summaries,
+        );
+        summaries.sort();
+        for path in summaries {
+            let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+            self.state().add_result(
+                session_id,
+                &job.owner_id,
+                "summary",
+                &path.display().to_string(),
+                i64::try_from(bytes).unwrap_or(i64::MAX),
+            )?;
+        }
+        Ok(())
     }
 
     /// Copies services' logs next to the clients' outputs (best effort).
@@ -1060,6 +1139,21 @@ impl BenchmarkOrchestrator {
                     );
                 }
             }
+        }
+    }
+}
+
+/// Every file called `name` below `dir`.
+fn collect_named(dir: &std::path::Path, name: &str, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_named(&path, name, found);
+        } else if path.file_name().is_some_and(|n| n == name) {
+            found.push(path);
         }
     }
 }

@@ -36,6 +36,17 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
+/// FNV-1a, 64 bits: names uploaded binaries by their content.
+#[must_use]
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
 /// `prefix` followed by 8 random hexadecimal digits, e.g. `svc-3f9a1c2e`.
 #[must_use]
 pub fn new_id(prefix: &str) -> String {
@@ -61,6 +72,12 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_882_705_000), "2026-11-28T16:18:25Z");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn fnv1a_matches_its_reference_values() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

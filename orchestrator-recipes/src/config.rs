@@ -52,6 +52,10 @@ pub struct Config {
     /// Directory of job script templates that override the embedded ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub templates_dir: Option<String>,
+    /// The `orchestrator` binary on the cluster that client jobs run the workload engine
+    /// with. Absent: the running binary is uploaded once per version into `work_dir/bin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_binary: Option<String>,
     /// The original tool's monitoring section: kept, not used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<BTreeMap<String, Value>>,
@@ -138,6 +142,7 @@ impl Default for Config {
             results_dir: Self::default_results_dir(),
             work_dir: Self::default_work_dir(),
             templates_dir: None,
+            remote_binary: None,
             monitoring: None,
             logging: None,
             benchmarks: None,

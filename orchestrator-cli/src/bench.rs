@@ -1,0 +1,306 @@
+//! `orchestrator bench` and `orchestrator workload run`: the workload engine, here.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use orchestrator_core::Registry;
+use orchestrator_core::workload::{
+    self, LoadSpec, RunResult, Slo, Summary, Workload, WorkloadSpec, expand_sweep, load_model,
+    load_of,
+};
+use serde_json::{Map, Value};
+
+use crate::cli::{BenchArgs, WorkloadCommand};
+use crate::{Exit, render};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
+}
+
+fn duration(text: Option<&str>, flag: &str) -> Result<Option<std::time::Duration>, String> {
+    text.map(|t| {
+        t.parse::<orchestrator_recipes::Duration>()
+            .map(orchestrator_recipes::Duration::to_std)
+            .map_err(|e| format!("{flag}: {e}"))
+    })
+    .transpose()
+}
+
+/// `key=value` → the value as JSON when it parses, else as a string.
+fn parameters(pairs: &[String]) -> Result<Map<String, Value>, String> {
+    let mut map = Map::new();
+    for pair in pairs {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("-p {pair}: expected KEY=VALUE"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+        map.insert(key.to_owned(), value);
+    }
+    Ok(map)
+}
+
+fn prepare(
+    driver: &str,
+    url: &str,
+    params: &Map<String, Value>,
+) -> Result<Arc<dyn Workload>, String> {
+    let driver = Registry::workload_named(driver)
+        .map_err(|e| format!("{}\n  hint: {}", e.message, e.hint.unwrap_or_default()))?;
+    match driver.workload(url, params) {
+        Some(Ok(workload)) => Ok(workload),
+        Some(Err(e)) => Err(format!(
+            "{}\n  hint: {}",
+            e.message,
+            e.hint.unwrap_or_default()
+        )),
+        None => Err(format!(
+            "the `{}` workload runs a program of its own, not the engine",
+            driver.name()
+        )),
+    }
+}
+
+/// `orchestrator bench`.
+pub fn bench(args: &BenchArgs) -> Exit {
+    let spec = (|| -> Result<(LoadSpec, Arc<dyn Workload>), String> {
+        let measured = duration(args.duration.as_deref(), "--duration")?;
+        let model = load_model(
+            args.concurrency.map(f64::from),
+            args.rate,
+            args.arrival.as_deref(),
+            args.burstiness,
+            args.max_concurrency.map(f64::from),
+        )?;
+        let spec = LoadSpec {
+            model,
+            duration: measured.or_else(|| {
+                args.requests
+                    .is_none()
+                    .then(|| std::time::Duration::from_secs(10))
+            }),
+            requests: args.requests,
+            warmup: duration(args.warmup.as_deref(), "--warmup")?.unwrap_or_default(),
+            slo: Slo {
+                latency_ms: args.slo_latency_ms,
+                ttft_ms: args.slo_ttft_ms,
+                tpot_ms: args.slo_tpot_ms,
+            },
+            keep_samples: args.out.is_some(),
+            seed: args.seed,
+        };
+        let workload = prepare(&args.driver, &args.url, &parameters(&args.params)?)?;
+        Ok((spec, workload))
+    })();
+    let (spec, workload) = match spec {
+        Ok(ok) => ok,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Exit::Invalid;
+        }
+    };
+    let result = runtime().block_on(workload::run(workload, &spec));
+    let result = match result {
+        Ok(result) => result,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Exit::Failure;
+        }
+    };
+    let extra = serde_json::json!({"driver": args.driver, "url": args.url, "load": spec});
+    if let Some(dir) = &args.out {
+        if let Err(e) = result.write(dir, &extra) {
+            eprintln!("error: cannot write {}: {e}", dir.display());
+            return Exit::Failure;
+        }
+    }
+    if args.json {
+        let mut value = serde_json::to_value(&result.summary).expect("summaries serialise");
+        if let (Some(map), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
+            map.extend(extra.clone());
+        }
+        println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
+    } else {
+        print_summary(&args.url, &result.summary);
+    }
+    verdict(&result.summary)
+}
+
+fn verdict(summary: &Summary) -> Exit {
+    if summary.requests_completed == 0 && summary.requests_failed > 0 {
+        Exit::Failure
+    } else {
+        Exit::Success
+    }
+}
+
+fn print_summary(target: &str, s: &Summary) {
+    println!("target: {target}");
+    println!(
+        "requests: {} completed, {} failed in {:.2} s: {:.1} req/s",
+        s.requests_completed, s.requests_failed, s.measured_seconds, s.requests_per_second
+    );
+    if let (Some(target), Some(achieved)) = (s.target_rate, s.achieved_rate) {
+        println!(
+            "open loop: target {target:.1} req/s, achieved {achieved:.1} req/s, {} dropped at the cap",
+            s.requests_dropped.unwrap_or(0)
+        );
+    }
+    let mut rows = vec![metric_row("latency", &s.latency_ms)];
+    for (name, metric) in [
+        ("schedule lag", &s.schedule_lag_ms),
+        ("ttft", &s.ttft_ms),
+        ("tpot", &s.tpot_ms),
+        ("itl", &s.itl_ms),
+    ] {
+        if let Some(m) = metric {
+            rows.push(metric_row(name, m));
+        }
+    }
+    print!(
+        "{}",
+        render::table(
+            &[
+                "MS", "MEAN", "STD", "MIN", "P50", "P90", "P95", "P99", "P99.9", "MAX"
+            ],
+            &rows
+        )
+    );
+    if let Some(tps) = s.output_tokens_per_second {
+        println!("output tokens/s: {tps:.1}");
+    }
+    if let Some(g) = &s.goodput {
+        println!(
+            "goodput: {:.1} req/s ({:.1} % of requests met the SLOs)",
+            g.requests_per_second,
+            g.fraction * 100.0
+        );
+    }
+    for (kind, n) in &s.errors {
+        println!("errors: {kind}: {n}");
+    }
+}
+
+fn metric_row(name: &str, m: &workload::MetricSummary) -> Vec<String> {
+    let f = |v: f64| format!("{v:.3}");
+    vec![
+        name.to_owned(),
+        f(m.mean),
+        f(m.std),
+        f(m.min),
+        f(m.p50),
+        f(m.p90),
+        f(m.p95),
+        f(m.p99),
+        f(m.p999),
+        f(m.max),
+    ]
+}
+
+/// `orchestrator workload run`.
+pub fn workload_command(command: &WorkloadCommand) -> Exit {
+    let WorkloadCommand::Run {
+        spec_json,
+        spec,
+        out,
+    } = command;
+    let text = match (spec_json, spec) {
+        (Some(json), _) => json.clone(),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return Exit::Failure;
+            }
+        },
+        (None, None) => {
+            eprintln!("error: give --spec FILE or --spec-json JSON");
+            return Exit::Invalid;
+        }
+    };
+    let spec: WorkloadSpec = match serde_json::from_str(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the workload spec is not valid: {e}");
+            return Exit::Invalid;
+        }
+    };
+    run_spec(&spec, out)
+}
+
+fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
+    let runs = expand_sweep(&spec.parameters);
+    // Check every run before the first starts: a bad combination fails now.
+    let mut prepared = Vec::new();
+    for params in &runs {
+        let (load, driver_params) = match load_of(params, spec.duration_s) {
+            Ok(ok) => ok,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Exit::Invalid;
+            }
+        };
+        match prepare(&spec.driver, &spec.url, &driver_params) {
+            Ok(workload) => prepared.push((params.clone(), load, workload)),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Exit::Invalid;
+            }
+        }
+    }
+    let rt = runtime();
+    let mut index = Vec::new();
+    let mut exit = Exit::Success;
+    let total = prepared.len();
+    for (i, (params, load, workload)) in prepared.into_iter().enumerate() {
+        let dir = if total == 1 {
+            out.to_path_buf()
+        } else {
+            out.join(format!("run-{i:03}"))
+        };
+        eprintln!("run {}/{total}: {}", i + 1, Value::Object(params.clone()));
+        let result: RunResult = match rt.block_on(workload::run(workload, &load)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit = Exit::Failure;
+                index.push(
+                    serde_json::json!({"run": i, "parameters": params, "error": e.to_string()}),
+                );
+                continue;
+            }
+        };
+        let extra = serde_json::json!({"driver": spec.driver, "url": spec.url, "parameters": params, "load": load});
+        if let Err(e) = result.write(&dir, &extra) {
+            eprintln!("error: cannot write {}: {e}", dir.display());
+            return Exit::Failure;
+        }
+        print_summary(&spec.url, &result.summary);
+        if matches!(verdict(&result.summary), Exit::Failure) {
+            exit = Exit::Failure;
+        }
+        index.push(serde_json::json!({
+            "run": i,
+            "dir": dir.strip_prefix(out).unwrap_or(&dir).display().to_string(),
+            "parameters": params,
+            "requests_completed": result.summary.requests_completed,
+            "requests_failed": result.summary.requests_failed,
+            "requests_per_second": result.summary.requests_per_second,
+            "latency_p50_ms": result.summary.latency_ms.p50,
+            "latency_p99_ms": result.summary.latency_ms.p99,
+        }));
+    }
+    let index = serde_json::json!({"driver": spec.driver, "url": spec.url, "runs": index});
+    if let Err(e) = std::fs::create_dir_all(out).and_then(|()| {
+        std::fs::write(
+            out.join("index.json"),
+            serde_json::to_string_pretty(&index).expect("JSON"),
+        )
+    }) {
+        eprintln!("error: cannot write {}: {e}", out.display());
+        return Exit::Failure;
+    }
+    exit
+}

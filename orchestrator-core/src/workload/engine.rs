@@ -1,0 +1,374 @@
+//! Running a load model against a [`Workload`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::rng::Rng;
+use super::stats::{OpenLoopFigures, Outcome, Recorder, Sample, Slo, Summary};
+use super::{Connection, Workload};
+
+/// How requests arrive in an open loop.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Arrival {
+    /// Evenly spaced, `1/rate` apart.
+    Constant,
+    /// Exponential gaps with mean `1/rate`.
+    Poisson,
+    /// Gamma gaps with shape `burstiness` and mean `1/rate`: below 1 burstier than
+    /// Poisson, above 1 more regular; 1 is Poisson.
+    Gamma {
+        /// The gamma shape.
+        burstiness: f64,
+    },
+}
+
+/// Who decides when requests are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "model", rename_all = "snake_case")]
+pub enum LoadModel {
+    /// `concurrency` users, each sending its next request when the last one answered.
+    Closed {
+        /// The number of users (connections).
+        concurrency: u32,
+    },
+    /// Requests sent on a schedule, whatever the answers; latency counts from the
+    /// scheduled time.
+    Open {
+        /// Requests per second.
+        rate: f64,
+        /// The gaps between requests.
+        arrival: Arrival,
+        /// At most this many requests in flight; a request due when the cap is full is
+        /// dropped and counted.
+        max_concurrency: Option<u32>,
+    },
+}
+
+/// A load: the model and its bounds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadSpec {
+    /// The load model.
+    pub model: LoadModel,
+    /// How long to measure (after the warm-up).
+    pub duration: Option<Duration>,
+    /// How many requests to measure (after the warm-up).
+    pub requests: Option<u64>,
+    /// How long to send before measuring.
+    pub warmup: Duration,
+    /// Objectives for goodput.
+    pub slo: Slo,
+    /// Keep every request for the JSON-lines file.
+    #[serde(skip)]
+    pub keep_samples: bool,
+    /// Seed of the arrival schedule.
+    pub seed: u64,
+}
+
+/// A run's summary and (when kept) its requests.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// The summary.
+    pub summary: Summary,
+    /// Every request, in send order (empty unless `keep_samples`).
+    pub samples: Vec<Sample>,
+}
+
+impl RunResult {
+    /// Writes `summary.json` (with `extra` merged in at the top) and `requests.jsonl`
+    /// into `dir`.
+    ///
+    /// # Errors
+    /// The files cannot be written.
+    pub fn write(&self, dir: &std::path::Path, extra: &serde_json::Value) -> std::io::Result<()> {
+        use std::io::Write;
+        std::fs::create_dir_all(dir)?;
+        let mut summary = serde_json::to_value(&self.summary).expect("summaries serialise");
+        if let (Some(map), Some(extra)) = (summary.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        let mut text = serde_json::to_string_pretty(&summary).expect("summaries serialise");
+        text.push('\n');
+        std::fs::write(dir.join("summary.json"), text)?;
+        let mut lines = std::io::BufWriter::new(std::fs::File::create(dir.join("requests.jsonl"))?);
+        for sample in &self.samples {
+            serde_json::to_writer(&mut lines, sample)?;
+            lines.write_all(b"\n")?;
+        }
+        lines.flush()
+    }
+}
+
+/// Why a run could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkloadError {
+    /// The load has neither a duration nor a request count, or a bad value.
+    #[error("{0}")]
+    Spec(String),
+    /// The first connection failed: nothing was sent.
+    #[error("cannot reach the target: {0}")]
+    Unreachable(String),
+}
+
+/// Runs `spec` against `workload`. One connection is opened first, so an unreachable
+/// target fails before any load starts.
+///
+/// # Errors
+/// A spec without bounds, or an unreachable target.
+pub async fn run(workload: Arc<dyn Workload>, spec: &LoadSpec) -> Result<RunResult, WorkloadError> {
+    if spec.duration.is_none() && spec.requests.is_none() {
+        return Err(WorkloadError::Spec(
+            "give a duration or a number of requests".into(),
+        ));
+    }
+    match spec.model {
+        LoadModel::Closed { concurrency: 0 } => {
+            return Err(WorkloadError::Spec("concurrency must be at least 1".into()));
+        }
+        LoadModel::Open { rate, .. } if !(rate > 0.0 && rate.is_finite()) => {
+            return Err(WorkloadError::Spec(format!(
+                "the rate must be a positive number, not {rate}"
+            )));
+        }
+        LoadModel::Open {
+            arrival: Arrival::Gamma { burstiness },
+            ..
+        } if burstiness.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) => {
+            return Err(WorkloadError::Spec("burstiness must be positive".into()));
+        }
+        _ => {}
+    }
+    let first = workload
+        .connect()
+        .await
+        .map_err(WorkloadError::Unreachable)?;
+    match spec.model {
+        LoadModel::Closed { concurrency } => Ok(closed(workload, first, concurrency, spec).await),
+        LoadModel::Open {
+            rate,
+            arrival,
+            max_concurrency,
+        } => Ok(open(workload, first, rate, arrival, max_concurrency, spec).await),
+    }
+}
+
+/// When to stop, shared by the workers.
+struct Bounds {
+    t0: Instant,
+    warm_end: Instant,
+    end: Option<Instant>,
+    limit: Option<u64>,
+    measured: AtomicU64,
+    numbers: AtomicU64,
+}
+
+impl Bounds {
+    fn new(spec: &LoadSpec) -> Self {
+        let t0 = Instant::now();
+        let warm_end = t0 + spec.warmup;
+        Self {
+            t0,
+            warm_end,
+            end: spec.duration.map(|d| warm_end + d),
+            limit: spec.requests,
+            measured: AtomicU64::new(0),
+            numbers: AtomicU64::new(0),
+        }
+    }
+
+    /// Claims the next request sent at `at`: its number and whether it is warm-up;
+    /// `None` when the run is over.
+    fn claim(&self, at: Instant) -> Option<(u64, bool)> {
+        if self.end.is_some_and(|end| at >= end) {
+            return None;
+        }
+        let warm = at < self.warm_end;
+        if !warm {
+            if let Some(limit) = self.limit {
+                if self.measured.fetch_add(1, Ordering::Relaxed) >= limit {
+                    return None;
+                }
+            }
+        }
+        Some((self.numbers.fetch_add(1, Ordering::Relaxed), warm))
+    }
+
+    /// The measured time: from the end of the warm-up to `last`.
+    fn measured(&self, last: Instant) -> Duration {
+        last.saturating_duration_since(self.warm_end)
+    }
+}
+
+/// Waits until `due` closely: the timer wheel's millisecond for the long part, then
+/// yielding (other tasks keep running) for the last millisecond, so that our own timer
+/// does not show up as schedule lag.
+async fn wait_until(due: Instant) {
+    let coarse = Duration::from_micros(1500);
+    if let Some(far) = due.checked_duration_since(Instant::now()) {
+        if far > coarse {
+            tokio::time::sleep_until(due - coarse).await;
+        }
+    }
+    while Instant::now() < due {
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn one(workload: &dyn Workload, conn: &mut Option<Box<dyn Connection>>, n: u64) -> Outcome {
+    if conn.is_none() {
+        match workload.connect().await {
+            Ok(c) => *conn = Some(c),
+            Err(e) => {
+                tracing::debug!(error = %e, "connect failed");
+                return Outcome::failed("connect");
+            }
+        }
+    }
+    let out = conn.as_mut().expect("connected above").request(n).await;
+    if out.reconnect {
+        *conn = None;
+    }
+    out
+}
+
+async fn closed(
+    workload: Arc<dyn Workload>,
+    first: Box<dyn Connection>,
+    concurrency: u32,
+    spec: &LoadSpec,
+) -> RunResult {
+    let bounds = Arc::new(Bounds::new(spec));
+    let mut first = Some(first);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (workload, bounds) = (workload.clone(), bounds.clone());
+        let mut conn = first.take();
+        let (slo, keep) = (spec.slo, spec.keep_samples);
+        tasks.push(tokio::spawn(async move {
+            let mut rec = Recorder::new(slo, keep);
+            let mut last = bounds.t0;
+            loop {
+                let start = Instant::now();
+                let Some((n, warm)) = bounds.claim(start) else {
+                    break;
+                };
+                let out = one(workload.as_ref(), &mut conn, n).await;
+                let end = Instant::now();
+                let at = start - bounds.t0;
+                rec.record(n, at, at, end - bounds.t0, warm, out);
+                last = end;
+            }
+            (rec, last)
+        }));
+    }
+    let mut total = Recorder::new(spec.slo, spec.keep_samples);
+    let mut last = bounds.warm_end;
+    for task in tasks {
+        if let Ok((rec, end)) = task.await {
+            total.merge(rec);
+            last = last.max(end);
+        }
+    }
+    let summary = total.summary(bounds.measured(last), None);
+    RunResult {
+        summary,
+        samples: total.into_samples(),
+    }
+}
+
+async fn open(
+    workload: Arc<dyn Workload>,
+    first: Box<dyn Connection>,
+    rate: f64,
+    arrival: Arrival,
+    cap: Option<u32>,
+    spec: &LoadSpec,
+) -> RunResult {
+    let bounds = Bounds::new(spec);
+    let pool: Arc<Mutex<Vec<Box<dyn Connection>>>> = Arc::new(Mutex::new(vec![first]));
+    let recorder = Arc::new(Mutex::new(Recorder::new(spec.slo, spec.keep_samples)));
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let last = Arc::new(Mutex::new(bounds.warm_end));
+    let mut rng = Rng::new(spec.seed);
+    let mean = 1.0 / rate;
+    let mut gap = move || match arrival {
+        Arrival::Constant => mean,
+        Arrival::Poisson => rng.exponential(mean),
+        Arrival::Gamma { burstiness } => rng.gamma(burstiness, mean / burstiness),
+    };
+    let (mut sent, mut dropped) = (0u64, 0u64);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut due = bounds.t0;
+    while let Some((n, warm)) = bounds.claim(due) {
+        wait_until(due).await;
+        let intended = due - bounds.t0;
+        due += Duration::from_secs_f64(gap());
+        if cap.is_some_and(|c| in_flight.load(Ordering::Relaxed) >= u64::from(c)) {
+            if !warm {
+                dropped += 1;
+            }
+            continue;
+        }
+        if !warm {
+            sent += 1;
+        }
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        let (workload, pool, recorder, in_flight, last) = (
+            workload.clone(),
+            pool.clone(),
+            recorder.clone(),
+            in_flight.clone(),
+            last.clone(),
+        );
+        let t0 = bounds.t0;
+        tasks.spawn(async move {
+            let mut conn = pool.lock().expect("pool lock").pop();
+            let start = Instant::now();
+            let out = one(workload.as_ref(), &mut conn, n).await;
+            let end = Instant::now();
+            if let Some(conn) = conn {
+                pool.lock().expect("pool lock").push(conn);
+            }
+            recorder.lock().expect("recorder lock").record(
+                n,
+                intended,
+                start - t0,
+                end - t0,
+                warm,
+                out,
+            );
+            let mut l = last.lock().expect("last lock");
+            *l = (*l).max(end);
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let last = *last.lock().expect("last lock");
+    // An open loop's measured time is the schedule's, not the last answer's: a slow
+    // tail must not make the achieved rate look lower than what was sent.
+    let window = bounds
+        .end
+        .map_or_else(|| bounds.measured(last), |end| end - bounds.warm_end);
+    let recorder = Arc::try_unwrap(recorder)
+        .map(|m| m.into_inner().expect("recorder lock"))
+        .unwrap_or_else(|_| unreachable!("every task has ended"));
+    let summary = recorder.summary(
+        window,
+        Some(OpenLoopFigures {
+            target_rate: rate,
+            sent,
+            dropped,
+        }),
+    );
+    RunResult {
+        summary,
+        samples: recorder.into_samples(),
+    }
+}

@@ -1,0 +1,38 @@
+//! The workload engine: load models (closed loop, open loop at a constant, Poisson or
+//! gamma-distributed rate, with an optional concurrency cap), warm-up, duration or
+//! request bounds, per-request samples and HDR-histogram summaries. Protocol code lives
+//! in the plugins, behind [`Workload`] and [`Connection`].
+
+mod engine;
+mod rng;
+mod spec;
+mod stats;
+
+use async_trait::async_trait;
+
+pub use engine::{Arrival, LoadModel, LoadSpec, RunResult, WorkloadError, run};
+pub use rng::Rng;
+pub use spec::{
+    LOAD_KEYS, RESULTS_DIR, WorkloadSpec, engine_launch, expand_sweep, load_model, load_of,
+};
+pub use stats::{
+    Goodput, MetricSummary, OpenLoopFigures, Outcome, Recorder, Sample, Slo, Summary, TokenCounts,
+    TokenSource,
+};
+
+/// A prepared workload against one target: opens connections.
+#[async_trait]
+pub trait Workload: Send + Sync {
+    /// Opens a connection (or whatever a worker keeps between requests).
+    ///
+    /// # Errors
+    /// The target cannot be reached; the message says why.
+    async fn connect(&self) -> Result<Box<dyn Connection>, String>;
+}
+
+/// One worker's connection to the target.
+#[async_trait]
+pub trait Connection: Send {
+    /// Sends request number `n` and waits for its whole answer.
+    async fn request(&mut self, n: u64) -> Outcome;
+}

@@ -1,0 +1,277 @@
+//! What a client job runs: a [`WorkloadSpec`] (driver, target, parameters, load),
+//! passed to `orchestrator workload run --spec-json JSON` on the compute node. Load
+//! settings may sit among a recipe's `parameters` under reserved names; lists (or
+//! comma-separated strings) in any parameter make a sweep: one run per combination.
+
+use std::time::Duration;
+
+use orchestrator_recipes::ClientRecipe;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::engine::{Arrival, LoadModel, LoadSpec};
+use super::stats::Slo;
+use crate::driver::{DriverError, Launch, Target};
+
+/// Parameter names that set the load rather than the driver's requests.
+pub const LOAD_KEYS: &[&str] = &[
+    "concurrency",
+    "concurrent_users",
+    "rate",
+    "requests_per_second",
+    "arrival",
+    "burstiness",
+    "max_concurrency",
+    "requests",
+    "num_requests",
+    "warmup_s",
+    "duration_s",
+    "seed",
+    "slo_latency_ms",
+    "slo_ttft_ms",
+    "slo_tpot_ms",
+];
+
+/// A workload run as a client job executes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// The workload driver.
+    pub driver: String,
+    /// The target URL.
+    pub url: String,
+    /// Parameters: the driver's, plus the reserved load names; lists sweep.
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    /// Measured duration in seconds, unless a parameter says otherwise.
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+}
+
+/// What a client job runs for an engine-backed workload: the orchestrator binary with
+/// the spec inline (each argument is quoted into the job script).
+///
+/// # Errors
+/// A client with a `command` (it would be ignored): use the `command` workload.
+pub fn engine_launch(
+    driver: &str,
+    client: &ClientRecipe,
+    target: &Target,
+) -> Result<Launch, DriverError> {
+    if client.command.is_some() {
+        return Err(DriverError::new(
+            format!(
+                "client `{}` sets both workload_type `{driver}` and a command",
+                client.name
+            ),
+            "drop the command (the orchestrator runs the workload itself), or drop workload_type to run the command",
+        ));
+    }
+    let spec = WorkloadSpec {
+        driver: driver.to_owned(),
+        url: target.url.clone(),
+        parameters: client.parameters.clone().into_iter().collect(),
+        duration_s: client.duration.map(|d| d.to_std().as_secs_f64()),
+    };
+    Ok(Launch {
+        command: "orchestrator".into(),
+        args: vec![
+            "workload".into(),
+            "run".into(),
+            "--spec-json".into(),
+            serde_json::to_string(&spec).expect("specs serialise"),
+            "--out".into(),
+            RESULTS_DIR.into(),
+        ],
+        ..Launch::default()
+    })
+}
+
+/// Where a client job's engine writes, relative to its job directory.
+pub const RESULTS_DIR: &str = "results";
+
+/// Every combination of the swept parameters, in order (the last key varies fastest).
+/// A list, or a string with commas (`"1,2,5"`, the original tool's form), sweeps;
+/// numbers in such strings become numbers.
+#[must_use]
+pub fn expand_sweep(parameters: &Map<String, Value>) -> Vec<Map<String, Value>> {
+    let mut runs = vec![Map::new()];
+    for (key, value) in parameters {
+        let choices: Vec<Value> = match value {
+            Value::Array(items) if !items.is_empty() => items.clone(),
+            Value::String(s) if s.contains(',') && key != "body" && key != "prompt" => s
+                .split(',')
+                .map(|part| {
+                    let part = part.trim();
+                    serde_json::from_str::<serde_json::Number>(part)
+                        .map_or_else(|_| Value::String(part.to_owned()), Value::Number)
+                })
+                .collect(),
+            other => vec![other.clone()],
+        };
+        runs = runs
+            .into_iter()
+            .flat_map(|run| {
+                choices.iter().map(move |choice| {
+                    let mut run = run.clone();
+                    run.insert(key.clone(), choice.clone());
+                    run
+                })
+            })
+            .collect();
+    }
+    runs
+}
+
+/// Splits one run's parameters into the load and the driver's own parameters.
+///
+/// # Errors
+/// A reserved name with a value of the wrong kind, or no bound on the run.
+pub fn load_of(
+    parameters: &Map<String, Value>,
+    duration_s: Option<f64>,
+) -> Result<(LoadSpec, Map<String, Value>), String> {
+    let mut driver = parameters.clone();
+    let mut take = |names: &[&str]| names.iter().find_map(|n| driver.remove(*n));
+    let number = |v: Option<Value>, name: &str| -> Result<Option<f64>, String> {
+        match v {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("`{name}` must be a number, not `{s}`")),
+            Some(other) => Err(format!("`{name}` must be a number, not {other}")),
+        }
+    };
+    let concurrency = number(take(&["concurrency", "concurrent_users"]), "concurrency")?;
+    let rate = number(take(&["rate", "requests_per_second"]), "rate")?;
+    let burstiness = number(take(&["burstiness"]), "burstiness")?;
+    let arrival = match take(&["arrival"]) {
+        None => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => {
+            return Err(format!(
+                "`arrival` must be constant, poisson or gamma, not {other}"
+            ));
+        }
+    };
+    let max_concurrency = number(take(&["max_concurrency"]), "max_concurrency")?;
+    let requests = number(take(&["requests", "num_requests"]), "requests")?;
+    let warmup = number(take(&["warmup_s"]), "warmup_s")?.unwrap_or(0.0);
+    let duration = number(take(&["duration_s"]), "duration_s")?.or(duration_s);
+    let seed = number(take(&["seed"]), "seed")?;
+    let slo = Slo {
+        latency_ms: number(take(&["slo_latency_ms"]), "slo_latency_ms")?,
+        ttft_ms: number(take(&["slo_ttft_ms"]), "slo_ttft_ms")?,
+        tpot_ms: number(take(&["slo_tpot_ms"]), "slo_tpot_ms")?,
+    };
+    let model = load_model(
+        concurrency,
+        rate,
+        arrival.as_deref(),
+        burstiness,
+        max_concurrency,
+    )?;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let spec = LoadSpec {
+        model,
+        duration: duration.map(Duration::from_secs_f64),
+        requests: requests.map(|r| r as u64),
+        warmup: Duration::from_secs_f64(warmup.max(0.0)),
+        slo,
+        keep_samples: true,
+        seed: seed.map_or(1, |s| s as u64),
+    };
+    if spec.duration.is_none() && spec.requests.is_none() {
+        return Err(
+            "the run has no bound: give the client a `duration`, or `requests` in its parameters"
+                .into(),
+        );
+    }
+    Ok((spec, driver))
+}
+
+/// The load model of these settings: a rate means an open loop (capped by
+/// `max_concurrency`), else a closed loop of `concurrency` users (1 by default).
+///
+/// # Errors
+/// Both a rate and a concurrency, or an unknown arrival.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub fn load_model(
+    concurrency: Option<f64>,
+    rate: Option<f64>,
+    arrival: Option<&str>,
+    burstiness: Option<f64>,
+    max_concurrency: Option<f64>,
+) -> Result<LoadModel, String> {
+    match (rate, concurrency) {
+        (Some(_), Some(_)) => Err("give a rate (open loop) or a concurrency (closed loop), not both; cap an open loop with max_concurrency".into()),
+        (Some(rate), None) => {
+            let arrival = match (arrival.unwrap_or(if burstiness.is_some() { "gamma" } else { "poisson" }), burstiness) {
+                ("constant", _) => Arrival::Constant,
+                ("poisson", _) => Arrival::Poisson,
+                ("gamma", b) => Arrival::Gamma { burstiness: b.unwrap_or(1.0) },
+                (other, _) => return Err(format!("arrival `{other}`: expected constant, poisson or gamma")),
+            };
+            Ok(LoadModel::Open {
+                rate,
+                arrival,
+                max_concurrency: max_concurrency.map(|c| c as u32),
+            })
+        }
+        (None, c) => {
+            if arrival.is_some() || burstiness.is_some() || max_concurrency.is_some() {
+                return Err("arrival, burstiness and max_concurrency need a rate (open loop)".into());
+            }
+            Ok(LoadModel::Closed {
+                concurrency: c.map_or(1, |c| c as u32),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_comma_strings_sweep_every_combination() {
+        let p: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "concurrency": "1,2", "path": ["/a", "/b", "/c"], "method": "GET"
+        }))
+        .unwrap();
+        let runs = expand_sweep(&p);
+        assert_eq!(runs.len(), 6);
+        assert_eq!(runs[0]["concurrency"], 1);
+        assert_eq!(runs[0]["path"], "/a");
+        assert_eq!(runs[5]["concurrency"], 2);
+        assert_eq!(runs[5]["path"], "/c");
+        assert!(runs.iter().all(|r| r["method"] == "GET"));
+    }
+
+    #[test]
+    fn reserved_names_become_the_load_and_the_rest_goes_to_the_driver() {
+        let p: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "requests_per_second": 50, "max_concurrency": 8, "warmup_s": 2, "path": "/x"
+        }))
+        .unwrap();
+        let (load, driver) = load_of(&p, Some(10.0)).unwrap();
+        assert_eq!(
+            load.model,
+            LoadModel::Open {
+                rate: 50.0,
+                arrival: Arrival::Poisson,
+                max_concurrency: Some(8)
+            }
+        );
+        assert_eq!(load.duration, Some(Duration::from_secs(10)));
+        assert_eq!(load.warmup, Duration::from_secs(2));
+        assert_eq!(driver.len(), 1);
+        assert!(load_of(&Map::new(), None).unwrap_err().contains("no bound"));
+        let both: Map<String, Value> =
+            serde_json::from_value(serde_json::json!({"rate": 5, "concurrency": 2})).unwrap();
+        assert!(load_of(&both, Some(1.0)).unwrap_err().contains("not both"));
+    }
+}

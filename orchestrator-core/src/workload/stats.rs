@@ -1,0 +1,618 @@
+//! What a run measured: per-request samples, HDR histograms, and the summary with the
+//! definition of every metric written beside it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Where a request's output token count came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenSource {
+    /// No tokens (not an LLM workload).
+    #[default]
+    None,
+    /// Reported by the server (`usage`, `eval_count`).
+    Server,
+    /// Counted or estimated by the client.
+    Client,
+}
+
+/// What a driver reports about one request; timings are from the moment the request
+/// was actually sent.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The kind of failure (`http_503`, `timeout`, `connect`, ...); `None` on success.
+    pub error: Option<String>,
+    /// Time to the first token (or first byte of the body, for streaming drivers).
+    pub ttft: Option<Duration>,
+    /// Gaps between successive streamed chunks.
+    pub chunk_gaps: Vec<Duration>,
+    /// Output tokens, when the workload produces them.
+    pub output_tokens: Option<u64>,
+    /// Where `output_tokens` came from.
+    pub token_source: TokenSource,
+    /// Response bytes received.
+    pub bytes: u64,
+    /// The connection cannot be used again.
+    pub reconnect: bool,
+    /// What the server said about its own timing (e.g. Ollama's `eval_duration`).
+    pub server: Option<serde_json::Value>,
+}
+
+impl Outcome {
+    /// A failed request.
+    #[must_use]
+    pub fn failed(kind: impl Into<String>) -> Self {
+        Self {
+            error: Some(kind.into()),
+            reconnect: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// One request, as the JSON-lines file records it. Times are microseconds since the
+/// run started.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Its number.
+    pub n: u64,
+    /// When it was meant to be sent (open loop: the schedule; closed loop: = start).
+    pub intended_us: u64,
+    /// When it was sent.
+    pub start_us: u64,
+    /// When it completed.
+    pub end_us: u64,
+    /// End-to-end latency from the intended send time, ms.
+    pub latency_ms: f64,
+    /// Time to first token from the intended send time, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    /// Time per output token after the first, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpot_ms: Option<f64>,
+    /// Output tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// Where the token count came from.
+    #[serde(skip_serializing_if = "is_none_source")]
+    pub token_source: TokenSource,
+    /// Bytes received.
+    pub bytes: u64,
+    /// The failure, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Sent during the warm-up (not in the summary).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warmup: bool,
+    /// The server's own timing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<serde_json::Value>,
+}
+
+fn is_none_source(s: &TokenSource) -> bool {
+    *s == TokenSource::None
+}
+
+/// Service-level objectives for goodput: a request counts as good when it succeeded
+/// and meets every objective given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Slo {
+    /// Longest acceptable end-to-end latency, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// Longest acceptable time to first token, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    /// Longest acceptable time per output token, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpot_ms: Option<f64>,
+}
+
+impl Slo {
+    fn is_set(&self) -> bool {
+        self.latency_ms.is_some() || self.ttft_ms.is_some() || self.tpot_ms.is_some()
+    }
+
+    fn met(&self, s: &Sample) -> bool {
+        let within = |limit: Option<f64>, value: Option<f64>| {
+            limit.is_none_or(|l| value.is_some_and(|v| v <= l))
+        };
+        s.error.is_none()
+            && within(self.latency_ms, Some(s.latency_ms))
+            && within(self.ttft_ms, s.ttft_ms)
+            && within(self.tpot_ms, s.tpot_ms)
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // Nanoseconds from 1 ns to one hour, three significant digits (0.1 % error).
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds")
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Collects samples into histograms and counters; one per worker, merged at the end.
+#[derive(Debug)]
+pub struct Recorder {
+    latency: Histogram<u64>,
+    ttft: Histogram<u64>,
+    tpot: Histogram<u64>,
+    itl: Histogram<u64>,
+    lag: Histogram<u64>,
+    completed: u64,
+    failed: u64,
+    warmup: u64,
+    good: u64,
+    errors: BTreeMap<String, u64>,
+    output_tokens: u64,
+    server_tokens: u64,
+    client_tokens: u64,
+    bytes: u64,
+    slo: Slo,
+    keep: bool,
+    samples: Vec<Sample>,
+}
+
+impl Recorder {
+    /// An empty recorder; `keep` keeps every sample for the JSON-lines file.
+    #[must_use]
+    pub fn new(slo: Slo, keep: bool) -> Self {
+        Self {
+            latency: histogram(),
+            ttft: histogram(),
+            tpot: histogram(),
+            itl: histogram(),
+            lag: histogram(),
+            completed: 0,
+            failed: 0,
+            warmup: 0,
+            good: 0,
+            errors: BTreeMap::new(),
+            output_tokens: 0,
+            server_tokens: 0,
+            client_tokens: 0,
+            bytes: 0,
+            slo,
+            keep,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Records one request. `intended`, `start` and `end` are offsets from the start of
+    /// the run.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn record(
+        &mut self,
+        n: u64,
+        intended: Duration,
+        start: Duration,
+        end: Duration,
+        warmup: bool,
+        out: Outcome,
+    ) {
+        let lag = start.saturating_sub(intended);
+        let latency = end.saturating_sub(intended);
+        let ttft = out.ttft.map(|t| t + lag);
+        let tpot = match (ttft, out.output_tokens) {
+            (Some(ttft), Some(tokens)) if tokens > 1 => {
+                Some(latency.saturating_sub(ttft).div_f64((tokens - 1) as f64))
+            }
+            _ => None,
+        };
+        let sample = Sample {
+            n,
+            intended_us: u64::try_from(intended.as_micros()).unwrap_or(u64::MAX),
+            start_us: u64::try_from(start.as_micros()).unwrap_or(u64::MAX),
+            end_us: u64::try_from(end.as_micros()).unwrap_or(u64::MAX),
+            latency_ms: ms(latency),
+            ttft_ms: ttft.map(ms),
+            tpot_ms: tpot.map(ms),
+            output_tokens: out.output_tokens,
+            token_source: out.token_source,
+            bytes: out.bytes,
+            error: out.error.clone(),
+            warmup,
+            server: out.server.clone(),
+        };
+        if warmup {
+            self.warmup += 1;
+        } else {
+            match &out.error {
+                Some(kind) => {
+                    self.failed += 1;
+                    *self.errors.entry(kind.clone()).or_default() += 1;
+                }
+                None => {
+                    self.completed += 1;
+                    let _ = self.latency.record(nanos(latency));
+                    let _ = self.lag.record(nanos(lag));
+                    if let Some(t) = ttft {
+                        let _ = self.ttft.record(nanos(t));
+                    }
+                    if let Some(t) = tpot {
+                        let _ = self.tpot.record(nanos(t));
+                    }
+                    for gap in &out.chunk_gaps {
+                        let _ = self.itl.record(nanos(*gap));
+                    }
+                    if let Some(tokens) = out.output_tokens {
+                        self.output_tokens += tokens;
+                        match out.token_source {
+                            TokenSource::Server => self.server_tokens += tokens,
+                            TokenSource::Client => self.client_tokens += tokens,
+                            TokenSource::None => {}
+                        }
+                    }
+                    self.bytes += out.bytes;
+                    if self.slo.is_set() && self.slo.met(&sample) {
+                        self.good += 1;
+                    }
+                }
+            }
+        }
+        if self.keep {
+            self.samples.push(sample);
+        }
+    }
+
+    /// Adds another worker's records to these.
+    pub fn merge(&mut self, other: Self) {
+        let _ = self.latency.add(&other.latency);
+        let _ = self.ttft.add(&other.ttft);
+        let _ = self.tpot.add(&other.tpot);
+        let _ = self.itl.add(&other.itl);
+        let _ = self.lag.add(&other.lag);
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.warmup += other.warmup;
+        self.good += other.good;
+        for (kind, n) in other.errors {
+            *self.errors.entry(kind).or_default() += n;
+        }
+        self.output_tokens += other.output_tokens;
+        self.server_tokens += other.server_tokens;
+        self.client_tokens += other.client_tokens;
+        self.bytes += other.bytes;
+        self.samples.extend(other.samples);
+    }
+
+    /// The samples kept, in send order.
+    #[must_use]
+    pub fn into_samples(mut self) -> Vec<Sample> {
+        self.samples.sort_by_key(|s| (s.intended_us, s.n));
+        self.samples
+    }
+
+    /// The summary over `measured` (the run without its warm-up).
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn summary(&self, measured: Duration, open: Option<OpenLoopFigures>) -> Summary {
+        let secs = measured.as_secs_f64().max(1e-9);
+        let llm = self.output_tokens > 0;
+        Summary {
+            requests_completed: self.completed,
+            requests_failed: self.failed,
+            requests_warmup: self.warmup,
+            measured_seconds: measured.as_secs_f64(),
+            requests_per_second: self.completed as f64 / secs,
+            target_rate: open.map(|o| o.target_rate),
+            achieved_rate: open.map(|o| o.sent as f64 / secs),
+            requests_dropped: open.map(|o| o.dropped),
+            latency_ms: MetricSummary::of(&self.latency),
+            schedule_lag_ms: open.map(|_| MetricSummary::of(&self.lag)),
+            ttft_ms: llm.then(|| MetricSummary::of(&self.ttft)),
+            tpot_ms: llm.then(|| MetricSummary::of(&self.tpot)),
+            itl_ms: (!self.itl.is_empty()).then(|| MetricSummary::of(&self.itl)),
+            output_tokens: llm.then_some(self.output_tokens),
+            output_tokens_per_second: llm.then(|| self.output_tokens as f64 / secs),
+            token_counts: llm.then_some(TokenCounts {
+                from_server: self.server_tokens,
+                from_client: self.client_tokens,
+            }),
+            bytes_received: self.bytes,
+            errors: self.errors.clone(),
+            goodput: self.slo.is_set().then(|| Goodput {
+                slo: self.slo,
+                good_requests: self.good,
+                requests_per_second: self.good as f64 / secs,
+                fraction: if self.completed + self.failed == 0 {
+                    0.0
+                } else {
+                    self.good as f64 / (self.completed + self.failed) as f64
+                },
+            }),
+            definitions: definitions(),
+        }
+    }
+}
+
+/// What only an open-loop run knows.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenLoopFigures {
+    /// Requests per second asked for.
+    pub target_rate: f64,
+    /// Requests sent after the warm-up (completed, failed, or still in flight at the end).
+    pub sent: u64,
+    /// Requests not sent because the concurrency cap was reached.
+    pub dropped: u64,
+}
+
+/// One metric's distribution, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MetricSummary {
+    /// How many values.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub std: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl MetricSummary {
+    #[allow(clippy::cast_precision_loss)]
+    fn of(h: &Histogram<u64>) -> Self {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        if h.is_empty() {
+            return Self {
+                count: 0,
+                mean: 0.0,
+                std: 0.0,
+                min: 0.0,
+                p50: 0.0,
+                p90: 0.0,
+                p95: 0.0,
+                p99: 0.0,
+                p999: 0.0,
+                max: 0.0,
+            };
+        }
+        Self {
+            count: h.len(),
+            mean: h.mean() / 1e6,
+            std: h.stdev() / 1e6,
+            min: ms(h.min()),
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// Where the token counts came from.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TokenCounts {
+    /// Tokens the server reported.
+    pub from_server: u64,
+    /// Tokens the client counted.
+    pub from_client: u64,
+}
+
+/// Requests that met the SLOs.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Goodput {
+    /// The objectives.
+    pub slo: Slo,
+    /// Requests that met them.
+    pub good_requests: u64,
+    /// Good requests per second.
+    pub requests_per_second: f64,
+    /// Good requests / all requests (completed + failed).
+    pub fraction: f64,
+}
+
+/// The summary of one run (`summary.json`, `bench --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Requests that succeeded after the warm-up.
+    pub requests_completed: u64,
+    /// Requests that failed after the warm-up.
+    pub requests_failed: u64,
+    /// Requests during the warm-up (in no other figure).
+    pub requests_warmup: u64,
+    /// The measured time: from the end of the warm-up to the last completion.
+    pub measured_seconds: f64,
+    /// `requests_completed / measured_seconds`.
+    pub requests_per_second: f64,
+    /// Open loop: the rate asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_rate: Option<f64>,
+    /// Open loop: requests sent per measured second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub achieved_rate: Option<f64>,
+    /// Open loop: requests not sent because the concurrency cap was full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_dropped: Option<u64>,
+    /// End-to-end latency of successful requests.
+    pub latency_ms: MetricSummary,
+    /// Open loop: how late requests were sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_lag_ms: Option<MetricSummary>,
+    /// Time to first token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<MetricSummary>,
+    /// Time per output token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpot_ms: Option<MetricSummary>,
+    /// Inter-chunk latency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub itl_ms: Option<MetricSummary>,
+    /// Output tokens of successful requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// `output_tokens / measured_seconds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens_per_second: Option<f64>,
+    /// Where the token counts came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_counts: Option<TokenCounts>,
+    /// Response bytes of successful requests.
+    pub bytes_received: u64,
+    /// Failures by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Requests that met the SLOs, when some were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<Goodput>,
+    /// How each figure is computed.
+    pub definitions: BTreeMap<&'static str, &'static str>,
+}
+
+fn definitions() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([
+        (
+            "latency_ms",
+            "end-to-end: completion time minus the intended send time (open loop: the schedule's time, so a late send counts against the server, not hidden; closed loop: the actual send)",
+        ),
+        (
+            "ttft_ms",
+            "time to first token: first non-empty streamed chunk minus the intended send time",
+        ),
+        (
+            "tpot_ms",
+            "time per output token: (latency - ttft) / (output_tokens - 1), per request with more than one token",
+        ),
+        (
+            "itl_ms",
+            "inter-chunk latency: time between successive streamed chunks",
+        ),
+        (
+            "requests_per_second",
+            "requests_completed / measured_seconds",
+        ),
+        (
+            "achieved_rate",
+            "requests sent after the warm-up / measured_seconds (open loop)",
+        ),
+        (
+            "schedule_lag_ms",
+            "actual send time minus intended send time (open loop)",
+        ),
+        (
+            "output_tokens_per_second",
+            "sum of output tokens of successful requests / measured_seconds",
+        ),
+        (
+            "measured_seconds",
+            "from the end of the warm-up to the last completion",
+        ),
+        (
+            "percentiles",
+            "from an HDR histogram of nanoseconds with 3 significant digits (0.1 % resolution)",
+        ),
+        (
+            "goodput",
+            "requests that succeeded and met every SLO given, per measured second",
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_counts_from_the_intended_time_and_tpot_follows_its_formula() {
+        let mut r = Recorder::new(
+            Slo {
+                ttft_ms: Some(200.0),
+                tpot_ms: None,
+                latency_ms: None,
+            },
+            true,
+        );
+        let out = Outcome {
+            ttft: Some(Duration::from_millis(100)),
+            output_tokens: Some(11),
+            token_source: TokenSource::Server,
+            ..Outcome::default()
+        };
+        // Meant for t=0, sent 50 ms late, done at t=1050 ms.
+        r.record(
+            0,
+            Duration::ZERO,
+            Duration::from_millis(50),
+            Duration::from_millis(1050),
+            false,
+            out,
+        );
+        let s = &r.samples[0];
+        assert_eq!(s.latency_ms, 1050.0);
+        assert_eq!(s.ttft_ms, Some(150.0));
+        // (1050 - 150) / (11 - 1) = 90 ms.
+        assert!((s.tpot_ms.unwrap() - 90.0).abs() < 1e-9);
+        let summary = r.summary(Duration::from_secs(1), None);
+        assert_eq!(summary.requests_completed, 1);
+        assert_eq!(summary.goodput.unwrap().good_requests, 1);
+        assert_eq!(summary.token_counts.unwrap().from_server, 11);
+        assert!(
+            (summary.latency_ms.p50 - 1050.0).abs() < 1.1,
+            "{}",
+            summary.latency_ms.p50
+        );
+    }
+
+    #[test]
+    fn warmup_and_failures_stay_out_of_the_latency() {
+        let mut r = Recorder::new(Slo::default(), false);
+        r.record(
+            0,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::from_millis(5),
+            true,
+            Outcome::default(),
+        );
+        r.record(
+            1,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::from_millis(7),
+            false,
+            Outcome::failed("http_503"),
+        );
+        r.record(
+            2,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::from_millis(2),
+            false,
+            Outcome::default(),
+        );
+        let s = r.summary(Duration::from_secs(2), None);
+        assert_eq!(
+            (s.requests_warmup, s.requests_failed, s.requests_completed),
+            (1, 1, 1)
+        );
+        assert_eq!(s.errors["http_503"], 1);
+        assert_eq!(s.latency_ms.count, 1);
+        assert!((s.latency_ms.max - 2.0).abs() < 0.01);
+        assert_eq!(s.requests_per_second, 0.5);
+        assert!(s.goodput.is_none() && s.ttft_ms.is_none());
+    }
+}

@@ -1,0 +1,357 @@
+//! The `http` workload: GET, POST or any method with headers and a body, over
+//! keep-alive HTTP/1.1 connections (hyper's connection-level client: one connection per
+//! worker, no pool in the way), built for throughput.
+//!
+//! Parameters (`-p key=value` with `orchestrator bench`, `parameters:` in a recipe):
+//!
+//! | key | meaning | default |
+//! |---|---|---|
+//! | `method` | HTTP method | `GET` |
+//! | `path` | path and query (overrides the URL's) | the URL's, else `/` |
+//! | `body` | request body | none |
+//! | `headers` | object of header → value | none |
+//! | `timeout_s` | a request slower than this fails as `timeout` | 30 |
+//!
+//! A status outside 200–399 counts as a failure of kind `http_<status>`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use orchestrator_core::workload::{Connection, Outcome, Workload};
+use orchestrator_core::{DriverError, Launch, Target, WorkloadDriver, WorkloadDriverEntry};
+use orchestrator_recipes::ClientRecipe;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The `http` workload driver.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpDriver;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    headers: Map<String, Value>,
+    #[serde(default)]
+    timeout_s: Option<f64>,
+}
+
+/// A parsed `http://host:port/path` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// Host name or address.
+    pub host: String,
+    /// Port (80 when absent).
+    pub port: u16,
+    /// Path and query (`/` when absent).
+    pub path: String,
+}
+
+impl Url {
+    /// Parses an `http://` URL; `https` is refused (no TLS in the load path).
+    ///
+    /// # Errors
+    /// Not an `http://HOST[:PORT][/PATH]` URL.
+    pub fn parse(url: &str) -> Result<Self, DriverError> {
+        let bad = || {
+            DriverError::new(
+                format!("`{url}` is not an http://HOST[:PORT][/PATH] URL"),
+                "the http workload speaks plain HTTP/1.1; put TLS in front of the benchmark, not in it",
+            )
+        };
+        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('/') => (&rest[..i], &rest[i..]),
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
+            None => (authority, 80),
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_owned()
+        };
+        Ok(Self {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port,
+            path,
+        })
+    }
+}
+
+struct Shared {
+    url: Url,
+    authority: HeaderValue,
+    method: Method,
+    path: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Bytes,
+    timeout: Duration,
+}
+
+/// The prepared workload.
+pub struct HttpWorkload(Arc<Shared>);
+
+impl HttpWorkload {
+    /// Checks the parameters and prepares requests to `url`.
+    ///
+    /// # Errors
+    /// An unknown parameter, a bad method, header or URL.
+    pub fn new(url: &str, parameters: &Map<String, Value>) -> Result<Self, DriverError> {
+        let params: Params =
+            serde_json::from_value(Value::Object(parameters.clone())).map_err(|e| {
+                DriverError::new(
+                    format!("http parameters: {e}"),
+                    "the http workload takes method, path, body, headers, timeout_s",
+                )
+            })?;
+        let url = Url::parse(url)?;
+        let method_text = params
+            .method
+            .as_deref()
+            .unwrap_or("GET")
+            .to_ascii_uppercase();
+        let method = Method::from_bytes(method_text.as_bytes()).map_err(|_| {
+            DriverError::new(
+                format!("`{method_text}` is not an HTTP method"),
+                "GET, POST, PUT, ...",
+            )
+        })?;
+        let mut headers = Vec::new();
+        for (name, value) in &params.headers {
+            let value = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                DriverError::new(
+                    format!("`{name}` is not a header name"),
+                    "letters, digits and -",
+                )
+            })?;
+            let value = HeaderValue::from_str(&value).map_err(|_| {
+                DriverError::new(
+                    format!("header `{name}` has a value that cannot be sent"),
+                    "no control characters",
+                )
+            })?;
+            headers.push((name, value));
+        }
+        let authority = HeaderValue::from_str(&if url.port == 80 {
+            url.host.clone()
+        } else {
+            format!("{}:{}", url.host, url.port)
+        })
+        .map_err(|_| {
+            DriverError::new(
+                "the URL's host cannot be sent in a Host header",
+                "check the URL",
+            )
+        })?;
+        let timeout = params.timeout_s.unwrap_or(30.0);
+        if !(timeout > 0.0 && timeout.is_finite()) {
+            return Err(DriverError::new(
+                "timeout_s must be a positive number",
+                "e.g. -p timeout_s=5",
+            ));
+        }
+        Ok(Self(Arc::new(Shared {
+            path: params.path.unwrap_or_else(|| url.path.clone()),
+            url,
+            authority,
+            method,
+            headers,
+            body: Bytes::from(params.body.unwrap_or_default()),
+            timeout: Duration::from_secs_f64(timeout),
+        })))
+    }
+}
+
+#[async_trait]
+impl Workload for HttpWorkload {
+    async fn connect(&self) -> Result<Box<dyn Connection>, String> {
+        let s = &self.0;
+        let stream = tokio::time::timeout(
+            s.timeout,
+            tokio::net::TcpStream::connect((s.url.host.as_str(), s.url.port)),
+        )
+        .await
+        .map_err(|_| format!("connecting to {}:{} timed out", s.url.host, s.url.port))?
+        .map_err(|e| format!("{}:{}: {e}", s.url.host, s.url.port))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP handshake with {}:{}: {e}", s.url.host, s.url.port))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Box::new(HttpConnection {
+            shared: self.0.clone(),
+            sender,
+        }))
+    }
+}
+
+struct HttpConnection {
+    shared: Arc<Shared>,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl HttpConnection {
+    async fn send(&mut self) -> Outcome {
+        let s = &self.shared;
+        if self.sender.ready().await.is_err() {
+            return Outcome::failed("connection_closed");
+        }
+        let mut request = Request::builder()
+            .method(s.method.clone())
+            .uri(s.path.as_str())
+            .header(hyper::header::HOST, s.authority.clone());
+        for (name, value) in &s.headers {
+            request = request.header(name, value);
+        }
+        let request = match request.body(Full::new(s.body.clone())) {
+            Ok(r) => r,
+            Err(_) => return Outcome::failed("bad_request"),
+        };
+        let response = match self.sender.send_request(request).await {
+            Ok(r) => r,
+            Err(e) if e.is_canceled() || e.is_closed() || e.is_incomplete_message() => {
+                return Outcome::failed("connection_closed");
+            }
+            Err(_) => return Outcome::failed("http_error"),
+        };
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut bytes = 0u64;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Some(data) = frame.data_ref() {
+                        bytes += data.len() as u64;
+                    }
+                }
+                Err(_) => return Outcome::failed("body"),
+            }
+        }
+        let mut out = Outcome {
+            bytes,
+            ..Outcome::default()
+        };
+        if !(200..400).contains(&status.as_u16()) {
+            out.error = Some(format!("http_{}", status.as_u16()));
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl Connection for HttpConnection {
+    async fn request(&mut self, _n: u64) -> Outcome {
+        let limit = self.shared.timeout;
+        match tokio::time::timeout(limit, self.send()).await {
+            Ok(out) => out,
+            Err(_) => Outcome::failed("timeout"),
+        }
+    }
+}
+
+impl WorkloadDriver for HttpDriver {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn description(&self) -> &'static str {
+        "HTTP/1.1 requests (any method, headers, body) over keep-alive connections"
+    }
+
+    fn parameters_schema(&self) -> Value {
+        serde_json::json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "method": {"type": "string", "description": "HTTP method", "default": "GET"},
+                "path": {"type": "string", "description": "path and query; the URL's when absent"},
+                "body": {"type": "string", "description": "request body"},
+                "headers": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+                "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 30}
+            }
+        })
+    }
+
+    fn launch(&self, client: &ClientRecipe, target: &Target) -> Result<Launch, DriverError> {
+        orchestrator_core::workload::engine_launch(self.name(), client, target)
+    }
+
+    fn workload(
+        &self,
+        url: &str,
+        parameters: &Map<String, Value>,
+    ) -> Option<Result<Arc<dyn Workload>, DriverError>> {
+        Some(HttpWorkload::new(url, parameters).map(|w| Arc::new(w) as Arc<dyn Workload>))
+    }
+}
+
+inventory::submit! { WorkloadDriverEntry(&HttpDriver) }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_defaults() {
+        assert_eq!(
+            Url::parse("http://node1:8080/api?x=1").unwrap(),
+            Url {
+                host: "node1".into(),
+                port: 8080,
+                path: "/api?x=1".into()
+            }
+        );
+        assert_eq!(Url::parse("http://example").unwrap().port, 80);
+        assert_eq!(Url::parse("http://h:1?q").unwrap().path, "/?q");
+        assert!(Url::parse("https://h/").is_err());
+        assert!(Url::parse("http://h:99999/").is_err());
+    }
+
+    #[test]
+    fn unknown_parameters_are_refused_with_the_known_ones() {
+        let params = serde_json::json!({"metod": "POST"});
+        let error = HttpWorkload::new("http://h/", params.as_object().unwrap())
+            .err()
+            .unwrap();
+        assert!(
+            error.message.contains("unknown field `metod`"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error
+                .hint
+                .unwrap()
+                .contains("method, path, body, headers, timeout_s")
+        );
+    }
+}
