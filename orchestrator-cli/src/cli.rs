@@ -322,7 +322,8 @@ pub struct BenchArgs {
     #[arg(long, requires = "rate")]
     pub burstiness: Option<f64>,
 
-    /// Open loop: at most this many requests in flight; requests due beyond it are dropped and counted
+    /// Open loop: at most this many requests in flight; requests due beyond it are
+    /// dropped and counted [default: 1024]
     #[arg(long, requires = "rate")]
     pub max_concurrency: Option<u32>,
 

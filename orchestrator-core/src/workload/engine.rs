@@ -1,7 +1,7 @@
 //! Running a load model against a [`Workload`].
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -43,8 +43,8 @@ pub enum LoadModel {
         rate: f64,
         /// The gaps between requests.
         arrival: Arrival,
-        /// At most this many requests in flight; a request due when the cap is full is
-        /// dropped and counted.
+        /// At most this many requests in flight ([`DEFAULT_MAX_CONCURRENCY`] when
+        /// `None`); a request due when the cap is full is dropped and counted.
         max_concurrency: Option<u32>,
     },
 }
@@ -205,21 +205,6 @@ impl Bounds {
     }
 }
 
-/// Waits until `due` closely: the timer wheel's millisecond for the long part, then
-/// yielding (other tasks keep running) for the last millisecond, so that our own timer
-/// does not show up as schedule lag.
-async fn wait_until(due: Instant) {
-    let coarse = Duration::from_micros(1500);
-    if let Some(far) = due.checked_duration_since(Instant::now()) {
-        if far > coarse {
-            tokio::time::sleep_until(due - coarse).await;
-        }
-    }
-    while Instant::now() < due {
-        tokio::task::yield_now().await;
-    }
-}
-
 async fn one(workload: &dyn Workload, conn: &mut Option<Box<dyn Connection>>, n: u64) -> Outcome {
     if conn.is_none() {
         match workload.connect().await {
@@ -282,6 +267,20 @@ async fn closed(
     }
 }
 
+/// The open loop's cap when none is given: beyond it the client, not the server, would
+/// be what is measured (every request in flight holds a connection).
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 1024;
+
+/// A request handed to an open-loop worker: its number, scheduled time (offset from
+/// the start) and whether it is warm-up.
+type Job = (u64, Duration, bool);
+
+/// An open loop. Long-lived workers, one connection each, take scheduled requests from
+/// a channel. A dispatcher on an OS thread of its own keeps the schedule (`nanosleep`
+/// is precise to tens of microseconds, where the async timer wheel has milliseconds,
+/// and a sleeping thread costs no CPU where spinning would take it from the workers).
+/// For each request it claims an idle worker, starts a new one when none is idle, or,
+/// at the cap, drops the request and counts it. Nothing is spawned per request.
 async fn open(
     workload: Arc<dyn Workload>,
     first: Box<dyn Connection>,
@@ -291,75 +290,118 @@ async fn open(
     spec: &LoadSpec,
 ) -> RunResult {
     let bounds = Bounds::new(spec);
-    let pool: Arc<Mutex<Vec<Box<dyn Connection>>>> = Arc::new(Mutex::new(vec![first]));
-    let recorder = Arc::new(Mutex::new(Recorder::new(spec.slo, spec.keep_samples)));
-    let in_flight = Arc::new(AtomicU64::new(0));
-    let last = Arc::new(Mutex::new(bounds.warm_end));
-    let mut rng = Rng::new(spec.seed);
-    let mean = 1.0 / rate;
-    let mut gap = move || match arrival {
-        Arrival::Constant => mean,
-        Arrival::Poisson => rng.exponential(mean),
-        Arrival::Gamma { burstiness } => rng.gamma(burstiness, mean / burstiness),
+    let t0 = bounds.t0;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let idle = Arc::new(AtomicU64::new(0));
+    // One recorder for all workers: their number follows the load (up to the cap), and
+    // a recorder per worker would cost its histograms each time.
+    let recorder = Arc::new(std::sync::Mutex::new(Recorder::new(
+        spec.slo,
+        spec.keep_samples,
+    )));
+    let runtime = tokio::runtime::Handle::current();
+    let spawn_worker = {
+        let (workload, rx, idle, recorder) =
+            (workload.clone(), rx.clone(), idle.clone(), recorder.clone());
+        let mut first = Some(first);
+        move || {
+            let (workload, rx, idle, recorder) =
+                (workload.clone(), rx.clone(), idle.clone(), recorder.clone());
+            let mut conn = first.take();
+            runtime.spawn(async move {
+                let mut last = t0;
+                loop {
+                    let job = rx.lock().await.recv().await;
+                    let Some((n, intended, warm)) = job else {
+                        break;
+                    };
+                    let start = Instant::now();
+                    let out = one(workload.as_ref(), &mut conn, n).await;
+                    let end = Instant::now();
+                    recorder.lock().expect("recorder lock").record(
+                        n,
+                        intended,
+                        start - t0,
+                        end - t0,
+                        warm,
+                        out,
+                    );
+                    last = end;
+                    idle.fetch_add(1, Ordering::AcqRel);
+                }
+                last
+            })
+        }
     };
-    let (mut sent, mut dropped) = (0u64, 0u64);
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut due = bounds.t0;
-    while let Some((n, warm)) = bounds.claim(due) {
-        wait_until(due).await;
-        let intended = due - bounds.t0;
-        due += Duration::from_secs_f64(gap());
-        if cap.is_some_and(|c| in_flight.load(Ordering::Relaxed) >= u64::from(c)) {
-            if !warm {
-                dropped += 1;
+    let cap = cap.unwrap_or(DEFAULT_MAX_CONCURRENCY);
+    let seed = spec.seed;
+    let dispatcher = {
+        let idle = idle.clone();
+        let mut spawn_worker = spawn_worker;
+        move || {
+            let mut rng = Rng::new(seed);
+            let mean = 1.0 / rate;
+            let mut gap = move || match arrival {
+                Arrival::Constant => mean,
+                Arrival::Poisson => rng.exponential(mean),
+                Arrival::Gamma { burstiness } => rng.gamma(burstiness, mean / burstiness),
+            };
+            let (mut sent, mut dropped, mut started) = (0u64, 0u64, 0u32);
+            let mut workers = Vec::new();
+            let mut due = t0;
+            let mut last_dispatch = bounds.warm_end;
+            while let Some((n, warm)) = bounds.claim(due) {
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                let intended = due - t0;
+                due += Duration::from_secs_f64(gap());
+                // Claim an idle worker, or start one, or drop at the cap.
+                let claimed = idle
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |i| i.checked_sub(1))
+                    .is_ok();
+                if !claimed {
+                    if started >= cap {
+                        if !warm {
+                            dropped += 1;
+                        }
+                        continue;
+                    }
+                    workers.push(spawn_worker());
+                    started += 1;
+                }
+                if !warm {
+                    sent += 1;
+                    last_dispatch = Instant::now();
+                }
+                let _ = tx.send((n, intended, warm));
             }
-            continue;
+            drop(tx);
+            (sent, dropped, last_dispatch, workers, bounds)
         }
-        if !warm {
-            sent += 1;
+    };
+    let (sent, dropped, last_dispatch, workers, bounds) = tokio::task::spawn_blocking(dispatcher)
+        .await
+        .expect("the dispatcher does not panic");
+    let mut last = bounds.warm_end;
+    for worker in workers {
+        if let Ok(end) = worker.await {
+            last = last.max(end);
         }
-        in_flight.fetch_add(1, Ordering::Relaxed);
-        let (workload, pool, recorder, in_flight, last) = (
-            workload.clone(),
-            pool.clone(),
-            recorder.clone(),
-            in_flight.clone(),
-            last.clone(),
-        );
-        let t0 = bounds.t0;
-        tasks.spawn(async move {
-            let mut conn = pool.lock().expect("pool lock").pop();
-            let start = Instant::now();
-            let out = one(workload.as_ref(), &mut conn, n).await;
-            let end = Instant::now();
-            if let Some(conn) = conn {
-                pool.lock().expect("pool lock").push(conn);
-            }
-            recorder.lock().expect("recorder lock").record(
-                n,
-                intended,
-                start - t0,
-                end - t0,
-                warm,
-                out,
-            );
-            let mut l = last.lock().expect("last lock");
-            *l = (*l).max(end);
-            in_flight.fetch_sub(1, Ordering::Relaxed);
-        });
-        while tasks.try_join_next().is_some() {}
     }
-    while tasks.join_next().await.is_some() {}
-    let last = *last.lock().expect("last lock");
-    // An open loop's measured time is the schedule's, not the last answer's: a slow
-    // tail must not make the achieved rate look lower than what was sent.
-    let window = bounds
+    let total = Arc::try_unwrap(recorder)
+        .map(|m| m.into_inner().expect("recorder lock"))
+        .unwrap_or_else(|_| unreachable!("every worker has ended"));
+    // The measured window is the schedule's (a slow tail must not make the achieved
+    // rate look lower than what was sent), or longer when the dispatcher itself fell
+    // behind the schedule: the achieved rate is what really went out, per real second.
+    let scheduled = bounds
         .end
         .map_or_else(|| bounds.measured(last), |end| end - bounds.warm_end);
-    let recorder = Arc::try_unwrap(recorder)
-        .map(|m| m.into_inner().expect("recorder lock"))
-        .unwrap_or_else(|_| unreachable!("every task has ended"));
-    let summary = recorder.summary(
+    let window = scheduled.max(bounds.measured(last_dispatch));
+    let summary = total.summary(
         window,
         Some(OpenLoopFigures {
             target_rate: rate,
@@ -369,6 +411,6 @@ async fn open(
     );
     RunResult {
         summary,
-        samples: recorder.into_samples(),
+        samples: total.into_samples(),
     }
 }

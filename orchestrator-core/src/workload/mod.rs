@@ -10,7 +10,9 @@ mod stats;
 
 use async_trait::async_trait;
 
-pub use engine::{Arrival, LoadModel, LoadSpec, RunResult, WorkloadError, run};
+pub use engine::{
+    Arrival, DEFAULT_MAX_CONCURRENCY, LoadModel, LoadSpec, RunResult, WorkloadError, run,
+};
 pub use rng::Rng;
 pub use spec::{
     LOAD_KEYS, RESULTS_DIR, WorkloadSpec, engine_launch, expand_sweep, load_model, load_of,

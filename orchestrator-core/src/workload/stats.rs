@@ -133,6 +133,20 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds")
 }
 
+fn put(h: &mut Option<Histogram<u64>>, d: Duration) {
+    let _ = h.get_or_insert_with(histogram).record(nanos(d));
+}
+
+fn merge(into: &mut Option<Histogram<u64>>, from: Option<Histogram<u64>>) {
+    match (into.as_mut(), from) {
+        (Some(a), Some(b)) => {
+            let _ = a.add(&b);
+        }
+        (None, Some(b)) => *into = Some(b),
+        (_, None) => {}
+    }
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
 }
@@ -145,10 +159,12 @@ fn ms(d: Duration) -> f64 {
 #[derive(Debug)]
 pub struct Recorder {
     latency: Histogram<u64>,
-    ttft: Histogram<u64>,
-    tpot: Histogram<u64>,
-    itl: Histogram<u64>,
-    lag: Histogram<u64>,
+    // Allocated on first use (each histogram is ~0.7 MB): a plain HTTP run never
+    // needs the token metrics.
+    ttft: Option<Histogram<u64>>,
+    tpot: Option<Histogram<u64>>,
+    itl: Option<Histogram<u64>>,
+    lag: Option<Histogram<u64>>,
     completed: u64,
     failed: u64,
     warmup: u64,
@@ -169,10 +185,10 @@ impl Recorder {
     pub fn new(slo: Slo, keep: bool) -> Self {
         Self {
             latency: histogram(),
-            ttft: histogram(),
-            tpot: histogram(),
-            itl: histogram(),
-            lag: histogram(),
+            ttft: None,
+            tpot: None,
+            itl: None,
+            lag: None,
             completed: 0,
             failed: 0,
             warmup: 0,
@@ -235,15 +251,15 @@ impl Recorder {
                 None => {
                     self.completed += 1;
                     let _ = self.latency.record(nanos(latency));
-                    let _ = self.lag.record(nanos(lag));
+                    put(&mut self.lag, lag);
                     if let Some(t) = ttft {
-                        let _ = self.ttft.record(nanos(t));
+                        put(&mut self.ttft, t);
                     }
                     if let Some(t) = tpot {
-                        let _ = self.tpot.record(nanos(t));
+                        put(&mut self.tpot, t);
                     }
                     for gap in &out.chunk_gaps {
-                        let _ = self.itl.record(nanos(*gap));
+                        put(&mut self.itl, *gap);
                     }
                     if let Some(tokens) = out.output_tokens {
                         self.output_tokens += tokens;
@@ -268,10 +284,10 @@ impl Recorder {
     /// Adds another worker's records to these.
     pub fn merge(&mut self, other: Self) {
         let _ = self.latency.add(&other.latency);
-        let _ = self.ttft.add(&other.ttft);
-        let _ = self.tpot.add(&other.tpot);
-        let _ = self.itl.add(&other.itl);
-        let _ = self.lag.add(&other.lag);
+        merge(&mut self.ttft, other.ttft);
+        merge(&mut self.tpot, other.tpot);
+        merge(&mut self.itl, other.itl);
+        merge(&mut self.lag, other.lag);
         self.completed += other.completed;
         self.failed += other.failed;
         self.warmup += other.warmup;
@@ -309,10 +325,10 @@ impl Recorder {
             achieved_rate: open.map(|o| o.sent as f64 / secs),
             requests_dropped: open.map(|o| o.dropped),
             latency_ms: MetricSummary::of(&self.latency),
-            schedule_lag_ms: open.map(|_| MetricSummary::of(&self.lag)),
-            ttft_ms: llm.then(|| MetricSummary::of(&self.ttft)),
-            tpot_ms: llm.then(|| MetricSummary::of(&self.tpot)),
-            itl_ms: (!self.itl.is_empty()).then(|| MetricSummary::of(&self.itl)),
+            schedule_lag_ms: open.map(|_| MetricSummary::of_opt(self.lag.as_ref())),
+            ttft_ms: llm.then(|| MetricSummary::of_opt(self.ttft.as_ref())),
+            tpot_ms: llm.then(|| MetricSummary::of_opt(self.tpot.as_ref())),
+            itl_ms: self.itl.as_ref().map(MetricSummary::of),
             output_tokens: llm.then_some(self.output_tokens),
             output_tokens_per_second: llm.then(|| self.output_tokens as f64 / secs),
             token_counts: llm.then_some(TokenCounts {
@@ -373,6 +389,10 @@ pub struct MetricSummary {
 }
 
 impl MetricSummary {
+    fn of_opt(h: Option<&Histogram<u64>>) -> Self {
+        h.map_or_else(|| Self::of(&Histogram::new(1).expect("valid")), Self::of)
+    }
+
     #[allow(clippy::cast_precision_loss)]
     fn of(h: &Histogram<u64>) -> Self {
         let ms = |ns: u64| ns as f64 / 1e6;
