@@ -947,3 +947,35 @@ fn bench_json_has_the_documented_keys() {
         text(&down.stderr)
     );
 }
+
+#[test]
+fn a_redis_workload_client_on_node2_loads_redis_on_node1() {
+    let setup = Setup::cluster("redis-workload");
+    let port = 20_000 + (std::process::id() + 7) % 20_000;
+    let recipe = setup.recipe(
+        "redis-engine.yaml",
+        &format!(
+            "name: redis-engine\nservices:\n  - name: kv\n    command: redis-server\n    args: [--port, {port}, --save, '', --protected-mode, 'no']\n    ports: [{port}]\n    resources: {{slurm: {{extra_args: ['--exclusive']}}}}\nclients:\n  - name: load\n    workload_type: redis\n    target_service: {{name: kv}}\n    parameters: {{op: mixed, keyspace: 100, concurrency: 4, requests: 2000}}\n"
+        ),
+    );
+    let out = setup.run(&["run", &recipe, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let outcome = json(&out);
+    assert_ne!(
+        jobs_of(&outcome, "service")[0]["node"],
+        jobs_of(&outcome, "client")[0]["node"]
+    );
+    let dir = Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["driver"], "redis");
+    assert_eq!(summary["requests_completed"], 2000);
+    assert_eq!(summary["requests_failed"], 0);
+    let stored: String = setup
+        .database()
+        .query_row("SELECT path FROM results WHERE name = 'summary'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(stored.ends_with("load/results/summary.json"), "{stored}");
+}
