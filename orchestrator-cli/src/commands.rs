@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use orchestrator_recipes::catalog;
 use orchestrator_recipes::schema;
-use orchestrator_recipes::{Kind, LoadError, LoadedConfig, ProblemRecord, load_config, load_file};
+use orchestrator_recipes::{
+    Kind, LoadError, LoadedConfig, ProblemRecord, load_config, load_file_checked,
+};
 use serde::Serialize;
 
 use crate::cli::{
@@ -143,7 +145,11 @@ fn validate(cli: &Cli, args: &ValidateArgs) -> Exit {
     let mut reports = Vec::new();
     for file in &args.files {
         let name = file.display().to_string();
-        let report = match load_file(file, expected) {
+        let report = match load_file_checked(
+            file,
+            expected,
+            &orchestrator_core::workload::check_parameters,
+        ) {
             Ok(loaded) => {
                 let kind = loaded.value.kind();
                 if !args.json {

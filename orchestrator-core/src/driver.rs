@@ -149,7 +149,8 @@ pub trait WorkloadDriver: Send + Sync + 'static {
 
     /// The workload for the engine (`orchestrator bench`, `orchestrator workload run`)
     /// against `url` with these parameters; `None` for workloads that run a program
-    /// of their own instead.
+    /// of their own instead. It must not connect (that is `Workload::connect`):
+    /// `orchestrator validate` calls it to check parameters.
     ///
     /// # Errors
     /// Parameters the workload does not accept, or a URL it cannot load.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use orchestrator_recipes::{
     BenchmarkRecipe, ClientRecipe, Config, Document, Kind, LoadedConfig, ServiceRecipe,
-    load_config, load_file,
+    load_config, load_file_checked,
 };
 use orchestrator_slurm::{
     JobId, JobInfo, JobKind, LocalScheduler, Scheduler, ScriptRenderer, Slurm,
@@ -907,7 +907,7 @@ fn default_key() -> String {
 /// # Errors
 /// An unreadable or invalid file, or a client or config file.
 pub fn load_recipe(path: &Path) -> Result<BenchmarkRecipe, CoreError> {
-    let loaded = load_file(path, None)?;
+    let loaded = load_file_checked(path, None, &crate::workload::check_parameters)?;
     let kind = loaded.value.kind();
     loaded.value.into_recipe().ok_or_else(|| {
         CoreError::plan(
@@ -922,7 +922,7 @@ pub fn load_recipe(path: &Path) -> Result<BenchmarkRecipe, CoreError> {
 }
 
 fn load_typed(path: &Path, kind: Kind) -> Result<Document, CoreError> {
-    Ok(load_file(path, Some(kind))?.value)
+    Ok(load_file_checked(path, Some(kind), &crate::workload::check_parameters)?.value)
 }
 
 /// What `stop --all` did.

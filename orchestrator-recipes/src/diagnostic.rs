@@ -48,6 +48,8 @@ pub enum Code {
     UnknownTarget,
     /// Two services or two clients with the same name.
     DuplicateName,
+    /// A client parameter its workload driver does not accept.
+    DriverParameter,
 }
 
 impl Code {
@@ -73,6 +75,7 @@ impl Code {
             Self::Conflict => "recipe::conflict",
             Self::UnknownTarget => "recipe::unknown_target",
             Self::DuplicateName => "recipe::duplicate_name",
+            Self::DriverParameter => "recipe::driver_parameter",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! (all problems at once), deserialise, and check what a schema cannot (names unique,
 //! client targets that exist).
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -156,6 +157,36 @@ pub fn load_str(
     load_source(SourceText::new(name, text.to_owned()), expected)
 }
 
+/// A problem a workload driver finds in a client's `parameters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterIssue {
+    /// The parameter.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+/// Checks a client's parameters: called with its `workload_type` and `parameters`.
+/// This crate knows no drivers; the caller that does passes this in.
+pub type ParameterCheck<'a> =
+    &'a dyn Fn(&str, &BTreeMap<String, serde_json::Value>) -> Vec<ParameterIssue>;
+
+/// [`load_file`], and every client's `parameters` checked by `check`, each problem at
+/// the parameter's line and column.
+///
+/// # Errors
+/// An unreadable file, or all problems found in it.
+pub fn load_file_checked(
+    path: &Path,
+    expected: Option<Kind>,
+    check: ParameterCheck<'_>,
+) -> Result<Loaded<Document>, LoadError> {
+    let source = read_source(path)?;
+    Ok(load_source_with(source, expected, Some(check))?)
+}
+
 /// Loads an already read source.
 ///
 /// # Errors
@@ -163,6 +194,54 @@ pub fn load_str(
 pub fn load_source(
     source: SourceText,
     expected: Option<Kind>,
+) -> Result<Loaded<Document>, FileDiagnostics> {
+    load_source_with(source, expected, None)
+}
+
+fn parameter_problems(root: &Node, document: &Document, check: ParameterCheck<'_>) -> Vec<Problem> {
+    let clients: Vec<(Vec<String>, &ClientRecipe)> = match document {
+        Document::Client(c) => vec![(vec!["parameters".to_owned()], c.as_ref())],
+        Document::Recipe(r) => r
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    vec!["clients".to_owned(), i.to_string(), "parameters".to_owned()],
+                    c,
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut problems = Vec::new();
+    for (prefix, client) in clients {
+        let Some(kind) = client.workload_type.as_deref() else {
+            continue;
+        };
+        for issue in check(kind, &client.parameters) {
+            let mut path = prefix.clone();
+            path.push(issue.key.clone());
+            let span = root
+                .lookup(&path)
+                .map(|(node, key)| key.unwrap_or(node.span))
+                .or_else(|| root.lookup(&prefix).map(|(node, _)| node.span))
+                .unwrap_or(ByteSpan::new(root.span.offset, 0));
+            let mut problem = Problem::new(Code::DriverParameter, issue.message, span)
+                .with_label(format!("for workload `{kind}`"));
+            if let Some(hint) = issue.hint {
+                problem = problem.with_help(hint);
+            }
+            problems.push(problem);
+        }
+    }
+    problems
+}
+
+fn load_source_with(
+    source: SourceText,
+    expected: Option<Kind>,
+    check: Option<ParameterCheck<'_>>,
 ) -> Result<Loaded<Document>, FileDiagnostics> {
     let fail = |problems: Vec<Problem>| FileDiagnostics::new(&source, problems);
     let documents = yaml::load(&source).map_err(|p| fail(vec![p]))?;
@@ -186,6 +265,12 @@ pub fn load_source(
             Document::Recipe(Box::new(recipe))
         }
     };
+    if let Some(check) = check {
+        let problems = parameter_problems(root, &value, check);
+        if !problems.is_empty() {
+            return Err(fail(problems));
+        }
+    }
     Ok(Loaded {
         value,
         notes: normalized.notes,

@@ -15,7 +15,8 @@ pub use engine::{
 };
 pub use rng::Rng;
 pub use spec::{
-    LOAD_KEYS, RESULTS_DIR, WorkloadSpec, engine_launch, expand_sweep, load_model, load_of,
+    LOAD_KEYS, RESULTS_DIR, WorkloadSpec, check_parameters, engine_launch, expand_sweep,
+    load_model, load_of,
 };
 pub use stats::{
     Goodput, MetricSummary, OpenLoopFigures, Outcome, Recorder, Sample, Slo, Summary, TokenCounts,

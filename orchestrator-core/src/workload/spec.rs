@@ -232,6 +232,71 @@ pub fn load_model(
     }
 }
 
+/// Checks a client's `parameters` against its workload driver, for
+/// `orchestrator_recipes::load_file_checked`: unknown keys (neither the driver's nor the
+/// load's) and values the driver refuses, each swept value on its own. Drivers that run
+/// a program of their own, and workload types no linked driver has, are not checked
+/// here (planning reports the latter).
+#[must_use]
+pub fn check_parameters(
+    kind: &str,
+    parameters: &std::collections::BTreeMap<String, Value>,
+) -> Vec<orchestrator_recipes::ParameterIssue> {
+    use orchestrator_recipes::ParameterIssue;
+    const PROBE: &str = "http://validate.invalid/";
+    let Ok(driver) = crate::Registry::workload_named(kind) else {
+        return Vec::new();
+    };
+    if driver.workload(PROBE, &Map::new()).is_none() {
+        return Vec::new();
+    }
+    let schema = driver.parameters_schema();
+    let known: Vec<String> = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut issues = Vec::new();
+    for (key, value) in parameters {
+        if LOAD_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        if !known.contains(key) {
+            let closest =
+                orchestrator_recipes::schema::closest(key, known.iter().map(String::as_str));
+            issues.push(ParameterIssue {
+                key: key.clone(),
+                message: format!("workload `{kind}` has no parameter `{key}`"),
+                hint: Some(match closest {
+                    Some(c) => format!(
+                        "did you mean `{c}`? It takes: {}; the load takes: {}",
+                        known.join(", "),
+                        LOAD_KEYS.join(", ")
+                    ),
+                    None => format!(
+                        "it takes: {}; the load takes: {}",
+                        known.join(", "),
+                        LOAD_KEYS.join(", ")
+                    ),
+                }),
+            });
+            continue;
+        }
+        let single: Map<String, Value> = Map::from_iter([(key.clone(), value.clone())]);
+        for run in expand_sweep(&single) {
+            if let Some(Err(e)) = driver.workload(PROBE, &run) {
+                issues.push(ParameterIssue {
+                    key: key.clone(),
+                    message: e.message,
+                    hint: e.hint,
+                });
+                break;
+            }
+        }
+    }
+    issues
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
