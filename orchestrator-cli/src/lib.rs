@@ -19,6 +19,7 @@ mod sessions;
 // its drivers would be missing from the registry: name each one here.
 use orchestrator_plugin_generic as _;
 use orchestrator_plugin_http as _;
+use orchestrator_plugin_ollama as _;
 use orchestrator_plugin_redis as _;
 
 use std::process::ExitCode;
@@ -93,6 +94,6 @@ mod tests {
             .map(|d| d.name())
             .collect();
         assert_eq!(services, ["generic"]);
-        assert_eq!(workloads, ["command", "http", "redis"]);
+        assert_eq!(workloads, ["command", "http", "ollama", "redis"]);
     }
 }

@@ -18,7 +18,10 @@ fn the_custom_binary_lists_the_new_driver_beside_the_bundled_ones() {
         .iter()
         .map(|d| d["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["generic", "command", "http", "redis", "tcp-echo"]);
+    assert_eq!(
+        names,
+        ["generic", "command", "http", "ollama", "redis", "tcp-echo"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 pub use engine::{
     Arrival, DEFAULT_MAX_CONCURRENCY, LoadModel, LoadSpec, RunResult, WorkloadError, run,
 };
-pub use rng::Rng;
+pub use rng::{Rng, synthetic_prompt};
 pub use spec::{
     LOAD_KEYS, RESULTS_DIR, WorkloadSpec, check_parameters, engine_launch, expand_sweep,
     load_model, load_of,

@@ -106,3 +106,51 @@ mod tests {
         assert_eq!(a, b);
     }
 }
+
+/// Words synthetic prompts are made of: common English words, most of them one token
+/// in the tokenizers of current LLMs.
+const WORDS: &[&str] = &[
+    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "on",
+    "not", "he", "by", "are", "this", "at", "from", "but", "have", "an", "they", "which", "one",
+    "you", "were", "all", "we", "her", "she", "there", "would", "their", "will", "when", "who",
+    "him", "been", "has", "more", "if", "no", "out", "so", "up", "said", "what", "its", "about",
+    "than", "into", "them", "can", "only", "other", "time", "new", "some", "could", "these", "two",
+    "may", "first", "then", "do", "any", "like", "my", "now", "over", "such", "our", "man", "me",
+    "even", "most", "made", "after", "also", "did", "many", "off", "before", "must", "well",
+    "back", "through", "years", "much", "where", "your", "way", "down", "should", "because",
+    "long", "each", "just", "state", "people", "those", "how", "too", "little", "good", "world",
+    "make", "very", "year", "still", "see", "own", "work", "men", "day", "get", "here", "between",
+    "both", "life", "being", "under", "never", "same", "another", "know", "while", "last", "might",
+    "us", "great", "old", "off", "come", "since", "against", "go", "came", "right", "used", "take",
+    "three", "himself", "few", "house", "use", "during", "without", "again", "place", "around",
+    "however", "home", "small", "found", "thought", "went", "say", "part", "once", "general",
+    "high", "upon", "school", "every", "does",
+];
+
+/// A deterministic synthetic prompt of `words` words (about as many tokens), the same
+/// for the same `seed` and request number `n` on every machine: a question prefix, then
+/// words drawn from a fixed list of common English words.
+#[must_use]
+pub fn synthetic_prompt(words: usize, seed: u64, n: u64) -> String {
+    let mut rng = Rng::new(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut prompt = String::from("Continue this text:");
+    for _ in 0..words {
+        let i = usize::try_from(rng.next_u64() % WORDS.len() as u64).unwrap_or(0);
+        prompt.push(' ');
+        prompt.push_str(WORDS[i]);
+    }
+    prompt
+}
+
+#[cfg(test)]
+mod prompt_tests {
+    use super::synthetic_prompt;
+
+    #[test]
+    fn prompts_are_deterministic_and_of_the_asked_length() {
+        let a = synthetic_prompt(50, 7, 3);
+        assert_eq!(a, synthetic_prompt(50, 7, 3));
+        assert_ne!(a, synthetic_prompt(50, 7, 4));
+        assert_eq!(a.split_whitespace().count(), 50 + 3);
+    }
+}

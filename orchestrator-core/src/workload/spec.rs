@@ -194,10 +194,12 @@ pub fn load_of(
 }
 
 /// The load model of these settings: a rate means an open loop (capped by
-/// `max_concurrency`), else a closed loop of `concurrency` users (1 by default).
+/// `max_concurrency`, or by `concurrency` as the original tool's `concurrent_users`
+/// with `requests_per_second`), else a closed loop of `concurrency` users (1 by
+/// default).
 ///
 /// # Errors
-/// Both a rate and a concurrency, or an unknown arrival.
+/// A rate with both caps, an unknown arrival, or open-loop settings without a rate.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub fn load_model(
     concurrency: Option<f64>,
@@ -206,14 +208,36 @@ pub fn load_model(
     burstiness: Option<f64>,
     max_concurrency: Option<f64>,
 ) -> Result<LoadModel, String> {
+    // The original tool's `requests_per_second` with `concurrent_users`: a rate with
+    // that many requests in flight at most.
+    let (concurrency, max_concurrency) = match (rate, concurrency, max_concurrency) {
+        (Some(_), Some(_), Some(_)) => {
+            return Err("give max_concurrency or concurrency with a rate, not both".into());
+        }
+        (Some(_), Some(c), None) => (None, Some(c)),
+        other => (other.1, other.2),
+    };
     match (rate, concurrency) {
-        (Some(_), Some(_)) => Err("give a rate (open loop) or a concurrency (closed loop), not both; cap an open loop with max_concurrency".into()),
+        (Some(_), Some(_)) => unreachable!("folded into the cap above"),
         (Some(rate), None) => {
-            let arrival = match (arrival.unwrap_or(if burstiness.is_some() { "gamma" } else { "poisson" }), burstiness) {
+            let arrival = match (
+                arrival.unwrap_or(if burstiness.is_some() {
+                    "gamma"
+                } else {
+                    "poisson"
+                }),
+                burstiness,
+            ) {
                 ("constant", _) => Arrival::Constant,
                 ("poisson", _) => Arrival::Poisson,
-                ("gamma", b) => Arrival::Gamma { burstiness: b.unwrap_or(1.0) },
-                (other, _) => return Err(format!("arrival `{other}`: expected constant, poisson or gamma")),
+                ("gamma", b) => Arrival::Gamma {
+                    burstiness: b.unwrap_or(1.0),
+                },
+                (other, _) => {
+                    return Err(format!(
+                        "arrival `{other}`: expected constant, poisson or gamma"
+                    ));
+                }
             };
             Ok(LoadModel::Open {
                 rate,
@@ -223,7 +247,9 @@ pub fn load_model(
         }
         (None, c) => {
             if arrival.is_some() || burstiness.is_some() || max_concurrency.is_some() {
-                return Err("arrival, burstiness and max_concurrency need a rate (open loop)".into());
+                return Err(
+                    "arrival, burstiness and max_concurrency need a rate (open loop)".into(),
+                );
             }
             Ok(LoadModel::Closed {
                 concurrency: c.map_or(1, |c| c as u32),
@@ -257,6 +283,7 @@ pub fn check_parameters(
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default();
     let mut issues = Vec::new();
+    let mut own = Map::new();
     for (key, value) in parameters {
         if LOAD_KEYS.contains(&key.as_str()) {
             continue;
@@ -264,26 +291,49 @@ pub fn check_parameters(
         if !known.contains(key) {
             let closest =
                 orchestrator_recipes::schema::closest(key, known.iter().map(String::as_str));
+            let takes = format!(
+                "it takes: {}; the load takes: {}",
+                known.join(", "),
+                LOAD_KEYS.join(", ")
+            );
             issues.push(ParameterIssue {
                 key: key.clone(),
                 message: format!("workload `{kind}` has no parameter `{key}`"),
                 hint: Some(match closest {
                     Some(c) => format!(
-                        "did you mean `{c}`? It takes: {}; the load takes: {}",
-                        known.join(", "),
-                        LOAD_KEYS.join(", ")
+                        "did you mean `{c}`? {}{}",
+                        takes[..1].to_uppercase(),
+                        &takes[1..]
                     ),
-                    None => format!(
-                        "it takes: {}; the load takes: {}",
-                        known.join(", "),
-                        LOAD_KEYS.join(", ")
-                    ),
+                    None => takes,
                 }),
             });
             continue;
         }
+        own.insert(key.clone(), value.clone());
+    }
+    // The first combination as a whole (a required parameter may be missing), then each
+    // swept value of each parameter in it, so that a problem is put at its key.
+    let Some(base) = expand_sweep(&own).into_iter().next() else {
+        return issues;
+    };
+    if let Some(Err(e)) = driver.workload(PROBE, &base) {
+        let culprit = base
+            .keys()
+            .find(|k| e.message.contains(&format!("`{k}`")))
+            .cloned();
+        issues.push(ParameterIssue {
+            key: culprit.unwrap_or_default(),
+            message: e.message,
+            hint: e.hint,
+        });
+        return issues;
+    }
+    for (key, value) in &own {
         let single: Map<String, Value> = Map::from_iter([(key.clone(), value.clone())]);
-        for run in expand_sweep(&single) {
+        for choice in expand_sweep(&single) {
+            let mut run = base.clone();
+            run.extend(choice);
             if let Some(Err(e)) = driver.workload(PROBE, &run) {
                 issues.push(ParameterIssue {
                     key: key.clone(),
@@ -335,8 +385,23 @@ mod tests {
         assert_eq!(load.warmup, Duration::from_secs(2));
         assert_eq!(driver.len(), 1);
         assert!(load_of(&Map::new(), None).unwrap_err().contains("no bound"));
-        let both: Map<String, Value> =
-            serde_json::from_value(serde_json::json!({"rate": 5, "concurrency": 2})).unwrap();
-        assert!(load_of(&both, Some(1.0)).unwrap_err().contains("not both"));
+        // The original's requests_per_second with concurrent_users: a capped open loop.
+        let original: Map<String, Value> = serde_json::from_value(
+            serde_json::json!({"requests_per_second": 5, "concurrent_users": 2}),
+        )
+        .unwrap();
+        assert_eq!(
+            load_of(&original, Some(1.0)).unwrap().0.model,
+            LoadModel::Open {
+                rate: 5.0,
+                arrival: Arrival::Poisson,
+                max_concurrency: Some(2)
+            }
+        );
+        let three: Map<String, Value> = serde_json::from_value(
+            serde_json::json!({"rate": 5, "concurrency": 2, "max_concurrency": 3}),
+        )
+        .unwrap();
+        assert!(load_of(&three, Some(1.0)).unwrap_err().contains("not both"));
     }
 }

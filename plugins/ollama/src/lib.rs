@@ -1,0 +1,428 @@
+//! The `ollama` workload: `POST /api/generate` or `/api/chat` with NDJSON streaming.
+//!
+//! Per request it records the time to the first object with non-empty text (TTFT), the
+//! gaps between text chunks (inter-chunk latency), and from the final object (`done:
+//! true`) the server's own token counts and durations: `eval_count` (output tokens,
+//! so token counts come from the server), `prompt_eval_count`, `eval_duration`,
+//! `prompt_eval_duration`, `load_duration` and `total_duration` (nanoseconds). Before
+//! any load, `GET /api/tags` checks that the server has the model.
+//!
+//! Parameters:
+//!
+//! | key | meaning | default |
+//! |---|---|---|
+//! | `model` | the model (`name:tag`; `:latest` when no tag) | required |
+//! | `endpoint` | `generate` or `chat` | `generate` |
+//! | `prompt` | the prompt; without it a synthetic one of `prompt_length` words | synthetic |
+//! | `prompt_length` | words of the synthetic prompt (seeded, the same on every run) | 64 |
+//! | `max_tokens` | `options.num_predict` | 128 |
+//! | `temperature`, `seed` | `options.temperature`, `options.seed` | server's |
+//! | `stream` | stream the answer | true |
+//! | `timeout_s` | a request slower than this fails as `timeout` | 300 |
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use orchestrator_core::workload::{Connection, Outcome, TokenSource, Workload, synthetic_prompt};
+use orchestrator_core::{DriverError, Launch, Target, WorkloadDriver, WorkloadDriverEntry};
+use orchestrator_plugin_http::Url;
+use orchestrator_recipes::ClientRecipe;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// The `ollama` workload driver.
+#[derive(Debug, Clone, Copy)]
+pub struct OllamaDriver;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Endpoint {
+    Generate,
+    Chat,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    model: Option<String>,
+    #[serde(default)]
+    endpoint: Option<Endpoint>,
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    prompt_length: Option<usize>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    timeout_s: Option<f64>,
+}
+
+struct Shared {
+    url: Url,
+    authority: String,
+    model: String,
+    endpoint: Endpoint,
+    prompt: Option<String>,
+    prompt_length: usize,
+    options: Map<String, Value>,
+    stream: bool,
+    seed: u64,
+    timeout: Duration,
+}
+
+/// The prepared workload.
+pub struct OllamaWorkload(Arc<Shared>);
+
+const KNOWN: &str = "model, endpoint (generate|chat), prompt, prompt_length, max_tokens, temperature, seed, stream, timeout_s";
+
+impl OllamaWorkload {
+    /// Checks the parameters and prepares requests to the server at `url`.
+    ///
+    /// # Errors
+    /// An unknown parameter or value, no model, or a URL that is not http://.
+    pub fn new(url: &str, parameters: &Map<String, Value>) -> Result<Self, DriverError> {
+        let p: Params = serde_json::from_value(Value::Object(parameters.clone())).map_err(|e| {
+            DriverError::new(
+                format!("ollama parameters: {e}"),
+                format!("the ollama workload takes {KNOWN}"),
+            )
+        })?;
+        let url = Url::parse(url)?;
+        let model = p.model.ok_or_else(|| {
+            DriverError::new(
+                "the ollama workload needs a `model`",
+                "e.g. model: llama3.2 (see GET /api/tags on the server)",
+            )
+        })?;
+        let model = if model.contains(':') {
+            model
+        } else {
+            format!("{model}:latest")
+        };
+        let mut options = Map::new();
+        options.insert("num_predict".into(), json!(p.max_tokens.unwrap_or(128)));
+        if let Some(t) = p.temperature {
+            options.insert("temperature".into(), json!(t));
+        }
+        if let Some(s) = p.seed {
+            options.insert("seed".into(), json!(s));
+        }
+        let timeout = p.timeout_s.unwrap_or(300.0);
+        if !(timeout > 0.0 && timeout.is_finite()) {
+            return Err(DriverError::new(
+                "timeout_s must be a positive number",
+                "e.g. timeout_s: 120",
+            ));
+        }
+        Ok(Self(Arc::new(Shared {
+            authority: format!("{}:{}", url.host, url.port),
+            url,
+            model,
+            endpoint: p.endpoint.unwrap_or(Endpoint::Generate),
+            prompt: p.prompt,
+            prompt_length: p.prompt_length.unwrap_or(64),
+            options,
+            stream: p.stream.unwrap_or(true),
+            seed: p.seed.unwrap_or(1),
+            timeout: Duration::from_secs_f64(timeout),
+        })))
+    }
+}
+
+async fn open(s: &Shared) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = tokio::time::timeout(
+        s.timeout,
+        tokio::net::TcpStream::connect((s.url.host.as_str(), s.url.port)),
+    )
+    .await
+    .map_err(|_| format!("connecting to {} timed out", s.authority))?
+    .map_err(|e| format!("{}: {e}", s.authority))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {}: {e}", s.authority))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+fn request(s: &Shared, method: Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, s.authority.as_str())
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+        .expect("a valid request")
+}
+
+#[async_trait]
+impl Workload for OllamaWorkload {
+    async fn connect(&self) -> Result<Box<dyn Connection>, String> {
+        let s = &self.0;
+        let mut sender = open(s).await?;
+        // The model must be there before any load: a missing one is a clear error now,
+        // not thousands of failed requests.
+        let tags = sender
+            .send_request(request(s, Method::GET, "/api/tags", Bytes::new()))
+            .await
+            .map_err(|e| format!("GET /api/tags: {e}"))?;
+        let status = tags.status();
+        let body = tags
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("GET /api/tags: {e}"))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(format!(
+                "GET /api/tags answered {status}: is this an Ollama server?"
+            ));
+        }
+        let tags: Value =
+            serde_json::from_slice(&body).map_err(|e| format!("GET /api/tags: not JSON: {e}"))?;
+        let names: Vec<&str> = tags["models"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m["name"].as_str()).collect())
+            .unwrap_or_default();
+        if !names.contains(&s.model.as_str()) {
+            return Err(format!(
+                "the server has no model `{}`; it has: {} (pull it first: ollama pull {})",
+                s.model,
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                },
+                s.model
+            ));
+        }
+        Ok(Box::new(OllamaConnection {
+            shared: self.0.clone(),
+            sender,
+        }))
+    }
+}
+
+struct OllamaConnection {
+    shared: Arc<Shared>,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+/// What the stream said, as it arrived.
+#[derive(Default)]
+struct Stream {
+    started: Option<Instant>,
+    first_text: Option<Instant>,
+    last_text: Option<Instant>,
+    gaps: Vec<Duration>,
+    chunks: u64,
+    bytes: u64,
+    done: Option<Value>,
+    error: Option<String>,
+}
+
+impl Stream {
+    fn line(&mut self, line: &[u8], at: Instant) {
+        let Ok(object) = serde_json::from_slice::<Value>(line) else {
+            self.error = Some("bad_json".into());
+            return;
+        };
+        if object.get("error").is_some() {
+            self.error = Some("server_error".into());
+            return;
+        }
+        let text = object["response"]
+            .as_str()
+            .or_else(|| object["message"]["content"].as_str())
+            .unwrap_or("");
+        if !text.is_empty() {
+            self.chunks += 1;
+            if self.first_text.is_none() {
+                self.first_text = Some(at);
+            }
+            if let Some(last) = self.last_text {
+                self.gaps.push(at - last);
+            }
+            self.last_text = Some(at);
+        }
+        if object["done"] == json!(true) {
+            self.done = Some(object);
+        }
+    }
+}
+
+impl OllamaConnection {
+    async fn send(&mut self, n: u64) -> Outcome {
+        let s = &self.shared;
+        let prompt = s
+            .prompt
+            .clone()
+            .unwrap_or_else(|| synthetic_prompt(s.prompt_length, s.seed, n));
+        let (path, body) = match s.endpoint {
+            Endpoint::Generate => (
+                "/api/generate",
+                json!({"model": s.model, "prompt": prompt, "stream": s.stream, "options": s.options}),
+            ),
+            Endpoint::Chat => (
+                "/api/chat",
+                json!({"model": s.model, "messages": [{"role": "user", "content": prompt}], "stream": s.stream, "options": s.options}),
+            ),
+        };
+        if self.sender.ready().await.is_err() {
+            return Outcome::failed("connection_closed");
+        }
+        let mut stream = Stream {
+            started: Some(Instant::now()),
+            ..Stream::default()
+        };
+        let body = Bytes::from(serde_json::to_vec(&body).expect("JSON"));
+        let response = match self
+            .sender
+            .send_request(request(s, Method::POST, path, body))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => return Outcome::failed("connection_closed"),
+        };
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Outcome::failed("body");
+            };
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            let at = Instant::now();
+            stream.bytes += data.len() as u64;
+            pending.extend_from_slice(data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if line.iter().any(|b| !b.is_ascii_whitespace()) && status.is_success() {
+                    stream.line(&line, at);
+                }
+            }
+        }
+        if !pending.is_empty() && status.is_success() {
+            stream.line(&pending, Instant::now());
+        }
+        let mut out = Outcome {
+            bytes: stream.bytes,
+            ..Outcome::default()
+        };
+        if !status.is_success() {
+            out.error = Some(format!("http_{}", status.as_u16()));
+            return out;
+        }
+        if let Some(error) = stream.error {
+            out.error = Some(error);
+            return out;
+        }
+        let Some(done) = stream.done else {
+            out.error = Some("no_final_object".into());
+            return out;
+        };
+        let started = stream.started.expect("set above");
+        out.ttft = stream.first_text.map(|t| t - started);
+        out.chunk_gaps = stream.gaps;
+        match done["eval_count"].as_u64() {
+            Some(count) => {
+                out.output_tokens = Some(count);
+                out.token_source = TokenSource::Server;
+            }
+            None => {
+                out.output_tokens = Some(stream.chunks);
+                out.token_source = TokenSource::Client;
+            }
+        }
+        let mut server = Map::new();
+        for key in [
+            "total_duration",
+            "load_duration",
+            "prompt_eval_count",
+            "prompt_eval_duration",
+            "eval_count",
+            "eval_duration",
+            "done_reason",
+        ] {
+            if let Some(v) = done.get(key) {
+                server.insert(key.into(), v.clone());
+            }
+        }
+        out.server = Some(Value::Object(server));
+        out
+    }
+}
+
+#[async_trait]
+impl Connection for OllamaConnection {
+    async fn request(&mut self, n: u64) -> Outcome {
+        let limit = self.shared.timeout;
+        match tokio::time::timeout(limit, self.send(n)).await {
+            Ok(out) => out,
+            Err(_) => Outcome::failed("timeout"),
+        }
+    }
+}
+
+impl WorkloadDriver for OllamaDriver {
+    fn name(&self) -> &'static str {
+        "ollama"
+    }
+
+    fn description(&self) -> &'static str {
+        "Ollama /api/generate or /api/chat, NDJSON streaming: TTFT, ITL, the server's token counts"
+    }
+
+    fn targets(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn parameters_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["model"],
+            "properties": {
+                "model": {"type": "string"},
+                "endpoint": {"enum": ["generate", "chat"], "default": "generate"},
+                "prompt": {"type": "string"},
+                "prompt_length": {"type": "integer", "minimum": 0, "default": 64},
+                "max_tokens": {"type": "integer", "minimum": 1, "default": 128},
+                "temperature": {"type": "number"},
+                "seed": {"type": "integer"},
+                "stream": {"type": "boolean", "default": true},
+                "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 300}
+            }
+        })
+    }
+
+    fn launch(&self, client: &ClientRecipe, target: &Target) -> Result<Launch, DriverError> {
+        orchestrator_core::workload::engine_launch(self.name(), client, target)
+    }
+
+    fn workload(
+        &self,
+        url: &str,
+        parameters: &Map<String, Value>,
+    ) -> Option<Result<Arc<dyn Workload>, DriverError>> {
+        Some(OllamaWorkload::new(url, parameters).map(|w| Arc::new(w) as Arc<dyn Workload>))
+    }
+}
+
+inventory::submit! { WorkloadDriverEntry(&OllamaDriver) }
