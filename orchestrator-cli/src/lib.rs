@@ -20,6 +20,7 @@ mod sessions;
 use orchestrator_plugin_generic as _;
 use orchestrator_plugin_http as _;
 use orchestrator_plugin_ollama as _;
+use orchestrator_plugin_openai as _;
 use orchestrator_plugin_redis as _;
 
 use std::process::ExitCode;
@@ -94,6 +95,6 @@ mod tests {
             .map(|d| d.name())
             .collect();
         assert_eq!(services, ["generic"]);
-        assert_eq!(workloads, ["command", "http", "ollama", "redis"]);
+        assert_eq!(workloads, ["command", "http", "ollama", "openai", "redis"]);
     }
 }

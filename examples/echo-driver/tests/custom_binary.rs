@@ -20,7 +20,9 @@ fn the_custom_binary_lists_the_new_driver_beside_the_bundled_ones() {
         .collect();
     assert_eq!(
         names,
-        ["generic", "command", "http", "ollama", "redis", "tcp-echo"]
+        [
+            "generic", "command", "http", "ollama", "openai", "redis", "tcp-echo"
+        ]
     );
 }
 

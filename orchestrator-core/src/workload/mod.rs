@@ -33,6 +33,14 @@ pub trait Workload: Send + Sync {
     async fn connect(&self) -> Result<Box<dyn Connection>, String>;
 }
 
+/// Runs one request under a time limit: a request slower than `limit` fails as
+/// `timeout` (and its connection is replaced). Drivers wrap their request in it.
+pub async fn within(limit: std::time::Duration, request: impl Future<Output = Outcome>) -> Outcome {
+    tokio::time::timeout(limit, request)
+        .await
+        .unwrap_or_else(|_| Outcome::failed("timeout"))
+}
+
 /// One worker's connection to the target.
 #[async_trait]
 pub trait Connection: Send {

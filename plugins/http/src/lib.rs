@@ -101,6 +101,84 @@ impl Url {
     }
 }
 
+/// Opens one keep-alive HTTP/1.1 connection to `url`'s host and port (its I/O runs
+/// as a task of its own): what every HTTP-based driver starts from.
+///
+/// # Errors
+/// Connecting or the handshake failed or took longer than `timeout`; the message
+/// names the address.
+pub async fn open_http1<B>(url: &Url, timeout: Duration) -> Result<SendRequest<B>, String>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let address = format!("{}:{}", url.host, url.port);
+    let stream = tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((url.host.as_str(), url.port)),
+    )
+    .await
+    .map_err(|_| format!("connecting to {address} timed out"))?
+    .map_err(|e| format!("{address}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {address}: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// A request with a JSON body (or none) to `path` on `authority` (`host:port`).
+#[must_use]
+pub fn json_request(
+    authority: &str,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, authority)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(
+            hyper::header::ACCEPT,
+            "application/json, application/x-ndjson, text/event-stream",
+        )
+        .body(Full::new(body))
+        .expect("a valid request")
+}
+
+/// `GET path` and its JSON answer: how LLM drivers ask a server what models it has.
+///
+/// # Errors
+/// The request fails, the status is not 2xx, or the answer is not JSON; the message
+/// names the path.
+pub async fn get_json(
+    sender: &mut SendRequest<Full<Bytes>>,
+    authority: &str,
+    path: &str,
+) -> Result<Value, String> {
+    let answer = sender
+        .send_request(json_request(authority, Method::GET, path, Bytes::new()))
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    let status = answer.status();
+    let body = answer
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("GET {path} answered {status}"));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("GET {path}: not JSON: {e}"))
+}
+
 struct Shared {
     url: Url,
     authority: HeaderValue,
@@ -192,24 +270,9 @@ impl HttpWorkload {
 #[async_trait]
 impl Workload for HttpWorkload {
     async fn connect(&self) -> Result<Box<dyn Connection>, String> {
-        let s = &self.0;
-        let stream = tokio::time::timeout(
-            s.timeout,
-            tokio::net::TcpStream::connect((s.url.host.as_str(), s.url.port)),
-        )
-        .await
-        .map_err(|_| format!("connecting to {}:{} timed out", s.url.host, s.url.port))?
-        .map_err(|e| format!("{}:{}: {e}", s.url.host, s.url.port))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP handshake with {}:{}: {e}", s.url.host, s.url.port))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
         Ok(Box::new(HttpConnection {
             shared: self.0.clone(),
-            sender,
+            sender: open_http1(&self.0.url, self.0.timeout).await?,
         }))
     }
 }
@@ -270,11 +333,7 @@ impl HttpConnection {
 #[async_trait]
 impl Connection for HttpConnection {
     async fn request(&mut self, _n: u64) -> Outcome {
-        let limit = self.shared.timeout;
-        match tokio::time::timeout(limit, self.send()).await {
-            Ok(out) => out,
-            Err(_) => Outcome::failed("timeout"),
-        }
+        orchestrator_core::workload::within(self.shared.timeout, self.send()).await
     }
 }
 

@@ -26,12 +26,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::Method;
 use hyper::client::conn::http1::SendRequest;
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
 use orchestrator_core::workload::{Connection, Outcome, TokenSource, Workload, synthetic_prompt};
 use orchestrator_core::{DriverError, Launch, Target, WorkloadDriver, WorkloadDriverEntry};
-use orchestrator_plugin_http::Url;
+use orchestrator_plugin_http::{Url, get_json, json_request, open_http1};
 use orchestrator_recipes::ClientRecipe;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -141,59 +140,16 @@ impl OllamaWorkload {
     }
 }
 
-async fn open(s: &Shared) -> Result<SendRequest<Full<Bytes>>, String> {
-    let stream = tokio::time::timeout(
-        s.timeout,
-        tokio::net::TcpStream::connect((s.url.host.as_str(), s.url.port)),
-    )
-    .await
-    .map_err(|_| format!("connecting to {} timed out", s.authority))?
-    .map_err(|e| format!("{}: {e}", s.authority))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP handshake with {}: {e}", s.authority))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
-fn request(s: &Shared, method: Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
-    Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, s.authority.as_str())
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(body))
-        .expect("a valid request")
-}
-
 #[async_trait]
 impl Workload for OllamaWorkload {
     async fn connect(&self) -> Result<Box<dyn Connection>, String> {
         let s = &self.0;
-        let mut sender = open(s).await?;
+        let mut sender = open_http1(&s.url, s.timeout).await?;
         // The model must be there before any load: a missing one is a clear error now,
         // not thousands of failed requests.
-        let tags = sender
-            .send_request(request(s, Method::GET, "/api/tags", Bytes::new()))
+        let tags = get_json(&mut sender, &s.authority, "/api/tags")
             .await
-            .map_err(|e| format!("GET /api/tags: {e}"))?;
-        let status = tags.status();
-        let body = tags
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("GET /api/tags: {e}"))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(format!(
-                "GET /api/tags answered {status}: is this an Ollama server?"
-            ));
-        }
-        let tags: Value =
-            serde_json::from_slice(&body).map_err(|e| format!("GET /api/tags: not JSON: {e}"))?;
+            .map_err(|e| format!("{e}: is this an Ollama server?"))?;
         let names: Vec<&str> = tags["models"]
             .as_array()
             .map(|m| m.iter().filter_map(|m| m["name"].as_str()).collect())
@@ -292,7 +248,7 @@ impl OllamaConnection {
         let body = Bytes::from(serde_json::to_vec(&body).expect("JSON"));
         let response = match self
             .sender
-            .send_request(request(s, Method::POST, path, body))
+            .send_request(json_request(&s.authority, Method::POST, path, body))
             .await
         {
             Ok(r) => r,
@@ -372,11 +328,7 @@ impl OllamaConnection {
 #[async_trait]
 impl Connection for OllamaConnection {
     async fn request(&mut self, n: u64) -> Outcome {
-        let limit = self.shared.timeout;
-        match tokio::time::timeout(limit, self.send(n)).await {
-            Ok(out) => out,
-            Err(_) => Outcome::failed("timeout"),
-        }
+        orchestrator_core::workload::within(self.shared.timeout, self.send(n)).await
     }
 }
 

@@ -161,7 +161,7 @@ async fn generate_streams_give_ttft_itl_and_the_servers_token_counts() {
     // object) over 4 tokens ≈ 25 ms.
     let tpot = sample.tpot_ms.unwrap();
     let expected = (sample.latency_ms - sample.ttft_ms.unwrap()) / 4.0;
-    assert!((tpot - expected).abs() < 1e-9);
+    assert!((tpot - expected).abs() < 1e-3, "tpot {tpot} vs {expected}");
     assert!(tpot > ms(GAP) && tpot < ms(GAP) * 3.0, "tpot {tpot}");
 }
 

@@ -178,11 +178,7 @@ fn value_bytes(v: &redis::Value) -> u64 {
 #[async_trait]
 impl Connection for RedisConnection {
     async fn request(&mut self, n: u64) -> Outcome {
-        let limit = self.shared.timeout;
-        match tokio::time::timeout(limit, self.send(n)).await {
-            Ok(out) => out,
-            Err(_) => Outcome::failed("timeout"),
-        }
+        orchestrator_core::workload::within(self.shared.timeout, self.send(n)).await
     }
 }
 
