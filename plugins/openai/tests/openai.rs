@@ -1,0 +1,224 @@
+//! The `openai` workload against a server that replays **recorded** exchanges with a
+//! real llama.cpp OpenAI-compatible server (`scripts/record-openai`: llama-cpp-python
+//! serving SmolLM2-135M): every line of every answer at the time it arrived then.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orchestrator_core::workload::{self, LoadModel, LoadSpec, Slo, TokenSource, Workload};
+use orchestrator_plugin_openai::OpenAiWorkload;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn recording(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/recordings/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The recorded answer's lines as one text, and the time of each line (ms).
+fn lines(recording: &Value) -> Vec<(f64, String)> {
+    recording["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l[0].as_f64().unwrap(), l[1].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Replays `models` for GET /v1/models and, for POST, the recording of that path and
+/// stream flag, each line at its recorded time.
+async fn replay_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut have = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    let end = loop {
+                        if let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break end;
+                        }
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => have.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&have[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while have.len() < end + 4 + length {
+                        let n = stream.read(&mut buf).await.unwrap();
+                        have.extend_from_slice(&buf[..n]);
+                    }
+                    let body: Vec<u8> = have.drain(..end + 4 + length).skip(end + 4).collect();
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    let name = match path.as_str() {
+                        "/v1/models" => "models",
+                        "/v1/chat/completions" => "chat_stream",
+                        _ => {
+                            let request: Value = serde_json::from_slice(&body).unwrap();
+                            if request["stream"] == true {
+                                "completions_stream"
+                            } else {
+                                "completions_plain"
+                            }
+                        }
+                    };
+                    let rec = recording(name);
+                    let content_type = rec["content_type"]
+                        .as_str()
+                        .unwrap_or("application/json")
+                        .to_owned();
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    );
+                    stream.write_all(head.as_bytes()).await.unwrap();
+                    let start = tokio::time::Instant::now();
+                    for (at, line) in lines(&rec) {
+                        tokio::time::sleep_until(start + Duration::from_secs_f64(at / 1000.0))
+                            .await;
+                        let chunk = format!("{:x}\r\n{line}\r\n", line.len());
+                        if stream.write_all(chunk.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    stream.write_all(b"0\r\n\r\n").await.unwrap();
+                }
+            });
+        }
+    });
+    port
+}
+
+fn workload(port: u16, params: Value) -> Arc<dyn Workload> {
+    Arc::new(
+        OpenAiWorkload::new(
+            &format!("http://127.0.0.1:{port}"),
+            params.as_object().unwrap(),
+        )
+        .unwrap(),
+    )
+}
+
+fn requests(n: u64) -> LoadSpec {
+    LoadSpec {
+        model: LoadModel::Closed { concurrency: 1 },
+        duration: None,
+        requests: Some(n),
+        warmup: Duration::ZERO,
+        slo: Slo::default(),
+        keep_samples: true,
+        seed: 1,
+    }
+}
+
+/// The recorded answer's text events (non-empty `text` or `delta.content`).
+fn recorded_text_events(name: &str) -> Vec<f64> {
+    lines(&recording(name))
+        .into_iter()
+        .filter_map(|(at, line)| {
+            let data = line.trim().strip_prefix("data:")?.trim().to_owned();
+            let v: Value = serde_json::from_str(&data).ok()?;
+            let c = &v["choices"][0];
+            let text = c["text"]
+                .as_str()
+                .or_else(|| c["delta"]["content"].as_str())
+                .unwrap_or("");
+            (!text.is_empty()).then_some(at)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_tokens_agree_with_the_servers_usage_for_the_same_request() {
+    let port = replay_server().await;
+    let params = serde_json::json!({"prompt": "The capital of France is", "max_tokens": 32, "temperature": 0, "seed": 42});
+    // The model is taken from /v1/models; the other parameters are the recorded ones.
+    let mut p = params.clone();
+    p["stream"] = Value::Bool(false);
+    let plain = workload::run(workload(port, p), &requests(2))
+        .await
+        .unwrap();
+    let usage = recording("completions_plain");
+    let usage: Value = serde_json::from_str(
+        &lines(&usage)
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect::<String>(),
+    )
+    .unwrap();
+    let completion_tokens = usage["usage"]["completion_tokens"].as_u64().unwrap();
+    assert_eq!(plain.summary.output_tokens, Some(2 * completion_tokens));
+    assert_eq!(plain.samples[0].token_source, TokenSource::Server);
+    assert!(
+        plain.summary.ttft_ms.unwrap().count == 0,
+        "no TTFT without streaming"
+    );
+
+    let mut p = params;
+    p["stream"] = Value::Bool(true);
+    let streamed = workload::run(workload(port, p), &requests(2))
+        .await
+        .unwrap();
+    let s = &streamed.summary;
+    assert_eq!(s.requests_completed, 2, "{:?}", s.errors);
+    let sample = &streamed.samples[0];
+    // Whether the server sent usage in the stream or the client counted events, the
+    // count is the server's own count for the same deterministic request.
+    assert_eq!(sample.output_tokens, Some(completion_tokens), "{sample:?}");
+    // TTFT is when the first text event arrived in the recording (plus replay slack).
+    let events = recorded_text_events("completions_stream");
+    let ttft = sample.ttft_ms.unwrap();
+    assert!(
+        ttft >= events[0] - 1.0 && ttft < events[0] + 50.0,
+        "ttft {ttft} vs recorded {}",
+        events[0]
+    );
+    assert_eq!(s.itl_ms.unwrap().count, 2 * (events.len() as u64 - 1));
+    assert_eq!(streamed.samples.len(), 2, "one JSON line per request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_streams_read_delta_content() {
+    let port = replay_server().await;
+    let result = workload::run(
+        workload(port, serde_json::json!({"endpoint": "chat", "prompt": "The capital of France is", "max_tokens": 32})),
+        &requests(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        result.summary.requests_completed, 1,
+        "{:?}",
+        result.summary.errors
+    );
+    let events = recorded_text_events("chat_stream");
+    assert!(!events.is_empty());
+    assert!(result.samples[0].output_tokens.unwrap() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_the_server_does_not_serve_fails_before_any_load() {
+    let port = replay_server().await;
+    let error = workload::run(
+        workload(port, serde_json::json!({"model": "llama-70b"})),
+        &requests(1),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.starts_with(
+            "cannot reach the target: the server has no model `llama-70b`; it serves: "
+        ),
+        "{error}"
+    );
+}
