@@ -141,11 +141,16 @@ pub trait WorkloadDriver: Send + Sync + 'static {
         serde_json::json!({ "type": "object" })
     }
 
-    /// What the client's job runs against `target`.
+    /// What the client's job runs against `target`: by default the orchestrator's own
+    /// engine with this driver (`orchestrator workload run`, see
+    /// [`engine_launch`](crate::workload::engine_launch)); a workload that runs a
+    /// program of its own says which.
     ///
     /// # Errors
     /// A recipe this workload cannot run.
-    fn launch(&self, client: &ClientRecipe, target: &Target) -> Result<Launch, DriverError>;
+    fn launch(&self, client: &ClientRecipe, target: &Target) -> Result<Launch, DriverError> {
+        crate::workload::engine_launch(self.name(), client, target)
+    }
 
     /// The workload for the engine (`orchestrator bench`, `orchestrator workload run`)
     /// against `url` with these parameters; `None` for workloads that run a program

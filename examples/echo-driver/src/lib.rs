@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use orchestrator_core::workload::{Connection, Outcome, Workload};
-use orchestrator_core::{DriverError, Launch, Target, WorkloadDriver, WorkloadDriverEntry};
-use orchestrator_recipes::ClientRecipe;
+use orchestrator_core::{DriverError, WorkloadDriver, WorkloadDriverEntry};
 use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -82,10 +81,6 @@ impl WorkloadDriver for EchoDriver {
             "additionalProperties": false,
             "properties": {"message": {"type": "string", "default": "ping"}}
         })
-    }
-
-    fn launch(&self, client: &ClientRecipe, target: &Target) -> Result<Launch, DriverError> {
-        orchestrator_core::workload::engine_launch(self.name(), client, target)
     }
 
     fn workload(

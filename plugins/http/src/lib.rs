@@ -25,8 +25,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use orchestrator_core::workload::{Connection, Outcome, Workload};
-use orchestrator_core::{DriverError, Launch, Target, WorkloadDriver, WorkloadDriverEntry};
-use orchestrator_recipes::ClientRecipe;
+use orchestrator_core::{DriverError, WorkloadDriver, WorkloadDriverEntry};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -358,10 +357,6 @@ impl WorkloadDriver for HttpDriver {
                 "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 30}
             }
         })
-    }
-
-    fn launch(&self, client: &ClientRecipe, target: &Target) -> Result<Launch, DriverError> {
-        orchestrator_core::workload::engine_launch(self.name(), client, target)
     }
 
     fn workload(

@@ -29,9 +29,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::Method;
 use hyper::client::conn::http1::SendRequest;
 use orchestrator_core::workload::{Connection, Outcome, TokenSource, Workload, synthetic_prompt};
-use orchestrator_core::{DriverError, Launch, Target, WorkloadDriver, WorkloadDriverEntry};
+use orchestrator_core::{DriverError, WorkloadDriver, WorkloadDriverEntry};
 use orchestrator_plugin_http::{Url, get_json, json_request, open_http1};
-use orchestrator_recipes::ClientRecipe;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -362,10 +361,6 @@ impl WorkloadDriver for OllamaDriver {
                 "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 300}
             }
         })
-    }
-
-    fn launch(&self, client: &ClientRecipe, target: &Target) -> Result<Launch, DriverError> {
-        orchestrator_core::workload::engine_launch(self.name(), client, target)
     }
 
     fn workload(

@@ -19,8 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orchestrator_core::workload::{Connection, Outcome, Workload};
-use orchestrator_core::{DriverError, Launch, Target, WorkloadDriver, WorkloadDriverEntry};
-use orchestrator_recipes::ClientRecipe;
+use orchestrator_core::{DriverError, WorkloadDriver, WorkloadDriverEntry};
 use redis::aio::MultiplexedConnection;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -203,10 +202,6 @@ impl WorkloadDriver for RedisDriver {
                 "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 10}
             }
         })
-    }
-
-    fn launch(&self, client: &ClientRecipe, target: &Target) -> Result<Launch, DriverError> {
-        orchestrator_core::workload::engine_launch(self.name(), client, target)
     }
 
     fn workload(
