@@ -99,7 +99,8 @@ pub enum Command {
     /// Editors use them for completion and checking: put
     /// `# yaml-language-server: $schema=PATH/service.schema.json` at the top of a recipe.
     Schema(SchemaArgs),
-    /// List the service or client recipes found in services_dir / clients_dir
+    /// List the service or client recipes (services_dir / clients_dir), the tracked ones
+    /// that run (--running), or the drivers linked into this binary
     List(ListArgs),
     /// Show the configuration
     #[command(subcommand)]
@@ -479,7 +480,8 @@ pub struct ListArgs {
     #[arg(long)]
     pub running: bool,
 
-    /// Print `[{name, description, driver, path}]` on stdout
+    /// Print `[{name, description, driver, path}]` on stdout (drivers: `[{kind, name,
+    /// description, engine}]`; --running: the status objects)
     #[arg(long)]
     pub json: bool,
 }
