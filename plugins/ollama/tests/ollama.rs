@@ -141,14 +141,17 @@ async fn generate_streams_give_ttft_itl_and_the_servers_token_counts() {
     // The first text arrives one gap after the request: TTFT ≈ 20 ms.
     let ttft = s.ttft_ms.unwrap();
     assert!(
-        ttft.p50 >= ms(GAP) * 0.9 && ttft.p50 < ms(GAP) * 3.0,
+        // The server waits one gap before the first line: TTFT cannot be shorter; a busy
+        // test machine can make it longer, so the upper bound is loose.
+        ttft.p50 >= ms(GAP) * 0.9 && ttft.p50 < ms(GAP) * 10.0,
         "ttft {ttft:?}"
     );
     // Five text chunks per answer: four gaps of ≈ 20 ms each.
     let itl = s.itl_ms.unwrap();
     assert_eq!(itl.count, 12);
     assert!(
-        itl.p50 >= ms(GAP) * 0.9 && itl.p50 < ms(GAP) * 3.0,
+        // A late read can merge two lines (a gap of ~0) and lengthen the next one.
+        itl.p50 >= ms(GAP) * 0.5 && itl.p50 < ms(GAP) * 10.0,
         "itl {itl:?}"
     );
     // Tokens from the final object (eval_count = 5), said to come from the server.
@@ -162,7 +165,9 @@ async fn generate_streams_give_ttft_itl_and_the_servers_token_counts() {
     let tpot = sample.tpot_ms.unwrap();
     let expected = (sample.latency_ms - sample.ttft_ms.unwrap()) / 4.0;
     assert!((tpot - expected).abs() < 1e-3, "tpot {tpot} vs {expected}");
-    assert!(tpot > ms(GAP) && tpot < ms(GAP) * 3.0, "tpot {tpot}");
+    // Five more lines after the first text, 20 ms apart, over 4 tokens: 25 ms, less
+    // when the first text was read late (the client's own delay moves into TTFT).
+    assert!(tpot > ms(GAP) * 0.5 && tpot < ms(GAP) * 10.0, "tpot {tpot}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -178,7 +178,7 @@ async fn streamed_tokens_agree_with_the_servers_usage_for_the_same_request() {
     let events = recorded_text_events("completions_stream");
     let ttft = sample.ttft_ms.unwrap();
     assert!(
-        ttft >= events[0] - 1.0 && ttft < events[0] + 50.0,
+        ttft >= events[0] - 1.0 && ttft < events[0] + 200.0,
         "ttft {ttft} vs recorded {}",
         events[0]
     );
