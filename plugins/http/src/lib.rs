@@ -24,7 +24,9 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use orchestrator_core::workload::{Connection, Outcome, Workload};
+use orchestrator_core::workload::{
+    Connection, Outcome, Workload, parse_parameters, timeout_parameter,
+};
 use orchestrator_core::{DriverError, WorkloadDriver, WorkloadDriverEntry};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -198,12 +200,7 @@ impl HttpWorkload {
     /// An unknown parameter, a bad method, header or URL.
     pub fn new(url: &str, parameters: &Map<String, Value>) -> Result<Self, DriverError> {
         let params: Params =
-            serde_json::from_value(Value::Object(parameters.clone())).map_err(|e| {
-                DriverError::new(
-                    format!("http parameters: {e}"),
-                    "the http workload takes method, path, body, headers, timeout_s",
-                )
-            })?;
+            parse_parameters("http", "method, path, body, headers, timeout_s", parameters)?;
         let url = Url::parse(url)?;
         let method_text = params
             .method
@@ -247,13 +244,7 @@ impl HttpWorkload {
                 "check the URL",
             )
         })?;
-        let timeout = params.timeout_s.unwrap_or(30.0);
-        if !(timeout > 0.0 && timeout.is_finite()) {
-            return Err(DriverError::new(
-                "timeout_s must be a positive number",
-                "e.g. -p timeout_s=5",
-            ));
-        }
+        let timeout = timeout_parameter(params.timeout_s, 30.0)?;
         Ok(Self(Arc::new(Shared {
             path: params.path.unwrap_or_else(|| url.path.clone()),
             url,
@@ -261,7 +252,7 @@ impl HttpWorkload {
             method,
             headers,
             body: Bytes::from(params.body.unwrap_or_default()),
-            timeout: Duration::from_secs_f64(timeout),
+            timeout,
         })))
     }
 }

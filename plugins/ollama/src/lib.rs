@@ -28,7 +28,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Method;
 use hyper::client::conn::http1::SendRequest;
-use orchestrator_core::workload::{Connection, Outcome, TokenSource, Workload, synthetic_prompt};
+use orchestrator_core::workload::{
+    Connection, Outcome, TokenSource, Workload, parse_parameters, synthetic_prompt,
+    timeout_parameter,
+};
 use orchestrator_core::{DriverError, WorkloadDriver, WorkloadDriverEntry};
 use orchestrator_plugin_http::{Url, get_json, json_request, open_http1};
 use serde::Deserialize;
@@ -91,12 +94,7 @@ impl OllamaWorkload {
     /// # Errors
     /// An unknown parameter or value, no model, or a URL that is not http://.
     pub fn new(url: &str, parameters: &Map<String, Value>) -> Result<Self, DriverError> {
-        let p: Params = serde_json::from_value(Value::Object(parameters.clone())).map_err(|e| {
-            DriverError::new(
-                format!("ollama parameters: {e}"),
-                format!("the ollama workload takes {KNOWN}"),
-            )
-        })?;
+        let p: Params = parse_parameters("ollama", KNOWN, parameters)?;
         let url = Url::parse(url)?;
         let model = p.model.ok_or_else(|| {
             DriverError::new(
@@ -117,13 +115,7 @@ impl OllamaWorkload {
         if let Some(s) = p.seed {
             options.insert("seed".into(), json!(s));
         }
-        let timeout = p.timeout_s.unwrap_or(300.0);
-        if !(timeout > 0.0 && timeout.is_finite()) {
-            return Err(DriverError::new(
-                "timeout_s must be a positive number",
-                "e.g. timeout_s: 120",
-            ));
-        }
+        let timeout = timeout_parameter(p.timeout_s, 300.0)?;
         Ok(Self(Arc::new(Shared {
             authority: format!("{}:{}", url.host, url.port),
             url,
@@ -134,7 +126,7 @@ impl OllamaWorkload {
             options,
             stream: p.stream.unwrap_or(true),
             seed: p.seed.unwrap_or(1),
-            timeout: Duration::from_secs_f64(timeout),
+            timeout,
         })))
     }
 }

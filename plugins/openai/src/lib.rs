@@ -30,7 +30,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Method;
 use hyper::client::conn::http1::SendRequest;
-use orchestrator_core::workload::{Connection, Outcome, TokenSource, Workload, synthetic_prompt};
+use orchestrator_core::workload::{
+    Connection, Outcome, TokenSource, Workload, parse_parameters, synthetic_prompt,
+    timeout_parameter,
+};
 use orchestrator_core::{DriverError, WorkloadDriver, WorkloadDriverEntry};
 use orchestrator_plugin_http::{Url, get_json, json_request, open_http1};
 use serde::Deserialize;
@@ -96,12 +99,7 @@ impl OpenAiWorkload {
     /// # Errors
     /// An unknown parameter or value, or a URL that is not http://.
     pub fn new(url: &str, parameters: &Map<String, Value>) -> Result<Self, DriverError> {
-        let p: Params = serde_json::from_value(Value::Object(parameters.clone())).map_err(|e| {
-            DriverError::new(
-                format!("openai parameters: {e}"),
-                format!("the openai workload takes {KNOWN}"),
-            )
-        })?;
+        let p: Params = parse_parameters("openai", KNOWN, parameters)?;
         let url = Url::parse(url)?;
         let mut extra = Map::new();
         extra.insert("max_tokens".into(), json!(p.max_tokens.unwrap_or(128)));
@@ -114,13 +112,7 @@ impl OpenAiWorkload {
         if p.ignore_eos == Some(true) {
             extra.insert("ignore_eos".into(), json!(true));
         }
-        let timeout = p.timeout_s.unwrap_or(300.0);
-        if !(timeout > 0.0 && timeout.is_finite()) {
-            return Err(DriverError::new(
-                "timeout_s must be a positive number",
-                "e.g. timeout_s: 120",
-            ));
-        }
+        let timeout = timeout_parameter(p.timeout_s, 300.0)?;
         Ok(Self(Arc::new(Shared {
             authority: format!("{}:{}", url.host, url.port),
             url,
@@ -131,7 +123,7 @@ impl OpenAiWorkload {
             extra,
             stream: p.stream.unwrap_or(true),
             seed: p.seed.unwrap_or(1),
-            timeout: Duration::from_secs_f64(timeout),
+            timeout,
         })))
     }
 }

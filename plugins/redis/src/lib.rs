@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orchestrator_core::workload::{Connection, Outcome, Workload};
+use orchestrator_core::workload::{
+    Connection, Outcome, Workload, parse_parameters, timeout_parameter,
+};
 use orchestrator_core::{DriverError, WorkloadDriver, WorkloadDriverEntry};
 use redis::aio::MultiplexedConnection;
 use serde::Deserialize;
@@ -64,11 +66,10 @@ struct Shared {
 /// The prepared workload.
 pub struct RedisWorkload(Arc<Shared>);
 
+const KNOWN: &str = "op (ping|get|set|mixed), value_size, keyspace, pipeline, timeout_s";
+
 fn bad(message: impl Into<String>) -> DriverError {
-    DriverError::new(
-        message,
-        "the redis workload takes op (ping|get|set|mixed), value_size, keyspace, pipeline, timeout_s",
-    )
+    DriverError::new(message, format!("the redis workload takes {KNOWN}"))
 }
 
 impl RedisWorkload {
@@ -77,8 +78,7 @@ impl RedisWorkload {
     /// # Errors
     /// An unknown parameter or value, or a URL that is not redis:// or http://.
     pub fn new(url: &str, parameters: &Map<String, Value>) -> Result<Self, DriverError> {
-        let p: Params = serde_json::from_value(Value::Object(parameters.clone()))
-            .map_err(|e| bad(format!("redis parameters: {e}")))?;
+        let p: Params = parse_parameters("redis", KNOWN, parameters)?;
         // A session hands every workload an http:// URL; only host and port matter.
         let url = match url.strip_prefix("http://") {
             Some(rest) => format!("redis://{}", rest.split('/').next().unwrap_or(rest)),
@@ -91,17 +91,14 @@ impl RedisWorkload {
         if pipeline == 0 || keyspace == 0 {
             return Err(bad("pipeline and keyspace must be at least 1"));
         }
-        let timeout = p.timeout_s.unwrap_or(10.0);
-        if !(timeout > 0.0 && timeout.is_finite()) {
-            return Err(bad("timeout_s must be a positive number"));
-        }
+        let timeout = timeout_parameter(p.timeout_s, 10.0)?;
         Ok(Self(Arc::new(Shared {
             client,
             op: p.op.unwrap_or(Op::Ping),
             value: vec![b'x'; p.value_size.unwrap_or(3)],
             keyspace,
             pipeline,
-            timeout: Duration::from_secs_f64(timeout),
+            timeout,
         })))
     }
 }
