@@ -109,7 +109,9 @@ pub fn bench(args: &BenchArgs) -> Exit {
             return Exit::Failure;
         }
     };
-    let extra = serde_json::json!({"driver": args.driver, "url": args.url, "load": spec});
+    // The URL may hold a password (postgres://user:pw@…): never printed or written.
+    let url = orchestrator_core::redact_url(&args.url);
+    let extra = serde_json::json!({"driver": args.driver, "url": url, "load": spec});
     if let Some(dir) = &args.out {
         if let Err(e) = result.write(dir, &extra) {
             eprintln!("error: cannot write {}: {e}", dir.display());
@@ -123,7 +125,7 @@ pub fn bench(args: &BenchArgs) -> Exit {
         }
         println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
     } else {
-        print_summary(&args.url, &result.summary);
+        print_summary(&url, &result.summary);
     }
     verdict(&result.summary)
 }
@@ -251,6 +253,7 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
         }
     }
     let rt = runtime();
+    let url = orchestrator_core::redact_url(&spec.url);
     let mut index = Vec::new();
     let mut exit = Exit::Success;
     let total = prepared.len();
@@ -272,12 +275,12 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
                 continue;
             }
         };
-        let extra = serde_json::json!({"driver": spec.driver, "url": spec.url, "parameters": params, "load": load});
+        let extra = serde_json::json!({"driver": spec.driver, "url": url, "parameters": params, "load": load});
         if let Err(e) = result.write(&dir, &extra) {
             eprintln!("error: cannot write {}: {e}", dir.display());
             return Exit::Failure;
         }
-        print_summary(&spec.url, &result.summary);
+        print_summary(&url, &result.summary);
         if matches!(verdict(&result.summary), Exit::Failure) {
             exit = Exit::Failure;
         }
@@ -292,7 +295,7 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
             "latency_p99_ms": result.summary.latency_ms.p99,
         }));
     }
-    let index = serde_json::json!({"driver": spec.driver, "url": spec.url, "runs": index});
+    let index = serde_json::json!({"driver": spec.driver, "url": url, "runs": index});
     if let Err(e) = std::fs::create_dir_all(out).and_then(|()| {
         std::fs::write(
             out.join("index.json"),

@@ -145,11 +145,7 @@ fn validate(cli: &Cli, args: &ValidateArgs) -> Exit {
     let mut reports = Vec::new();
     for file in &args.files {
         let name = file.display().to_string();
-        let report = match load_file_checked(
-            file,
-            expected,
-            &orchestrator_core::workload::check_parameters,
-        ) {
+        let report = match load_file_checked(file, expected, &orchestrator_core::check_settings) {
             Ok(loaded) => {
                 let kind = loaded.value.kind();
                 if !args.json {

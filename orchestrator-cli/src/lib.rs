@@ -21,6 +21,7 @@ use orchestrator_plugin_generic as _;
 use orchestrator_plugin_http as _;
 use orchestrator_plugin_ollama as _;
 use orchestrator_plugin_openai as _;
+use orchestrator_plugin_postgres as _;
 use orchestrator_plugin_redis as _;
 
 use std::process::ExitCode;
@@ -94,7 +95,10 @@ mod tests {
             .iter()
             .map(|d| d.name())
             .collect();
-        assert_eq!(services, ["generic"]);
-        assert_eq!(workloads, ["command", "http", "ollama", "openai", "redis"]);
+        assert_eq!(services, ["generic", "ollama"]);
+        assert_eq!(
+            workloads,
+            ["command", "http", "ollama", "openai", "postgres", "redis"]
+        );
     }
 }

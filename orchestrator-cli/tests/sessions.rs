@@ -381,6 +381,57 @@ fn a_service_whose_health_check_never_passes_fails_the_session_cleanly() {
     assert!(setup.live_local_jobs().is_empty());
 }
 
+fn ollama_recipe(port: u16, model: &str) -> String {
+    // FAKE: `tests/fakes/ollama` stands in for Ollama, which cannot be installed here.
+    let fake = root().join("orchestrator-cli/tests/fakes/ollama");
+    format!(
+        "name: ollama-pull\nservices:\n  - name: llm\n    type: ollama\n    command: {fake}\n    ports: [{port}]\n    options: {{models: [{model}]}}\n    health_check: {{endpoint: /api/tags, interval: 1s, timeout: 2s, retries: 30}}\nclients:\n  - name: tags\n    command: sh\n    args: ['-c', 'curl -sS \"$TARGET_URL/api/tags\"']\n    target_service: {{name: llm}}\n",
+        fake = fake.display()
+    )
+}
+
+#[test]
+fn an_ollama_service_is_healthy_only_once_its_models_are_pulled() {
+    let setup = Setup::local();
+    let recipe = setup.recipe("ollama.yaml", &ollama_recipe(free_port(), "smollm2:135m"));
+    let out = setup.run(&["run", &recipe, "--json"]);
+    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
+    let outcome = json(&out);
+    let results = Path::new(outcome["results_dir"].as_str().unwrap());
+    // The fake's pull takes 2 s while /api/tags answers at once: the client, started
+    // when the service was healthy, already sees the model.
+    let tags = std::fs::read_to_string(results.join("tags/stdout.log")).unwrap();
+    assert_eq!(
+        tags.trim(),
+        r#"{"models":[{"name":"smollm2:135m","model":"smollm2:135m","size":1}]}"#
+    );
+    let log = std::fs::read_to_string(results.join("llm/stderr.log")).unwrap();
+    assert!(log.contains("orchestrator: pulling smollm2:135m"), "{log}");
+    assert!(
+        log.contains("orchestrator: models ready: smollm2:135m"),
+        "{log}"
+    );
+    assert!(setup.live_local_jobs().is_empty());
+}
+
+#[test]
+fn an_ollama_model_that_cannot_be_pulled_stops_the_session_with_its_name() {
+    let setup = Setup::local();
+    let recipe = setup.recipe(
+        "ollama.yaml",
+        &ollama_recipe(free_port(), "missing-model:1b"),
+    );
+    let out = setup.run(&["run", &recipe]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("service::startup"), "{stderr}");
+    assert!(
+        stderr.contains("orchestrator: error: cannot pull missing-model:1b"),
+        "the log tail is shown: {stderr}"
+    );
+    assert!(setup.live_local_jobs().is_empty());
+}
+
 #[test]
 fn a_service_that_exits_while_starting_is_a_startup_error_with_its_log() {
     let setup = Setup::cluster("startup-exit");
@@ -946,6 +997,56 @@ fn bench_json_has_the_documented_keys() {
         "{}",
         text(&down.stderr)
     );
+}
+
+#[test]
+fn bench_postgres_never_shows_the_password() {
+    let setup = Setup::local();
+    let url = std::env::var("ORCH_TEST_POSTGRES_URL")
+        .expect("ORCH_TEST_POSTGRES_URL is set (scripts/test-cluster env)");
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, pw)| pw.to_owned())
+        .expect("the test server's URL holds a password");
+    let out_dir = setup.dir.path().join("pg-out");
+    let args = [
+        "bench",
+        &url,
+        "-d",
+        "postgres",
+        "-p",
+        "script=select-only",
+        "-p",
+        "initialize=true",
+        "--concurrency",
+        "4",
+        "--requests",
+        "400",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let out = setup.run(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("requests: 400 completed, 0 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("target: postgres://bench:***@127.0.0.1:"),
+        "{stdout}"
+    );
+    let summary = std::fs::read_to_string(out_dir.join("summary.json")).unwrap();
+    for shown in [&stdout, &text(&out.stderr), &summary] {
+        assert!(!shown.contains(&password), "the password leaked: {shown}");
+    }
+    let mut json_args = args[..args.len() - 2].to_vec();
+    json_args.push("--json");
+    let s = json(&setup.run(&json_args));
+    assert_eq!(s["driver"], "postgres");
+    assert!(s["url"].as_str().unwrap().contains(":***@"), "{s:#}");
 }
 
 #[test]

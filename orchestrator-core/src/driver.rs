@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use orchestrator_recipes::{ClientRecipe, ServiceRecipe};
+use orchestrator_recipes::{Checked, ClientRecipe, ParameterIssue, ServiceRecipe};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -104,6 +104,17 @@ pub trait ServiceDriver: Send + Sync + 'static {
         serde_json::json!({ "type": "object" })
     }
 
+    /// Checks the recipe's `options` (their keys are already checked against
+    /// [`options_schema`](Self::options_schema)); by default any key is accepted. Called
+    /// when a recipe is validated, before anything is submitted.
+    ///
+    /// # Errors
+    /// An option value this driver does not accept, its key named in backquotes.
+    fn check_options(&self, options: &serde_json::Map<String, Value>) -> Result<(), DriverError> {
+        let _ = options;
+        Ok(())
+    }
+
     /// What the service's job runs.
     ///
     /// # Errors
@@ -166,6 +177,113 @@ pub trait WorkloadDriver: Send + Sync + 'static {
     ) -> Option<Result<std::sync::Arc<dyn crate::workload::Workload>, DriverError>> {
         let _ = (url, parameters);
         None
+    }
+}
+
+/// The keys of a driver schema's `properties`.
+pub(crate) fn schema_keys(schema: &Value) -> Vec<String> {
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// `key` is not one of `known`: the issue, with the closest known key as a hint and
+/// `takes` (what is accepted) after it.
+pub(crate) fn unknown_setting(
+    message: String,
+    key: &str,
+    known: &[String],
+    takes: &str,
+) -> ParameterIssue {
+    let closest = orchestrator_recipes::schema::closest(key, known.iter().map(String::as_str));
+    ParameterIssue {
+        key: key.to_owned(),
+        message,
+        hint: Some(match closest {
+            Some(c) => format!(
+                "did you mean `{c}`? {}{}",
+                takes[..1].to_uppercase(),
+                &takes[1..]
+            ),
+            None => takes.to_owned(),
+        }),
+    }
+}
+
+/// A driver's error as an issue, put at the key its message names in backquotes.
+pub(crate) fn driver_issue<'k>(
+    error: DriverError,
+    keys: impl IntoIterator<Item = &'k String>,
+) -> ParameterIssue {
+    let culprit = keys
+        .into_iter()
+        .find(|k| error.message.contains(&format!("`{k}`")))
+        .cloned();
+    ParameterIssue {
+        key: culprit.unwrap_or_default(),
+        message: error.message,
+        hint: error.hint,
+    }
+}
+
+/// Checks a service's `options` for its `type`: keys its driver's schema does not
+/// have, then the driver's own [`ServiceDriver::check_options`]. A type without a
+/// driver of its own runs on the fallback driver, so its options are checked there.
+#[must_use]
+pub fn check_service_options(kind: &str, options: &BTreeMap<String, Value>) -> Vec<ParameterIssue> {
+    let Ok(driver) = Registry::service_driver(Some(kind)) else {
+        return Vec::new();
+    };
+    let known = schema_keys(&driver.options_schema());
+    let who = if driver.name() == kind {
+        format!("service driver `{kind}`")
+    } else {
+        format!(
+            "service driver `{}` (type `{kind}` has none of its own)",
+            driver.name()
+        )
+    };
+    let takes = if known.is_empty() {
+        "it takes no options; remove `options`".to_owned()
+    } else {
+        format!("it takes: {}", known.join(", "))
+    };
+    let mut issues = Vec::new();
+    let mut own = serde_json::Map::new();
+    for (key, value) in options {
+        if known.contains(key) {
+            own.insert(key.clone(), value.clone());
+        } else {
+            issues.push(unknown_setting(
+                format!("{who} has no option `{key}`"),
+                key,
+                &known,
+                &takes,
+            ));
+        }
+    }
+    if issues.is_empty() {
+        if let Err(e) = driver.check_options(&own) {
+            issues.push(driver_issue(e, own.keys()));
+        }
+    }
+    issues
+}
+
+/// The [`ParameterCheck`](orchestrator_recipes::ParameterCheck) of every recipe this
+/// program loads: clients' `parameters` by their workload driver
+/// ([`check_parameters`](crate::workload::check_parameters)), services' `options` by
+/// their service driver ([`check_service_options`]).
+#[must_use]
+pub fn check_settings(
+    checked: Checked<'_>,
+    settings: &BTreeMap<String, Value>,
+) -> Vec<ParameterIssue> {
+    match checked {
+        Checked::Workload(kind) => crate::workload::check_parameters(kind, settings),
+        Checked::Service(kind) => check_service_options(kind, settings),
     }
 }
 

@@ -21,12 +21,16 @@ const DEFAULT_RETRIES: u32 = 120;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ProbeKind {
-    /// `GET path` answered with 2xx or 3xx.
+    /// `GET path` answered with 2xx or 3xx (and a body that holds every `expect`).
     Http {
         /// The request path, with its query.
         path: String,
         /// A host other than the service's node, from a full URL.
         host: Option<String>,
+        /// Text the answer's body must contain, e.g. a model's name in Ollama's
+        /// `/api/tags` once it is pulled.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        expect: Vec<String>,
     },
     /// A TCP connection is accepted.
     Tcp,
@@ -118,7 +122,7 @@ impl HealthProbe {
                     healthy: true,
                     response: format!("TCP {host}:{port} accepted the connection"),
                 }),
-                ProbeKind::Http { path, .. } => {
+                ProbeKind::Http { path, expect, .. } => {
                     let request = format!(
                         "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: hpc-orchestrator-health\r\nAccept: */*\r\nConnection: close\r\n\r\n"
                     );
@@ -128,8 +132,14 @@ impl HealthProbe {
                         .map_err(|e| format!("sending the request: {e}"))?;
                     let mut answer = Vec::new();
                     let mut chunk = [0u8; 4096];
-                    // Read until the header is complete (and a little body for messages).
-                    while answer.len() < 16 * 1024 {
+                    // Read until the header is complete and a little body for messages;
+                    // the whole answer (up to 1 MiB) when the body is checked.
+                    let limit = if expect.is_empty() {
+                        16 * 1024
+                    } else {
+                        1 << 20
+                    };
+                    while answer.len() < limit {
                         let n = stream
                             .read(&mut chunk)
                             .await
@@ -138,11 +148,13 @@ impl HealthProbe {
                             break;
                         }
                         answer.extend_from_slice(&chunk[..n]);
-                        if header_end(&answer).is_some_and(|end| answer.len() >= end + 200) {
+                        if expect.is_empty()
+                            && header_end(&answer).is_some_and(|end| answer.len() >= end + 200)
+                        {
                             break;
                         }
                     }
-                    Ok(http_verdict(&answer))
+                    Ok(http_verdict(&answer, expect))
                 }
             }
         };
@@ -171,6 +183,7 @@ fn parse_endpoint(endpoint: &str) -> (ProbeKind, Option<u16>) {
             ProbeKind::Http {
                 path: endpoint.to_owned(),
                 host: None,
+                expect: Vec::new(),
             },
             None,
         );
@@ -191,6 +204,7 @@ fn parse_endpoint(endpoint: &str) -> (ProbeKind, Option<u16>) {
         ProbeKind::Http {
             path: path.to_owned(),
             host,
+            expect: Vec::new(),
         },
         port,
     )
@@ -200,22 +214,37 @@ fn header_end(bytes: &[u8]) -> Option<usize> {
     bytes.windows(4).position(|w| w == b"\r\n\r\n")
 }
 
-fn http_verdict(answer: &[u8]) -> ProbeResult {
+fn http_verdict(answer: &[u8], expect: &[String]) -> ProbeResult {
     let text = String::from_utf8_lossy(answer);
     let status_line = text.lines().next().unwrap_or("").trim().to_owned();
     let code = status_line
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse::<u16>().ok());
-    let body = header_end(answer)
+    let full_body = header_end(answer)
         .map(|end| {
             String::from_utf8_lossy(&answer[end + 4..])
                 .trim()
                 .to_owned()
         })
         .unwrap_or_default();
-    let body: String = body.chars().take(200).collect();
+    let body: String = full_body.chars().take(200).collect();
+    let missing: Vec<&String> = expect
+        .iter()
+        .filter(|e| !full_body.contains(e.as_str()))
+        .collect();
     match code {
+        Some(code) if (200..400).contains(&code) && !missing.is_empty() => ProbeResult {
+            healthy: false,
+            response: format!(
+                "{status_line}, but the answer does not contain {}",
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
         Some(code) => ProbeResult {
             healthy: (200..400).contains(&code),
             response: if body.is_empty() {
@@ -249,7 +278,8 @@ mod tests {
             (
                 ProbeKind::Http {
                     path: "/api/tags".into(),
-                    host: None
+                    host: None,
+                    expect: Vec::new(),
                 },
                 None
             )
@@ -259,7 +289,8 @@ mod tests {
             (
                 ProbeKind::Http {
                     path: "/api/tags".into(),
-                    host: None
+                    host: None,
+                    expect: Vec::new(),
                 },
                 Some(11434)
             )
@@ -269,7 +300,8 @@ mod tests {
             (
                 ProbeKind::Http {
                     path: "/".into(),
-                    host: Some("db.example".into())
+                    host: Some("db.example".into()),
+                    expect: Vec::new(),
                 },
                 Some(8080)
             )
@@ -278,16 +310,38 @@ mod tests {
 
     #[test]
     fn verdicts_follow_the_status_code() {
-        let ok = http_verdict(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        let ok = http_verdict(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", &[]);
         assert!(ok.healthy);
         assert_eq!(ok.response, "HTTP/1.1 200 OK: ok");
-        let bad = http_verdict(b"HTTP/1.0 503 Service Unavailable\r\n\r\nloading model");
+        let bad = http_verdict(
+            b"HTTP/1.0 503 Service Unavailable\r\n\r\nloading model",
+            &[],
+        );
         assert!(!bad.healthy);
         assert_eq!(
             bad.response,
             "HTTP/1.0 503 Service Unavailable: loading model"
         );
-        assert!(!http_verdict(b"").healthy);
-        assert!(!http_verdict(b"+PONG\r\n").healthy);
+        assert!(!http_verdict(b"", &[]).healthy);
+        assert!(!http_verdict(b"+PONG\r\n", &[]).healthy);
+    }
+
+    #[test]
+    fn an_expected_body_must_be_there_in_full() {
+        let tags = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"models\":[{\"name\":\"llama3.2:latest\",\"model\":\"llama3.2:latest\"}]}";
+        let want = |names: &[&str]| -> Vec<String> {
+            names.iter().map(|n| format!("\"name\":\"{n}\"")).collect()
+        };
+        assert!(http_verdict(tags, &want(&["llama3.2:latest"])).healthy);
+        let pulling = http_verdict(tags, &want(&["llama3.2:latest", "qwen2.5:0.5b"]));
+        assert!(!pulling.healthy);
+        assert_eq!(
+            pulling.response,
+            r#"HTTP/1.1 200 OK, but the answer does not contain `"name":"qwen2.5:0.5b"`"#
+        );
+        // A failing status stays the reason, whatever the body.
+        let down = http_verdict(b"HTTP/1.1 500 Internal Server Error\r\n\r\n", &want(&["x"]));
+        assert!(!down.healthy);
+        assert!(down.response.starts_with("HTTP/1.1 500"));
     }
 }

@@ -37,7 +37,7 @@ pub mod workload;
 
 pub use driver::{
     DriverError, Launch, Registry, ServiceDriver, ServiceDriverEntry, Target, WorkloadDriver,
-    WorkloadDriverEntry,
+    WorkloadDriverEntry, check_service_options, check_settings,
 };
 pub use error::{CoreError, HealthCheckFailure, StartupFailure};
 pub use health::{HealthProbe, ProbeKind, ProbeResult};
@@ -48,7 +48,7 @@ pub use orchestrator::{
 };
 pub use report::{REPORT_VERSION, ReportSession, SessionReport};
 pub use session::{JobSummary, PollPolicy, Progress, RunOptions, SessionEvent, SessionOutcome};
-pub use util::{new_id, now_ms, rfc3339};
+pub use util::{new_id, now_ms, redact_url, rfc3339};
 
 // Re-exported so that embedding programs and plugins use the same versions.
 pub use inventory;

@@ -907,7 +907,7 @@ fn default_key() -> String {
 /// # Errors
 /// An unreadable or invalid file, or a client or config file.
 pub fn load_recipe(path: &Path) -> Result<BenchmarkRecipe, CoreError> {
-    let loaded = load_file_checked(path, None, &crate::workload::check_parameters)?;
+    let loaded = load_file_checked(path, None, &crate::check_settings)?;
     let kind = loaded.value.kind();
     loaded.value.into_recipe().ok_or_else(|| {
         CoreError::plan(
@@ -922,7 +922,7 @@ pub fn load_recipe(path: &Path) -> Result<BenchmarkRecipe, CoreError> {
 }
 
 fn load_typed(path: &Path, kind: Kind) -> Result<Document, CoreError> {
-    Ok(load_file_checked(path, Some(kind), &crate::workload::check_parameters)?.value)
+    Ok(load_file_checked(path, Some(kind), &crate::check_settings)?.value)
 }
 
 /// What `stop --all` did.

@@ -36,6 +36,24 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
+/// `url` with the password of its user part, if any, replaced by `***`
+/// (`postgres://bench:***@db:5432/bench`): what is printed or stored of a target URL.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// FNV-1a, 64 bits: names uploaded binaries by their content.
 #[must_use]
 pub fn fnv1a(bytes: &[u8]) -> u64 {
@@ -66,6 +84,22 @@ pub fn new_id(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://bench:s3cr:et@db:5432/bench?sslmode=off"),
+            "postgres://bench:***@db:5432/bench?sslmode=off"
+        );
+        assert_eq!(redact_url("redis://:pw@h:6379"), "redis://:***@h:6379");
+        for kept in [
+            "http://node1:8080/path@x",
+            "postgres://bench@db/bench",
+            "not a url",
+        ] {
+            assert_eq!(redact_url(kept), kept);
+        }
+    }
 
     #[test]
     fn timestamps_are_utc_calendar_dates() {

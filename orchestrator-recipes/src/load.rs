@@ -157,7 +157,16 @@ pub fn load_str(
     load_source(SourceText::new(name, text.to_owned()), expected)
 }
 
-/// A problem a workload driver finds in a client's `parameters`.
+/// Whose settings a [`ParameterCheck`] is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked<'a> {
+    /// A client's `parameters`, for its `workload_type`.
+    Workload(&'a str),
+    /// A service's `options`, for its `type`.
+    Service(&'a str),
+}
+
+/// A problem a driver finds in a client's `parameters` or a service's `options`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParameterIssue {
     /// The parameter.
@@ -168,13 +177,13 @@ pub struct ParameterIssue {
     pub hint: Option<String>,
 }
 
-/// Checks a client's parameters: called with its `workload_type` and `parameters`.
-/// This crate knows no drivers; the caller that does passes this in.
+/// Checks a client's `parameters` (for its `workload_type`) or a service's `options`
+/// (for its `type`). This crate knows no drivers; the caller that does passes this in.
 pub type ParameterCheck<'a> =
-    &'a dyn Fn(&str, &BTreeMap<String, serde_json::Value>) -> Vec<ParameterIssue>;
+    &'a dyn Fn(Checked<'_>, &BTreeMap<String, serde_json::Value>) -> Vec<ParameterIssue>;
 
-/// [`load_file`], and every client's `parameters` checked by `check`, each problem at
-/// the parameter's line and column.
+/// [`load_file`], and every client's `parameters` and every service's `options` checked
+/// by `check`, each problem at the key's line and column.
 ///
 /// # Errors
 /// An unreadable file, or all problems found in it.
@@ -198,28 +207,55 @@ pub fn load_source(
     load_source_with(source, expected, None)
 }
 
+/// Driver settings in a document: where they are, whose, and what.
+type Settings<'d> = (
+    Vec<String>,
+    Checked<'d>,
+    &'d BTreeMap<String, serde_json::Value>,
+);
+
+fn client_settings(prefix: Vec<String>, c: &ClientRecipe) -> Option<Settings<'_>> {
+    let kind = c.workload_type.as_deref()?;
+    Some((prefix, Checked::Workload(kind), &c.parameters))
+}
+
+fn service_settings(prefix: Vec<String>, s: &ServiceRecipe) -> Option<Settings<'_>> {
+    // A service without a `type` runs on the generic driver, which takes none.
+    let kind = s.service_type.as_deref().unwrap_or("generic");
+    (!s.options.is_empty() || s.service_type.is_some()).then_some((
+        prefix,
+        Checked::Service(kind),
+        &s.options,
+    ))
+}
+
 fn parameter_problems(root: &Node, document: &Document, check: ParameterCheck<'_>) -> Vec<Problem> {
-    let clients: Vec<(Vec<String>, &ClientRecipe)> = match document {
-        Document::Client(c) => vec![(vec!["parameters".to_owned()], c.as_ref())],
+    let (client, service) = (client_settings, service_settings);
+    let at = |section: &str, i: usize, key: &str| {
+        vec![section.to_owned(), i.to_string(), key.to_owned()]
+    };
+    let checked: Vec<Settings<'_>> = match document {
+        Document::Client(c) => client(vec!["parameters".to_owned()], c)
+            .into_iter()
+            .collect(),
+        Document::Service(s) => service(vec!["options".to_owned()], s).into_iter().collect(),
         Document::Recipe(r) => r
-            .clients
+            .services
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                (
-                    vec!["clients".to_owned(), i.to_string(), "parameters".to_owned()],
-                    c,
-                )
-            })
+            .filter_map(|(i, s)| service(at("services", i, "options"), s))
+            .chain(
+                r.clients
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| client(at("clients", i, "parameters"), c)),
+            )
             .collect(),
-        _ => Vec::new(),
+        Document::Config(_) => Vec::new(),
     };
     let mut problems = Vec::new();
-    for (prefix, client) in clients {
-        let Some(kind) = client.workload_type.as_deref() else {
-            continue;
-        };
-        for issue in check(kind, &client.parameters) {
+    for (prefix, checked, settings) in checked {
+        for issue in check(checked, settings) {
             let mut path = prefix.clone();
             path.push(issue.key.clone());
             let span = root
@@ -227,8 +263,12 @@ fn parameter_problems(root: &Node, document: &Document, check: ParameterCheck<'_
                 .map(|(node, key)| key.unwrap_or(node.span))
                 .or_else(|| root.lookup(&prefix).map(|(node, _)| node.span))
                 .unwrap_or(ByteSpan::new(root.span.offset, 0));
-            let mut problem = Problem::new(Code::DriverParameter, issue.message, span)
-                .with_label(format!("for workload `{kind}`"));
+            let label = match checked {
+                Checked::Workload(kind) => format!("for workload `{kind}`"),
+                Checked::Service(kind) => format!("for service type `{kind}`"),
+            };
+            let mut problem =
+                Problem::new(Code::DriverParameter, issue.message, span).with_label(label);
             if let Some(hint) = issue.hint {
                 problem = problem.with_help(hint);
             }

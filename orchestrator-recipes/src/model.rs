@@ -66,6 +66,10 @@ pub struct ServiceRecipe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub cadvisor_port: Option<u16>,
+    /// Settings of the service's driver (its `type`), checked against that driver's own
+    /// schema (`orchestrator list drivers`), e.g. `models` to pull for `ollama`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, serde_json::Value>,
 }
 
 /// What a job asks of the cluster. Unset values fall back to the config's `slurm`

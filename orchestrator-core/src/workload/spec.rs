@@ -276,12 +276,12 @@ pub fn check_parameters(
     if driver.workload(PROBE, &Map::new()).is_none() {
         return Vec::new();
     }
-    let schema = driver.parameters_schema();
-    let known: Vec<String> = schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .map(|p| p.keys().cloned().collect())
-        .unwrap_or_default();
+    let known = crate::driver::schema_keys(&driver.parameters_schema());
+    let takes = format!(
+        "it takes: {}; the load takes: {}",
+        known.join(", "),
+        LOAD_KEYS.join(", ")
+    );
     let mut issues = Vec::new();
     let mut own = Map::new();
     for (key, value) in parameters {
@@ -289,25 +289,12 @@ pub fn check_parameters(
             continue;
         }
         if !known.contains(key) {
-            let closest =
-                orchestrator_recipes::schema::closest(key, known.iter().map(String::as_str));
-            let takes = format!(
-                "it takes: {}; the load takes: {}",
-                known.join(", "),
-                LOAD_KEYS.join(", ")
-            );
-            issues.push(ParameterIssue {
-                key: key.clone(),
-                message: format!("workload `{kind}` has no parameter `{key}`"),
-                hint: Some(match closest {
-                    Some(c) => format!(
-                        "did you mean `{c}`? {}{}",
-                        takes[..1].to_uppercase(),
-                        &takes[1..]
-                    ),
-                    None => takes,
-                }),
-            });
+            issues.push(crate::driver::unknown_setting(
+                format!("workload `{kind}` has no parameter `{key}`"),
+                key,
+                &known,
+                &takes,
+            ));
             continue;
         }
         own.insert(key.clone(), value.clone());
@@ -318,15 +305,7 @@ pub fn check_parameters(
         return issues;
     };
     if let Some(Err(e)) = driver.workload(PROBE, &base) {
-        let culprit = base
-            .keys()
-            .find(|k| e.message.contains(&format!("`{k}`")))
-            .cloned();
-        issues.push(ParameterIssue {
-            key: culprit.unwrap_or_default(),
-            message: e.message,
-            hint: e.hint,
-        });
+        issues.push(crate::driver::driver_issue(e, base.keys()));
         return issues;
     }
     for (key, value) in &own {

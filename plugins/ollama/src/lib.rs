@@ -1,4 +1,6 @@
-//! The `ollama` workload: `POST /api/generate` or `/api/chat` with NDJSON streaming.
+//! The `ollama` service driver ([`OllamaService`]: `ollama serve`, models pulled before
+//! it counts as healthy) and the `ollama` workload: `POST /api/generate` or `/api/chat`
+//! with NDJSON streaming.
 //!
 //! Per request it records the time to the first object with non-empty text (TTFT), the
 //! gaps between text chunks (inter-chunk latency), and from the final object (`done:
@@ -19,6 +21,10 @@
 //! | `temperature`, `seed` | `options.temperature`, `options.seed` | server's |
 //! | `stream` | stream the answer | true |
 //! | `timeout_s` | a request slower than this fails as `timeout` | 300 |
+
+mod service;
+
+pub use service::{DEFAULT_PORT, OllamaService, PULL_WRAPPER};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
