@@ -133,6 +133,16 @@ pub enum Command {
     ClearState(ClearStateArgs),
     /// The scheduler's own view of all your jobs (`squeue` on a cluster)
     SlurmStatus(JsonArg),
+    /// Print or write a session's report, or compare two sessions
+    ///
+    /// The report holds the recipe as run and its SHA-256, the jobs and their SLURM
+    /// options, the timeline, every client run's metrics with their definitions, sweep
+    /// tables, the checked `expect` values and the errors. With -o the format follows
+    /// the extension: .yaml (the original tool's benchmark_report.yaml), .json or .md;
+    /// without it the Markdown report goes to stdout.
+    Report(ReportArgs),
+    /// List past sessions, newest first, with their headline figures
+    History(HistoryArgs),
     /// Load a URL with a workload driver, here and now (no cluster): the same engine
     /// as client jobs
     ///
@@ -148,6 +158,54 @@ pub enum Command {
     /// installed (`recipes/complete/local-demo.yaml` uses them)
     #[command(subcommand, hide = true)]
     Demo(DemoCommand),
+}
+
+/// `orchestrator report`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ReportArgs {
+    /// Compare two sessions instead
+    #[command(subcommand)]
+    pub command: Option<ReportCommand>,
+
+    /// The session (`ses-...`) [default: the latest]
+    #[arg(value_name = "SESSION")]
+    pub session: Option<String>,
+
+    /// Write the report to FILE (.yaml, .json or .md) instead of printing it
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// The format, whatever the file's extension [default: the extension's; md on stdout]
+    #[arg(long, value_parser = ["md", "json", "yaml"])]
+    pub format: Option<String>,
+}
+
+/// `orchestrator report compare`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Metric deltas of session B against session A, run by run (same client and run)
+    Compare {
+        /// The reference session
+        a: String,
+        /// The session compared with it
+        b: String,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `orchestrator history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Show at most N sessions
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--json` alone.

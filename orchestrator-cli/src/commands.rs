@@ -35,6 +35,8 @@ pub fn run(cli: &Cli) -> Exit {
         Some(Command::Debug(args)) => sessions::debug(cli, args),
         Some(Command::ClearState(args)) => sessions::clear_state(cli, args),
         Some(Command::SlurmStatus(args)) => sessions::slurm_status(cli, args.json),
+        Some(Command::Report(args)) => crate::reports::report(cli, args),
+        Some(Command::History(args)) => crate::reports::history(cli, args),
         Some(Command::Demo(command)) => sessions::demo(command),
         Some(Command::Bench(args)) => crate::bench::bench(args),
         Some(Command::Workload(command)) => crate::bench::workload_command(command),

@@ -13,6 +13,7 @@ mod commands;
 mod demo;
 mod progress;
 mod render;
+mod reports;
 mod sessions;
 
 // The bundled driver plugins. A plugin crate the binary never names is not linked, and
@@ -39,6 +40,9 @@ pub enum Exit {
     Failure = 1,
     /// The input is invalid: a recipe, the config or the command line.
     Invalid = 2,
+    /// The session ran, but a client's result missed a reference value in its
+    /// recipe's `expect`.
+    ExpectationMissed = 3,
     /// Interrupted by Ctrl-C or SIGTERM; the session's jobs were cancelled.
     Interrupted = 130,
 }

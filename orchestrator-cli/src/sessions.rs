@@ -58,7 +58,7 @@ where
     runtime().block_on(f(orch))
 }
 
-fn print_json(value: &impl Serialize) {
+pub(crate) fn print_json(value: &impl Serialize) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).expect("output serialises")
@@ -128,6 +128,18 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Exit {
                 eprintln!("error: {}", outcome.error.unwrap_or_default());
                 Exit::Failure
             }
+            Ok(outcome) if outcome.missed().next().is_some() => {
+                for e in outcome.missed() {
+                    eprintln!(
+                        "expectation missed: client {} {}: {} {}",
+                        e.client,
+                        e.run.as_deref().unwrap_or("-"),
+                        e.metric,
+                        e.message.as_deref().unwrap_or_default()
+                    );
+                }
+                Exit::ExpectationMissed
+            }
             Ok(_) => Exit::Success,
             Err(error) => fail(&error),
         }
@@ -188,6 +200,15 @@ fn print_summary(outcome: &SessionOutcome) {
         })
         .collect();
     println!("session {}: {}", outcome.session_id, outcome.state);
+    if !outcome.expectations.is_empty() {
+        let missed = outcome.missed().count();
+        println!(
+            "expectations: {} of {} met{}",
+            outcome.expectations.len() - missed,
+            outcome.expectations.len(),
+            if missed > 0 { " (exit code 3)" } else { "" }
+        );
+    }
     print!(
         "{}",
         render::table(

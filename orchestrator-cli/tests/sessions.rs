@@ -886,6 +886,129 @@ fn an_http_workload_sweep_runs_in_the_client_job_and_its_results_are_stored() {
 }
 
 #[test]
+fn expectations_set_the_exit_code_and_reports_history_and_compare_show_the_runs() {
+    let setup = Setup::local();
+    let sweep = "{concurrency: [1, 2], requests: 300, path: /}";
+    let pass = setup.recipe(
+        "pass.yaml",
+        &format!(
+            "{}    expect: {{requests_completed: {{min: 300}}, error_rate: {{max: 0}}}}\n",
+            http_recipe(free_port(), "", sweep)
+        ),
+    );
+    let out = setup.run(&["run", &pass]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("expectations: 4 of 4 met\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let first = setup.status()["sessions"][0]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // No request takes under a nanosecond: both runs miss, and run says so, exit 3.
+    let strict = setup.recipe(
+        "strict.yaml",
+        &format!(
+            "{}    expect: {{latency_p99_ms: {{max: 0.000001}}}}\n",
+            http_recipe(free_port(), "", sweep)
+        ),
+    );
+    let out = setup.run(&["run", &strict]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    for run in ["run-000", "run-001"] {
+        assert!(
+            stderr.contains(&format!(
+                "expectation missed: client load {run}: latency_p99_ms "
+            )),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("is above the maximum 0.000001"), "{stderr}");
+    assert!(text(&out.stdout).contains("expectations: 0 of 2 met (exit code 3)"));
+
+    // The report of the latest session, as Markdown on stdout.
+    let md = setup.run(&["report"]);
+    assert!(md.status.success(), "{}", text(&md.stderr));
+    let md = text(&md.stdout);
+    for part in [
+        "# Benchmark report: http (",
+        "## Jobs",
+        "## Timeline",
+        "### load / run-000 (concurrency=1, path=/, requests=300)",
+        "| latency |",
+        "### Sweep: load",
+        "## Expectations",
+        "**MISSED**: ",
+        "### Definitions",
+    ] {
+        assert!(md.contains(part), "{part:?} missing from:\n{md}");
+    }
+
+    // As YAML by the file's extension: the recipe's hash, both runs' summaries.
+    let yaml_path = setup.dir.path().join("benchmark_report.yaml");
+    let written = setup.run(&["report", &first, "-o", yaml_path.to_str().unwrap()]);
+    assert!(written.status.success(), "{}", text(&written.stderr));
+    let report: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&yaml_path).unwrap()).unwrap();
+    assert_eq!(report["report_version"], serde_yaml::Value::from(2));
+    assert_eq!(report["recipe_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(report["runs"].as_sequence().unwrap().len(), 2);
+    assert_eq!(
+        report["runs"][1]["summary"]["requests_completed"],
+        serde_yaml::Value::from(300)
+    );
+    assert!(
+        report["timeline"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "health.pass")
+    );
+    assert!(
+        report["resources"][0]["sbatch"]
+            .as_sequence()
+            .is_some_and(|o| o
+                .iter()
+                .any(|l| l.as_str().unwrap().starts_with("--job-name="))),
+        "{:?}",
+        report["resources"]
+    );
+    let bad = setup.run(&["report", &first, "-o", "report.pdf"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("a report is .yaml, .json or .md, not `.pdf`"));
+
+    // History: newest first, with what each session's expectations came to.
+    let history = json(&setup.run(&["history", "--json"]));
+    let rows = history.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["session"], first.as_str());
+    assert_eq!(
+        (&rows[0]["expectations_passed"], &rows[0]["expectations"]),
+        (&Value::from(0), &Value::from(2))
+    );
+    assert_eq!(rows[1]["expectations_passed"], 4);
+    assert!(rows[0]["requests_per_second"].as_f64().unwrap() > 0.0);
+
+    // Compare: the same runs of both sessions, figure by figure.
+    let second = rows[0]["session"].as_str().unwrap();
+    let cmp = json(&setup.run(&["report", "compare", &first, second, "--json"]));
+    assert_eq!(cmp["same_recipe"], false, "the recipes differ in `expect`");
+    let deltas = cmp["deltas"].as_array().unwrap();
+    for run in ["run-000", "run-001"] {
+        let d = deltas
+            .iter()
+            .find(|d| d["run"] == run && d["metric"] == "requests_per_second")
+            .unwrap_or_else(|| panic!("{run} in {cmp:#}"));
+        let (a, b) = (d["a"].as_f64().unwrap(), d["b"].as_f64().unwrap());
+        assert!((d["delta"].as_f64().unwrap() - (b - a)).abs() < 1e-6);
+    }
+}
+
+#[test]
 fn an_http_workload_on_the_cluster_uploads_the_binary_once() {
     let setup = Setup::cluster("http-workload");
     let port = 30_000 + std::process::id() % 20_000;

@@ -26,10 +26,12 @@
 
 mod driver;
 mod error;
+pub mod expect;
 mod health;
 mod orchestrator;
 pub mod plan;
 mod report;
+mod report_md;
 mod session;
 pub mod state;
 mod util;
@@ -46,7 +48,10 @@ pub use orchestrator::{
     ServersStatus, ServiceStatus, SessionStatus, SlurmStatus, StopSummary, SystemStatus,
     load_client, load_recipe, load_service,
 };
-pub use report::{REPORT_VERSION, ReportSession, SessionReport};
+pub use report::{
+    ClientRun, JobResources, REPORT_VERSION, ReportFormat, ReportSession, SessionReport,
+    TimelineEntry,
+};
 pub use session::{JobSummary, PollPolicy, Progress, RunOptions, SessionEvent, SessionOutcome};
 pub use util::{new_id, now_ms, redact_url, rfc3339};
 

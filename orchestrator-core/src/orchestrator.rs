@@ -843,11 +843,11 @@ impl BenchmarkOrchestrator {
         self.state.clear()
     }
 
-    /// Writes the report of a session to `output_path` (YAML for `.yaml`/`.yml`,
-    /// JSON otherwise). Returns the path.
+    /// Writes the report of a session to `output_path`, in the format its extension
+    /// names: `.yaml`/`.yml`, `.json` or `.md`. Returns the path.
     ///
     /// # Errors
-    /// An unknown session, or the file cannot be written.
+    /// An unknown session, another extension, or the file cannot be written.
     pub async fn generate_report(
         &self,
         session_id: &str,

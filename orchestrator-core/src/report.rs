@@ -1,18 +1,20 @@
 //! The session report: what ran where, how it ended, and where its outputs are.
 //! Written as `report.json` at the end of every session (also a failed one).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::CoreError;
+use crate::expect::ExpectationResult;
 use crate::orchestrator::BenchmarkOrchestrator;
 use crate::session::JobSummary;
 use crate::state::{ClientRow, ResultRow, ServiceRow};
 use crate::util::{now_ms, rfc3339};
 
 /// Bumped when the report's shape changes incompatibly.
-pub const REPORT_VERSION: u32 = 1;
+pub const REPORT_VERSION: u32 = 2;
 
 /// A session's report.
 #[derive(Debug, Clone, Serialize)]
@@ -27,12 +29,25 @@ pub struct SessionReport {
     pub session: ReportSession,
     /// The recipe as run.
     pub recipe: serde_json::Value,
+    /// SHA-256 of the recipe as run (its JSON text in the state store): two sessions
+    /// with the same hash ran the same recipe.
+    pub recipe_sha256: String,
     /// Its services.
     pub services: Vec<ServiceRow>,
     /// Its clients.
     pub clients: Vec<ClientRow>,
     /// Its jobs, with times.
     pub jobs: Vec<JobSummary>,
+    /// What each job asked of the scheduler: the `#SBATCH` lines of its script.
+    pub resources: Vec<JobResources>,
+    /// What happened, in order: job states, health, the session's end.
+    pub timeline: Vec<TimelineEntry>,
+    /// Each client's runs (one per sweep combination) with their metrics.
+    pub runs: Vec<ClientRun>,
+    /// The clients' `expect`, checked.
+    pub expectations: Vec<ExpectationResult>,
+    /// What went wrong: the session's error, failed jobs, failed requests by kind.
+    pub errors: Vec<String>,
     /// Fetched outputs.
     pub results: Vec<ResultRow>,
 }
@@ -62,8 +77,48 @@ pub struct ReportSession {
     pub duration_s: Option<f64>,
 }
 
+/// A job's resources as submitted.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobResources {
+    /// The job's name.
+    pub job_name: String,
+    /// Its node.
+    pub node: Option<String>,
+    /// `--partition=cpu`, `--mem=8192M`, ... (the `#SBATCH` options of its script).
+    pub sbatch: Vec<String>,
+}
+
+/// One event of the session.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    /// When (RFC 3339).
+    pub at: String,
+    /// Seconds since the session started.
+    pub t_s: f64,
+    /// The service or client it concerns, by name.
+    pub subject: Option<String>,
+    /// What happened (`job.state`, `health.pass`, `session.completed`, ...).
+    pub event: String,
+    /// Details (`RUNNING on node1`, ...).
+    pub detail: Option<String>,
+}
+
+/// One run of a client's workload: its `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientRun {
+    /// The client's name.
+    pub client: String,
+    /// `results` for a single run, `run-NNN` in a sweep.
+    pub run: String,
+    /// The run's own parameters (a sweep's combination).
+    pub parameters: serde_json::Value,
+    /// The summary as the engine wrote it, definitions included.
+    pub summary: serde_json::Value,
+}
+
 impl SessionReport {
-    /// Builds the report of a session from the state store.
+    /// Builds the report of a session from the state store and the summaries it
+    /// recorded.
     ///
     /// # Errors
     /// An unknown session, or the store failing.
@@ -75,11 +130,88 @@ impl SessionReport {
                 what: "session",
                 id: session_id.to_owned(),
             })?;
-        let jobs = state
-            .jobs(Some(session_id))?
+        let job_rows = state.jobs(Some(session_id))?;
+        let services = state.services(Some(session_id))?;
+        let clients = state.clients(Some(session_id))?;
+        let results = state.results(session_id)?;
+        let names: BTreeMap<&str, &str> = services
             .iter()
-            .map(JobSummary::from)
+            .map(|r| (r.id.as_str(), r.name.as_str()))
+            .chain(clients.iter().map(|c| (c.id.as_str(), c.name.as_str())))
             .collect();
+        let mut events = state.events(Some(session_id), None, 10_000)?;
+        events.sort_by_key(|e| e.id);
+        #[allow(clippy::cast_precision_loss)]
+        let timeline = events
+            .iter()
+            .map(|e| TimelineEntry {
+                at: rfc3339(e.at),
+                t_s: (e.at - s.created_at) as f64 / 1000.0,
+                subject: e
+                    .subject
+                    .as_deref()
+                    .map(|id| names.get(id).map_or(id, |n| n).to_owned()),
+                event: e.action.clone(),
+                detail: e.detail.clone(),
+            })
+            .collect();
+        let resources = job_rows
+            .iter()
+            .map(|j| JobResources {
+                job_name: j.job_name.clone(),
+                node: j.node.clone(),
+                sbatch: j
+                    .script
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("#SBATCH "))
+                    .map(|l| l.trim().to_owned())
+                    .collect(),
+            })
+            .collect();
+        let mut runs = Vec::new();
+        for row in results.iter().filter(|r| r.name == "summary") {
+            let Ok(text) = std::fs::read_to_string(&row.path) else {
+                continue;
+            };
+            let summary: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+            runs.push(ClientRun {
+                client: names
+                    .get(row.client_id.as_str())
+                    .map_or(row.client_id.as_str(), |n| n)
+                    .to_owned(),
+                run: Path::new(&row.path)
+                    .parent()
+                    .and_then(Path::file_name)
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                parameters: summary
+                    .get("parameters")
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null),
+                summary,
+            });
+        }
+        let expectations = crate::expect::session_expectations(&clients, &results)?;
+        let mut errors: Vec<String> = s.error.iter().cloned().collect();
+        for j in &job_rows {
+            if matches!(j.exit_code, Some(code) if code != 0) || j.state == "FAILED" {
+                errors.push(format!(
+                    "{}: job {} {} with exit code {}",
+                    j.job_name,
+                    j.job_id.as_deref().unwrap_or("-"),
+                    j.state,
+                    j.exit_code
+                        .map_or_else(|| "-".to_owned(), |c| c.to_string())
+                ));
+            }
+        }
+        for run in &runs {
+            if let Some(kinds) = run.summary.get("errors").and_then(|e| e.as_object()) {
+                for (kind, count) in kinds {
+                    errors.push(format!("{} {}: {count} × {kind}", run.client, run.run));
+                }
+            }
+        }
         #[allow(clippy::cast_precision_loss)]
         let duration_s = s.finished_at.map(|f| (f - s.created_at) as f64 / 1000.0);
         Ok(Self {
@@ -99,31 +231,102 @@ impl SessionReport {
                 duration_s,
             },
             recipe: serde_json::from_str(&s.recipe).unwrap_or(serde_json::Value::Null),
-            services: state.services(Some(session_id))?,
-            clients: state.clients(Some(session_id))?,
-            jobs,
-            results: state.results(session_id)?,
+            recipe_sha256: sha256_hex(s.recipe.as_bytes()),
+            services,
+            clients,
+            jobs: job_rows.iter().map(JobSummary::from).collect(),
+            resources,
+            timeline,
+            runs,
+            expectations,
+            errors,
+            results,
         })
     }
 
-    /// Writes the report: YAML for `.yaml`/`.yml`, JSON otherwise.
+    /// The report in `format`.
+    #[must_use]
+    pub fn render(&self, format: ReportFormat) -> String {
+        match format {
+            ReportFormat::Json => {
+                let mut t = serde_json::to_string_pretty(self).expect("reports serialise");
+                t.push('\n');
+                t
+            }
+            ReportFormat::Yaml => serde_yaml::to_string(self).expect("reports serialise"),
+            ReportFormat::Markdown => crate::report_md::markdown(self),
+        }
+    }
+
+    /// Writes the report in the format its extension names (`.yaml`/`.yml`, `.json`,
+    /// `.md`).
+    ///
+    /// # Errors
+    /// Another extension, or the file cannot be written.
+    pub fn write(&self, path: &Path) -> Result<(), CoreError> {
+        self.write_as(path, ReportFormat::from_path(path)?)
+    }
+
+    /// Writes the report in `format`, whatever the file is called.
     ///
     /// # Errors
     /// The file cannot be written.
-    pub fn write(&self, path: &Path) -> Result<(), CoreError> {
-        let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
-        let text = if yaml {
-            serde_yaml::to_string(self).expect("reports serialise")
-        } else {
-            let mut t = serde_json::to_string_pretty(self).expect("reports serialise");
-            t.push('\n');
-            t
-        };
+    pub fn write_as(&self, path: &Path, format: ReportFormat) -> Result<(), CoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(CoreError::io(format!("cannot create {}", dir.display())))?;
         }
-        std::fs::write(path, text)
+        std::fs::write(path, self.render(format))
             .map_err(CoreError::io(format!("cannot write {}", path.display())))
     }
+}
+
+/// A report's file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// JSON, the whole report.
+    Json,
+    /// YAML, the whole report (the original tool's `benchmark_report.yaml`).
+    Yaml,
+    /// Markdown for people: tables of jobs, timeline, metrics, sweeps, expectations.
+    Markdown,
+}
+
+impl ReportFormat {
+    /// The format a file name's extension names.
+    ///
+    /// # Errors
+    /// An extension that names no format.
+    pub fn from_path(path: &Path) -> Result<Self, CoreError> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        Self::from_name(&ext).ok_or_else(|| {
+            CoreError::plan(
+                &path.display().to_string(),
+                format!("a report is .yaml, .json or .md, not `.{ext}`"),
+                Some("name the file benchmark_report.yaml, report.json or report.md".into()),
+            )
+        })
+    }
+
+    /// `json`, `yaml`/`yml`, `md`/`markdown`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "json" => Some(Self::Json),
+            "yaml" | "yml" => Some(Self::Yaml),
+            "md" | "markdown" => Some(Self::Markdown),
+            _ => None,
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -181,6 +181,16 @@ pub struct SessionOutcome {
     pub report_path: Option<String>,
     /// Where fetched outputs are.
     pub results_dir: Option<String>,
+    /// The clients' `expect` checked on their results; any that did not pass makes
+    /// `orchestrator run` exit 3.
+    pub expectations: Vec<crate::expect::ExpectationResult>,
+}
+
+impl SessionOutcome {
+    /// The expectations that were missed.
+    pub fn missed(&self) -> impl Iterator<Item = &crate::expect::ExpectationResult> {
+        self.expectations.iter().filter(|e| !e.passed)
+    }
 }
 
 /// A job, for summaries and reports.
@@ -573,12 +583,15 @@ impl BenchmarkOrchestrator {
                 what: "session",
                 id: session_id.to_owned(),
             })?;
+        let clients = self.state().clients(Some(session_id))?;
+        let expectations =
+            crate::expect::session_expectations(&clients, &self.state().results(session_id)?)?;
         Ok(SessionOutcome {
             session_id: session.id.clone(),
             state: session.state,
             error: session.error,
             services: self.state().services(Some(session_id))?,
-            clients: self.state().clients(Some(session_id))?,
+            clients,
             jobs: self
                 .state()
                 .jobs(Some(session_id))?
@@ -587,6 +600,7 @@ impl BenchmarkOrchestrator {
                 .collect(),
             report_path: session.report_path,
             results_dir: Some(self.results_dir().join(session_id).display().to_string()),
+            expectations,
         })
     }
 

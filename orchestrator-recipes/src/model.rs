@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::values::{Duration, Gres, Memory, ScalarString};
+use crate::values::{Duration, Gres, Memory, ScalarString, Tolerance};
 
 /// The `pattern` every service and client name follows: it ends up in SLURM job
 /// names and in file names.
@@ -247,6 +247,61 @@ pub struct ClientRecipe {
     /// A script to upload and run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<ScriptSpec>,
+    /// Reference values the client's results must meet, by metric (`ttft_p99_ms`,
+    /// `output_tokens_per_second`, ...): `orchestrator run` exits 3 when one is missed,
+    /// like a failing regression test. Checked on every run of a sweep.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": EXPECT_METRIC_PATTERN }))]
+    pub expect: BTreeMap<String, Expectation>,
+}
+
+/// The metrics `expect` can name: a distribution's statistic in milliseconds
+/// (`latency`, `ttft`, `tpot`, `itl` or `schedule_lag`, then `mean`, `min`, `max`,
+/// `std`, `p50`, `p90`, `p95`, `p99` or `p999`, then `ms`: `ttft_p99_ms`), or a figure of
+/// the run (`requests_per_second`, `output_tokens_per_second` or `_per_s`,
+/// `requests_completed`, `requests_failed`, `error_rate`, `achieved_rate`,
+/// `output_tokens`, `goodput_fraction`, `goodput_requests_per_second`).
+pub const EXPECT_METRIC_PATTERN: &str = "^(?:(?:latency|ttft|tpot|itl|schedule_lag)_(?:mean|min|max|std|p50|p90|p95|p99|p999)_ms|requests_per_second|output_tokens_per_s(?:econd)?|requests_completed|requests_failed|error_rate|achieved_rate|output_tokens|goodput_fraction|goodput_requests_per_second)$";
+
+/// A bound on one metric: at least `min`, at most `max`, each loosened by `tolerance`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1, "anyOf" = [{"required": ["min"]}, {"required": ["max"]}]))]
+pub struct Expectation {
+    /// The metric must be at least this (less the tolerance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The metric must be at most this (plus the tolerance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// How far the metric may miss a bound: a percentage of it (`5%`) or an amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<Tolerance>,
+}
+
+impl Expectation {
+    /// Whether `value` meets the bounds; `Err` says which it missed and by how much.
+    ///
+    /// # Errors
+    /// The bound that `value` misses, in words.
+    pub fn check(&self, value: f64) -> Result<(), String> {
+        let slack = |bound: f64| self.tolerance.map_or(0.0, |t| t.slack(bound));
+        let tolerance = self
+            .tolerance
+            .map(|t| format!(" (tolerance {t})"))
+            .unwrap_or_default();
+        if let Some(min) = self.min {
+            if value < min - slack(min) {
+                return Err(format!("{value:.4} is below the minimum {min}{tolerance}"));
+            }
+        }
+        if let Some(max) = self.max {
+            if value > max + slack(max) {
+                return Err(format!("{value:.4} is above the maximum {max}{tolerance}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Which service a client loads and where.

@@ -400,9 +400,59 @@ fn to_problems(
         K::PropertyNames { error: inner } => {
             let key = inner.instance().as_str().unwrap_or_default().to_owned();
             let span = node.entry(&key).map_or(value_span, |e| e.key_span);
-            vec![Problem::new(Code::InvalidValue, format!("`{key}` is not a valid name in {at}"), span)
-                .with_label("invalid name")
-                .with_help("environment variable names are letters, digits and `_`, not starting with a digit")]
+            // `here` is the propertyNames schema itself, or the map's schema.
+            let pattern = here.and_then(|s| {
+                s.get("pattern")
+                    .or_else(|| s.get("propertyNames")?.get("pattern"))
+            });
+            let metrics =
+                pattern.and_then(Value::as_str) == Some(crate::model::EXPECT_METRIC_PATTERN);
+            let help = if metrics {
+                "a metric is latency, ttft, tpot, itl or schedule_lag, then _mean, _min, _max, _std, \
+                 _p50, _p90, _p95, _p99 or _p999, then _ms (`ttft_p99_ms`); or requests_per_second, \
+                 output_tokens_per_second, requests_completed, requests_failed, error_rate, \
+                 achieved_rate, output_tokens, goodput_fraction, goodput_requests_per_second"
+            } else {
+                "environment variable names are letters, digits and `_`, not starting with a digit"
+            };
+            vec![
+                Problem::new(
+                    Code::InvalidValue,
+                    format!("`{key}` is not a valid name in {at}"),
+                    span,
+                )
+                .with_label(if metrics {
+                    "no such metric"
+                } else {
+                    "invalid name"
+                })
+                .with_help(help),
+            ]
+        }
+        // `anyOf` of `required` keys: "one of these keys is needed".
+        K::AnyOf { .. }
+            if here
+                .and_then(|s| s.get("anyOf"))
+                .and_then(Value::as_array)
+                .is_some_and(|alts| alts.iter().all(|a| a.get("required").is_some())) =>
+        {
+            let keys: Vec<String> = here
+                .and_then(|s| s.get("anyOf"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.get("required")?.as_array()?.first()?.as_str())
+                .map(|k| format!("`{k}`"))
+                .collect();
+            vec![
+                Problem::new(
+                    Code::InvalidValue,
+                    format!("{at} needs {}", keys.join(" or ")),
+                    value_span,
+                )
+                .with_label("incomplete")
+                .with_help(described.unwrap_or_else(|| format!("add {}", keys.join(" or ")))),
+            ]
         }
         K::MinItems { limit } => vec![
             Problem::new(

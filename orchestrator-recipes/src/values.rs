@@ -373,6 +373,126 @@ impl JsonSchema for Memory {
     }
 }
 
+/// How far a metric may miss its reference value: a percentage of it (`5%`) or an
+/// amount in the metric's own unit (`20`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Tolerance {
+    /// A percentage of the reference value.
+    Percent(f64),
+    /// An amount in the metric's unit.
+    Absolute(f64),
+}
+
+/// The JSON Schema `pattern` of a [`Tolerance`] written as a string.
+pub const TOLERANCE_PATTERN: &str = r"^[0-9]+(?:\.[0-9]+)?\s*%?$";
+
+impl Tolerance {
+    /// The slack on `reference`.
+    #[must_use]
+    pub fn slack(self, reference: f64) -> f64 {
+        match self {
+            Self::Percent(p) => reference.abs() * p / 100.0,
+            Self::Absolute(a) => a,
+        }
+    }
+}
+
+impl FromStr for Tolerance {
+    type Err = ValueError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim();
+        let (number, percent) = match trimmed.strip_suffix('%') {
+            Some(n) => (n.trim_end(), true),
+            None => (trimmed, false),
+        };
+        let well_formed = !number.is_empty()
+            && !number.starts_with('.')
+            && !number.ends_with('.')
+            && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && number.bytes().filter(|b| *b == b'.').count() <= 1;
+        let value: f64 = match number.parse() {
+            Ok(v) if well_formed => v,
+            _ => {
+                return Err(ValueError::new(format!(
+                    "`{text}` is not a tolerance; expected a percentage such as \"5%\" or an amount such as 20"
+                )));
+            }
+        };
+        Ok(if percent {
+            Self::Percent(value)
+        } else {
+            Self::Absolute(value)
+        })
+    }
+}
+
+impl fmt::Display for Tolerance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Percent(p) => write!(f, "{p}%"),
+            Self::Absolute(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl Serialize for Tolerance {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Percent(_) => serializer.collect_str(self),
+            Self::Absolute(a) => serializer.serialize_f64(*a),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Tolerance {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ToleranceVisitor;
+        impl Visitor<'_> for ToleranceVisitor {
+            type Value = Tolerance;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a percentage such as \"5%\" or a non-negative amount")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Tolerance, E> {
+                if v >= 0.0 && v.is_finite() {
+                    Ok(Tolerance::Absolute(v))
+                } else {
+                    Err(E::custom("a tolerance cannot be negative"))
+                }
+            }
+            #[allow(clippy::cast_precision_loss)]
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Tolerance, E> {
+                Ok(Tolerance::Absolute(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Tolerance, E> {
+                let v =
+                    u64::try_from(v).map_err(|_| E::custom("a tolerance cannot be negative"))?;
+                self.visit_u64(v)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Tolerance, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(ToleranceVisitor)
+    }
+}
+
+impl JsonSchema for Tolerance {
+    fn schema_name() -> Cow<'static, str> {
+        "Tolerance".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "How far a metric may miss its bound: a percentage of it (`5%`) or an amount in the metric's unit.",
+            "type": ["string", "number"],
+            "minimum": 0,
+            "pattern": TOLERANCE_PATTERN,
+            "examples": ["5%", 20]
+        })
+    }
+}
+
 /// A SLURM generic resource request, such as `gpu:1`, `gpu:a100:2` or
 /// `gpu:2,shard:4`: comma-separated `name[:type][:count]` items.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -626,6 +746,24 @@ mod tests {
         assert!("gpu:1; rm -rf /".parse::<Gres>().is_err());
     }
 
+    #[test]
+    fn tolerances_are_percentages_or_amounts() {
+        assert_eq!("5%".parse::<Tolerance>().unwrap(), Tolerance::Percent(5.0));
+        assert_eq!(
+            "2.5 %".parse::<Tolerance>().unwrap(),
+            Tolerance::Percent(2.5)
+        );
+        assert_eq!(
+            "20".parse::<Tolerance>().unwrap(),
+            Tolerance::Absolute(20.0)
+        );
+        assert!((Tolerance::Percent(5.0).slack(900.0) - 45.0).abs() < 1e-9);
+        assert!((Tolerance::Absolute(20.0).slack(900.0) - 20.0).abs() < 1e-9);
+        for bad in ["", "%", "5%%", "-5%", "five", ".5", "5.", "1.2.3"] {
+            assert!(bad.parse::<Tolerance>().is_err(), "{bad:?}");
+        }
+    }
+
     proptest! {
         #[test]
         fn duration_round_trips(seconds in 0u64..10_000_000_000) {
@@ -686,6 +824,15 @@ mod tests {
         #[test]
         fn memory_never_panics(text in "\\PC{0,24}") {
             let _ = text.parse::<Memory>();
+        }
+
+        #[test]
+        fn tolerance_parser_and_schema_pattern_agree(text in "[0-9.]{1,6}[ ]?%?") {
+            prop_assert_eq!(
+                schema_accepts(TOLERANCE_PATTERN, &text),
+                text.parse::<Tolerance>().is_ok(),
+                "{:?}", text
+            );
         }
 
         #[test]

@@ -1,0 +1,264 @@
+//! The Markdown form of a session report: what a person reads first.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::report::{ClientRun, SessionReport};
+
+/// The distributions a run may have, in the order tables show them.
+const DISTRIBUTIONS: [(&str, &str); 5] = [
+    ("latency_ms", "latency"),
+    ("ttft_ms", "TTFT"),
+    ("tpot_ms", "TPOT"),
+    ("itl_ms", "inter-chunk"),
+    ("schedule_lag_ms", "schedule lag"),
+];
+const STATS: [&str; 8] = ["mean", "min", "p50", "p90", "p95", "p99", "p999", "max"];
+
+/// `|` would end a table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn number(v: Option<&Value>) -> String {
+    match v.and_then(Value::as_f64) {
+        Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
+        Some(x) => format!("{x:.3}"),
+        None => "-".to_owned(),
+    }
+}
+
+fn parameters(p: &Value) -> String {
+    match p.as_object() {
+        Some(map) if !map.is_empty() => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "-".to_owned(),
+    }
+}
+
+/// The report as Markdown.
+#[must_use]
+pub fn markdown(r: &SessionReport) -> String {
+    let mut out = String::new();
+    let s = &r.session;
+    let _ = writeln!(
+        out,
+        "# Benchmark report: {} ({})\n",
+        s.name.as_deref().unwrap_or("unnamed"),
+        s.id
+    );
+    out.push_str("| | |\n|---|---|\n");
+    let rows = [
+        ("state", s.state.clone()),
+        ("scheduler", format!("{} on {}", s.scheduler, s.target)),
+        ("started", s.started_at.clone()),
+        (
+            "finished",
+            s.finished_at.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "duration",
+            s.duration_s
+                .map_or_else(|| "-".into(), |d| format!("{d:.1} s")),
+        ),
+        (
+            "recipe",
+            format!(
+                "{} (sha256 `{}`)",
+                s.recipe_path.as_deref().unwrap_or("-"),
+                &r.recipe_sha256
+            ),
+        ),
+        ("orchestrator", r.orchestrator_version.to_owned()),
+        ("generated", r.generated_at.clone()),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(out, "| {k} | {} |", cell(&v));
+    }
+    if let Some(error) = &s.error {
+        let _ = writeln!(out, "\n**Error:** {}", cell(error));
+    }
+
+    out.push_str("\n## Jobs\n\n| kind | job | id | node | state | exit | submitted | ended |\n|---|---|---|---|---|---|---|---|\n");
+    for j in &r.jobs {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            j.kind,
+            cell(&j.job_name),
+            j.job_id.as_deref().unwrap_or("-"),
+            j.node.as_deref().unwrap_or("-"),
+            j.state,
+            j.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
+            j.submitted_at.as_deref().unwrap_or("-"),
+            j.ended_at.as_deref().unwrap_or("-"),
+        );
+    }
+    if r.resources.iter().any(|j| !j.sbatch.is_empty()) {
+        out.push_str("\n## Resources\n\n| job | node | sbatch options |\n|---|---|---|\n");
+        for j in &r.resources {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                cell(&j.job_name),
+                j.node.as_deref().unwrap_or("-"),
+                cell(
+                    &j.sbatch
+                        .iter()
+                        .map(|o| format!("`{o}`"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
+            );
+        }
+    }
+
+    out.push_str("\n## Timeline\n\n| t (s) | subject | event | detail |\n|---|---|---|---|\n");
+    for e in &r.timeline {
+        let _ = writeln!(
+            out,
+            "| {:.1} | {} | {} | {} |",
+            e.t_s,
+            cell(e.subject.as_deref().unwrap_or("session")),
+            e.event,
+            cell(e.detail.as_deref().unwrap_or("")),
+        );
+    }
+
+    if !r.runs.is_empty() {
+        out.push_str("\n## Results\n");
+        for run in &r.runs {
+            run_section(&mut out, run);
+        }
+        sweeps(&mut out, &r.runs);
+        if let Some(defs) = r
+            .runs
+            .iter()
+            .find_map(|run| run.summary.get("definitions").and_then(Value::as_object))
+        {
+            out.push_str("\n### Definitions\n\n");
+            for (k, v) in defs {
+                let _ = writeln!(out, "- `{k}`: {}", v.as_str().unwrap_or_default());
+            }
+        }
+    }
+
+    if !r.expectations.is_empty() {
+        out.push_str("\n## Expectations\n\n| client | run | metric | value | expected | result |\n|---|---|---|---|---|---|\n");
+        for e in &r.expectations {
+            let mut bounds = Vec::new();
+            if let Some(min) = e.expected.min {
+                bounds.push(format!("≥ {min}"));
+            }
+            if let Some(max) = e.expected.max {
+                bounds.push(format!("≤ {max}"));
+            }
+            if let Some(t) = e.expected.tolerance {
+                bounds.push(format!("± {t}"));
+            }
+            let _ = writeln!(
+                out,
+                "| {} | {} | `{}` | {} | {} | {} |",
+                cell(&e.client),
+                e.run.as_deref().unwrap_or("-"),
+                e.metric,
+                e.value.map_or_else(|| "-".into(), |v| format!("{v:.3}")),
+                bounds.join(" "),
+                if e.passed {
+                    "pass".to_owned()
+                } else {
+                    format!("**MISSED**: {}", cell(e.message.as_deref().unwrap_or("")))
+                },
+            );
+        }
+    }
+
+    if !r.errors.is_empty() {
+        out.push_str("\n## Errors\n\n");
+        for e in &r.errors {
+            let _ = writeln!(out, "- {}", cell(e));
+        }
+    }
+    out
+}
+
+fn run_section(out: &mut String, run: &ClientRun) {
+    let s = &run.summary;
+    let _ = writeln!(
+        out,
+        "\n### {} / {} ({})\n",
+        cell(&run.client),
+        run.run,
+        cell(&parameters(&run.parameters))
+    );
+    let _ = writeln!(
+        out,
+        "{} requests completed, {} failed, {} req/s over {} s{}{}\n",
+        number(s.get("requests_completed")),
+        number(s.get("requests_failed")),
+        number(s.get("requests_per_second")),
+        number(s.get("measured_seconds")),
+        s.get("output_tokens_per_second")
+            .map(|v| format!(", {} output tokens/s", number(Some(v))))
+            .unwrap_or_default(),
+        s.get("achieved_rate")
+            .map(|v| format!(
+                ", open loop: target {} req/s, achieved {}",
+                number(s.get("target_rate")),
+                number(Some(v))
+            ))
+            .unwrap_or_default(),
+    );
+    let _ = writeln!(
+        out,
+        "| ms | {} |\n|---|{}",
+        STATS.join(" | "),
+        "---|".repeat(STATS.len())
+    );
+    for (key, label) in DISTRIBUTIONS {
+        let Some(d) = s.get(key).filter(|d| d.is_object()) else {
+            continue;
+        };
+        let values: Vec<String> = STATS.iter().map(|st| number(d.get(*st))).collect();
+        let _ = writeln!(out, "| {label} | {} |", values.join(" | "));
+    }
+}
+
+/// One table per swept client: each run's parameters and headline figures.
+fn sweeps(out: &mut String, runs: &[ClientRun]) {
+    let mut clients: Vec<&str> = runs.iter().map(|r| r.client.as_str()).collect();
+    clients.dedup();
+    for client in clients {
+        let mine: Vec<&ClientRun> = runs.iter().filter(|r| r.client == client).collect();
+        if mine.len() < 2 {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n### Sweep: {}\n\n| run | parameters | completed | failed | req/s | p50 ms | p99 ms | tokens/s |\n|---|---|---|---|---|---|---|---|",
+            cell(client)
+        );
+        for r in mine {
+            let s = &r.summary;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.run,
+                cell(&parameters(&r.parameters)),
+                number(s.get("requests_completed")),
+                number(s.get("requests_failed")),
+                number(s.get("requests_per_second")),
+                number(s.get("latency_ms").and_then(|l| l.get("p50"))),
+                number(s.get("latency_ms").and_then(|l| l.get("p99"))),
+                number(s.get("output_tokens_per_second")),
+            );
+        }
+    }
+}
