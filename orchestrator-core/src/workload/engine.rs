@@ -69,6 +69,23 @@ pub struct LoadSpec {
     pub seed: u64,
 }
 
+impl LoadSpec {
+    /// `requests` requests from `concurrency` users in a closed loop: no warm-up, no
+    /// SLOs, no samples kept, seed 1.
+    #[must_use]
+    pub fn closed(concurrency: u32, requests: u64) -> Self {
+        Self {
+            model: LoadModel::Closed { concurrency },
+            duration: None,
+            requests: Some(requests),
+            warmup: Duration::ZERO,
+            slo: Slo::default(),
+            keep_samples: false,
+            seed: 1,
+        }
+    }
+}
+
 /// A run's summary and (when kept) its requests.
 #[derive(Debug, Clone)]
 pub struct RunResult {

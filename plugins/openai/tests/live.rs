@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orchestrator_core::workload::{self, LoadModel, LoadSpec, Slo, TokenSource, Workload};
+use orchestrator_core::workload::{self, LoadSpec, TokenSource, Workload};
 use orchestrator_plugin_openai::OpenAiWorkload;
 use serde_json::{Value, json};
 
@@ -48,15 +48,11 @@ fn workload(server: &Server, params: Value) -> Arc<dyn Workload> {
     Arc::new(OpenAiWorkload::new(&server.url, &params).unwrap())
 }
 
+/// One user, every request kept.
 fn closed(requests: u64) -> LoadSpec {
     LoadSpec {
-        model: LoadModel::Closed { concurrency: 1 },
-        duration: None,
-        requests: Some(requests),
-        warmup: Duration::ZERO,
-        slo: Slo::default(),
         keep_samples: true,
-        seed: 1,
+        ..LoadSpec::closed(1, requests)
     }
 }
 

@@ -5,9 +5,8 @@
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use orchestrator_core::workload::{self, LoadModel, LoadSpec, Slo, Workload};
+use orchestrator_core::workload::{self, LoadSpec, Workload};
 use orchestrator_plugin_postgres::PostgresWorkload;
 use serde_json::{Value, json};
 
@@ -77,15 +76,7 @@ impl Drop for Db {
 }
 
 fn closed(concurrency: u32, requests: u64) -> LoadSpec {
-    LoadSpec {
-        model: LoadModel::Closed { concurrency },
-        duration: None,
-        requests: Some(requests),
-        warmup: Duration::ZERO,
-        slo: Slo::default(),
-        keep_samples: false,
-        seed: 1,
-    }
+    LoadSpec::closed(concurrency, requests)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orchestrator_core::workload::{self, LoadModel, LoadSpec, Slo, Workload};
+use orchestrator_core::workload::{self, LoadSpec, Workload};
 use orchestrator_plugin_redis::RedisWorkload;
 use serde_json::Value;
 
@@ -59,15 +59,7 @@ impl Drop for Redis {
 }
 
 fn closed(concurrency: u32, requests: u64) -> LoadSpec {
-    LoadSpec {
-        model: LoadModel::Closed { concurrency },
-        duration: None,
-        requests: Some(requests),
-        warmup: Duration::ZERO,
-        slo: Slo::default(),
-        keep_samples: false,
-        seed: 1,
-    }
+    LoadSpec::closed(concurrency, requests)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
