@@ -143,6 +143,15 @@ pub enum Command {
     Report(ReportArgs),
     /// List past sessions, newest first, with their headline figures
     History(HistoryArgs),
+    /// Forward a local port to a running service until Ctrl-C
+    ///
+    /// Connections to 127.0.0.1:PORT here reach the service's node and port through the
+    /// SSH connection (from the login node), so Ollama or Grafana on a compute node can
+    /// be used from a laptop. On the local scheduler it forwards on this machine.
+    Tunnel(TunnelArgs),
+    /// Download a session's raw outputs
+    #[command(subcommand)]
+    Results(ResultsCommand),
     /// Load a URL with a workload driver, here and now (no cluster): the same engine
     /// as client jobs
     ///
@@ -193,6 +202,33 @@ pub enum ReportCommand {
         /// Print JSON on stdout
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `orchestrator tunnel`.
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    /// The service (`svc-...`)
+    #[arg(value_name = "SERVICE_ID")]
+    pub service: String,
+
+    /// The local port [default: any free one, printed]
+    #[arg(long, value_name = "P")]
+    pub local_port: Option<u16>,
+}
+
+/// `orchestrator results ...`.
+#[derive(Debug, Subcommand)]
+pub enum ResultsCommand {
+    /// Copy every job directory of a session (script, stdout, stderr, results/) from
+    /// the cluster, as it is there now, into DIR/<service or client name>/
+    Fetch {
+        /// The session (`ses-...`)
+        #[arg(value_name = "SESSION")]
+        session: String,
+        /// Where to put them [default: ./SESSION]
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
     },
 }
 

@@ -37,6 +37,8 @@ pub fn run(cli: &Cli) -> Exit {
         Some(Command::SlurmStatus(args)) => sessions::slurm_status(cli, args.json),
         Some(Command::Report(args)) => crate::reports::report(cli, args),
         Some(Command::History(args)) => crate::reports::history(cli, args),
+        Some(Command::Tunnel(args)) => crate::reports::tunnel(cli, args),
+        Some(Command::Results(command)) => crate::reports::results(cli, command),
         Some(Command::Demo(command)) => sessions::demo(command),
         Some(Command::Bench(args)) => crate::bench::bench(args),
         Some(Command::Workload(command)) => crate::bench::workload_command(command),

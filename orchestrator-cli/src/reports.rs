@@ -1,5 +1,5 @@
-//! `orchestrator report`, `report compare` and `history`: what people read and compare
-//! after a session.
+//! `orchestrator report`, `report compare`, `history`, `results fetch` and `tunnel`:
+//! reading, comparing and reaching what a session left.
 
 use std::io::Write as _;
 
@@ -7,8 +7,8 @@ use orchestrator_core::expect::metric;
 use orchestrator_core::{BenchmarkOrchestrator, ClientRun, ReportFormat, SessionReport};
 use serde::Serialize;
 
-use crate::cli::{Cli, HistoryArgs, ReportArgs, ReportCommand};
-use crate::sessions::{fail, print_json, with_orchestrator};
+use crate::cli::{Cli, HistoryArgs, ReportArgs, ReportCommand, ResultsCommand, TunnelArgs};
+use crate::sessions::{fail, on_signal, print_json, with_orchestrator};
 use crate::{Exit, render};
 
 /// The figures `report compare` and `history` show, by their `expect` names.
@@ -270,5 +270,60 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Exit {
             )
         );
         Exit::Success
+    })
+}
+
+/// `orchestrator results fetch SESSION [--to DIR]`.
+pub fn results(cli: &Cli, command: &ResultsCommand) -> Exit {
+    let ResultsCommand::Fetch { session, to } = command;
+    let to = to
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(session));
+    with_orchestrator(cli, |orch| async move {
+        match orch.fetch_session_outputs(session, &to).await {
+            Ok(fetched) => {
+                for (name, dir) in &fetched {
+                    println!("{name}: {}", dir.display());
+                }
+                eprintln!(
+                    "fetched {} job director{} of {session} into {}",
+                    fetched.len(),
+                    if fetched.len() == 1 { "y" } else { "ies" },
+                    to.display()
+                );
+                Exit::Success
+            }
+            Err(error) => fail(&error),
+        }
+    })
+}
+
+/// `orchestrator tunnel SERVICE_ID [--local-port P]`.
+pub fn tunnel(cli: &Cli, args: &TunnelArgs) -> Exit {
+    with_orchestrator(cli, |orch| async move {
+        let cancel = orchestrator_core::CancellationToken::new();
+        on_signal(cancel.clone(), |why| eprintln!("{why}: closing the tunnel"));
+        let via = orch.shell().target().to_owned();
+        let result = orch
+            .tunnel(
+                &args.service,
+                args.local_port.unwrap_or(0),
+                |t| {
+                    // The line scripts wait for: the local address comes first.
+                    eprintln!(
+                        "forwarding {} to {} (service {}) through {via}; Ctrl-C to stop",
+                        t.local, t.remote, t.service
+                    );
+                },
+                &cancel,
+            )
+            .await;
+        match result {
+            Ok(n) => {
+                eprintln!("tunnel closed after {n} connection(s)");
+                Exit::Success
+            }
+            Err(error) => fail(&error),
+        }
     })
 }

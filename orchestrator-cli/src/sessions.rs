@@ -65,8 +65,16 @@ pub(crate) fn print_json(value: &impl Serialize) {
     );
 }
 
-/// Cancels `token` on Ctrl-C or SIGTERM.
+/// Cancels `token` on Ctrl-C or SIGTERM, after telling `reporter`.
 fn cancel_on_signals(token: CancellationToken, reporter: std::sync::Arc<Reporter>) {
+    on_signal(token, move |why| {
+        reporter.line(&format!("{why}: cancelling the session's jobs"));
+    });
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM, after calling `then` with
+/// `interrupted (Ctrl-C)` or `terminated (SIGTERM)`.
+pub(crate) fn on_signal(token: CancellationToken, then: impl FnOnce(&str) + Send + 'static) {
     tokio::spawn(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -79,8 +87,8 @@ fn cancel_on_signals(token: CancellationToken, reporter: std::sync::Arc<Reporter
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => reporter.line("interrupted (Ctrl-C): cancelling the session's jobs"),
-            () = terminated => reporter.line("terminated (SIGTERM): cancelling the session's jobs"),
+            _ = tokio::signal::ctrl_c() => then("interrupted (Ctrl-C)"),
+            () = terminated => then("terminated (SIGTERM)"),
         }
         token.cancel();
     });

@@ -1009,6 +1009,73 @@ fn expectations_set_the_exit_code_and_reports_history_and_compare_show_the_runs(
 }
 
 #[test]
+fn a_tunnel_carries_http_to_a_service_on_a_compute_node_and_results_fetch_downloads_its_job() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let setup = Setup::cluster("tunnel");
+    let port = 20_000 + (std::process::id() + 11) % 20_000;
+    let recipe = setup.recipe(
+        "web.yaml",
+        &format!(
+            "name: web\ncommand: orchestrator\nargs: [demo, http-server, --port, {port}]\nports: [{port}]\nhealth_check: {{endpoint: /health, interval: 1s, retries: 30}}\n"
+        ),
+    );
+    // A service recipe alone: the service stays up after `run`.
+    let out = setup.run(&["run", &recipe, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let outcome = json(&out);
+    let session = outcome["session_id"].as_str().unwrap().to_owned();
+    let service = outcome["services"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(outcome["services"][0]["host"], "node1");
+
+    let mut tunnel = KillOnDrop(setup.spawn(&["tunnel", &service]));
+    let mut stderr = BufReader::new(tunnel.0.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    // "forwarding 127.0.0.1:PORT to node1:PORT (service web) through root@127.0.0.1:2222; …"
+    assert!(
+        line.contains(&format!(" to node1:{port} (service web) through ")),
+        "{line}"
+    );
+    let local = line.split_whitespace().nth(1).unwrap().to_owned();
+    for _ in 0..2 {
+        let mut stream = std::net::TcpStream::connect(&local).unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    Command::new("kill")
+        .args(["-INT", &tunnel.0.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tunnel.0.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(
+        rest.contains("tunnel closed after 2 connection(s)"),
+        "{rest}"
+    );
+
+    // The job directory as it is on the cluster now: script and logs.
+    let to = setup.dir.path().join("raw");
+    let fetched = setup.run(&["results", "fetch", &session, "--to", to.to_str().unwrap()]);
+    assert!(fetched.status.success(), "{}", text(&fetched.stderr));
+    assert!(text(&fetched.stdout).starts_with("web: "));
+    let script = std::fs::read_to_string(to.join("web/job.sh")).unwrap_or_default();
+    assert!(script.contains("#SBATCH --job-name="), "{script}");
+    assert!(to.join("web/stdout.log").exists());
+
+    let stop = setup.run(&["stop", "--session", &session]);
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    // A stopped service has nothing to forward to.
+    let refused = setup.run(&["tunnel", &service]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+}
+
+#[test]
 fn an_http_workload_on_the_cluster_uploads_the_binary_once() {
     let setup = Setup::cluster("http-workload");
     let port = 30_000 + std::process::id() % 20_000;

@@ -34,6 +34,7 @@ mod report;
 mod report_md;
 mod session;
 pub mod state;
+mod transfer;
 mod util;
 pub mod workload;
 
@@ -53,6 +54,7 @@ pub use report::{
     TimelineEntry,
 };
 pub use session::{JobSummary, PollPolicy, Progress, RunOptions, SessionEvent, SessionOutcome};
+pub use transfer::TunnelInfo;
 pub use util::{new_id, now_ms, redact_url, rfc3339};
 
 // Re-exported so that embedding programs and plugins use the same versions.

@@ -1075,39 +1075,8 @@ impl BenchmarkOrchestrator {
             .parent()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        let command = format!(
-            "cd -- {} && if [ -d {RESULTS_DIR} ]; then tar -cf - {RESULTS_DIR}; fi",
-            orchestrator_ssh::quote(&job_dir)
-        );
-        let out = self.shell().exec(&command).await?;
-        if !out.success() || out.stdout.is_empty() {
+        if !self.untar_from(&job_dir, RESULTS_DIR, client_dir).await? {
             return Ok(());
-        }
-        let mut tar = std::process::Command::new("tar")
-            .arg("-xf")
-            .arg("-")
-            .arg("-C")
-            .arg(client_dir)
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .map_err(CoreError::io(
-                "cannot run tar to unpack the client's results",
-            ))?;
-        {
-            use std::io::Write;
-            let mut stdin = tar.stdin.take().expect("piped");
-            stdin
-                .write_all(&out.stdout)
-                .map_err(CoreError::io("cannot unpack the client's results"))?;
-        }
-        let status = tar
-            .wait()
-            .map_err(CoreError::io("cannot unpack the client's results"))?;
-        if !status.success() {
-            return Err(CoreError::Io {
-                what: format!("unpacking the results of {}", job.name),
-                source: std::io::Error::other(format!("tar exited with {status}")),
-            });
         }
         let mut summaries = Vec::new();
         collect_named(
