@@ -1076,6 +1076,54 @@ fn a_tunnel_carries_http_to_a_service_on_a_compute_node_and_results_fetch_downlo
 }
 
 #[test]
+fn a_service_job_samples_its_own_cpu_and_memory_into_the_report() {
+    let setup = Setup::local();
+    let port = free_port();
+    let recipe = setup.recipe(
+        "monitored.yaml",
+        &format!(
+            "name: monitored\nservices:\n  - name: web\n    command: orchestrator\n    args: [demo, http-server, --port, {port}]\n    ports: [{port}]\n    monitor: {{interval: 1s}}\n    health_check: {{endpoint: /health, interval: 1s, retries: 20}}\nclients:\n  - name: load\n    workload_type: http\n    duration: 4s\n    parameters: {{concurrency: 4, path: /}}\n"
+        ),
+    );
+    let out = setup.run(&["run", &recipe, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let outcome = json(&out);
+    let csv = Path::new(outcome["results_dir"].as_str().unwrap()).join("web/monitor.csv");
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        csv.starts_with("# orchestrator-monitor 1 clk_tck="),
+        "{csv}"
+    );
+    let report = json(&setup.run(&["report", "--format", "json"]));
+    let monitoring = &report["monitoring"][0];
+    assert_eq!(monitoring["service"], "web");
+    let samples = monitoring["series"]["process"].as_array().unwrap();
+    assert!(
+        samples.len() >= 3,
+        "a sample a second for 5 s or more: {csv}"
+    );
+    // The server answered 4 users for 4 s: it used CPU, and it holds memory.
+    let summary = &monitoring["series"]["summary"];
+    assert!(
+        summary["cpu_percent"]["max"].as_f64().unwrap() > 5.0,
+        "{summary}"
+    );
+    assert!(
+        summary["rss_mb"]["max"].as_f64().unwrap() > 1.0,
+        "{summary}"
+    );
+    assert!(monitoring["series"]["node"].as_array().unwrap().len() >= 3);
+    assert!(
+        monitoring["series"]["gpus"].as_array().unwrap().is_empty(),
+        "no GPU here"
+    );
+    let md = text(&setup.run(&["report"]).stdout);
+    assert!(md.contains("## Monitoring"), "{md}");
+    // The sampler ended with the service's job.
+    assert!(setup.live_local_jobs().is_empty());
+}
+
+#[test]
 fn an_http_workload_on_the_cluster_uploads_the_binary_once() {
     let setup = Setup::cluster("http-workload");
     let port = 30_000 + std::process::id() % 20_000;

@@ -28,6 +28,7 @@ mod driver;
 mod error;
 pub mod expect;
 mod health;
+pub mod monitor;
 mod orchestrator;
 pub mod plan;
 mod report;
@@ -50,8 +51,8 @@ pub use orchestrator::{
     load_client, load_recipe, load_service,
 };
 pub use report::{
-    ClientRun, JobResources, REPORT_VERSION, ReportFormat, ReportSession, SessionReport,
-    TimelineEntry,
+    ClientRun, JobResources, REPORT_VERSION, ReportFormat, ReportSession, ServiceMonitoring,
+    SessionReport, TimelineEntry,
 };
 pub use session::{JobSummary, PollPolicy, Progress, RunOptions, SessionEvent, SessionOutcome};
 pub use transfer::TunnelInfo;

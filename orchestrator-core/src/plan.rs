@@ -366,7 +366,7 @@ pub fn service_job(
     job_dir: String,
 ) -> JobSpec {
     let r = &service.recipe;
-    job_spec(
+    let mut spec = job_spec(
         defaults,
         JobInput {
             kind: JobKind::Service,
@@ -380,7 +380,9 @@ pub fn service_job(
             image: r.container_image.as_deref(),
             source: r.container_source.as_deref(),
         },
-    )
+    );
+    spec.monitor = orchestrator_recipes::MonitorSpec::interval_of(r.monitor.as_ref());
+    spec
 }
 
 /// The job of a client against `target`, in `job_dir`.
@@ -458,6 +460,7 @@ fn job_spec(defaults: &JobDefaults, input: JobInput<'_>) -> JobSpec {
         environment,
         sbatch,
         container,
+        monitor: None,
     }
 }
 

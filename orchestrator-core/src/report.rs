@@ -46,6 +46,8 @@ pub struct SessionReport {
     pub runs: Vec<ClientRun>,
     /// The clients' `expect`, checked.
     pub expectations: Vec<ExpectationResult>,
+    /// What each service job sampled of itself (CPU, memory, GPUs), when monitored.
+    pub monitoring: Vec<ServiceMonitoring>,
     /// What went wrong: the session's error, failed jobs, failed requests by kind.
     pub errors: Vec<String>,
     /// Fetched outputs.
@@ -101,6 +103,15 @@ pub struct TimelineEntry {
     pub event: String,
     /// Details (`RUNNING on node1`, ...).
     pub detail: Option<String>,
+}
+
+/// A service's monitoring series.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceMonitoring {
+    /// The service's name.
+    pub service: String,
+    /// Its samples and their summary.
+    pub series: crate::monitor::MonitorSeries,
 }
 
 /// One run of a client's workload: its `summary.json`.
@@ -192,6 +203,20 @@ impl SessionReport {
             });
         }
         let expectations = crate::expect::session_expectations(&clients, &results)?;
+        let monitoring = results
+            .iter()
+            .filter(|r| r.name == "monitor")
+            .filter_map(|r| {
+                let text = std::fs::read_to_string(&r.path).ok()?;
+                Some(ServiceMonitoring {
+                    service: names
+                        .get(r.client_id.as_str())
+                        .map_or(r.client_id.as_str(), |n| n)
+                        .to_owned(),
+                    series: crate::monitor::parse_monitor(&text),
+                })
+            })
+            .collect();
         let mut errors: Vec<String> = s.error.iter().cloned().collect();
         for j in &job_rows {
             if matches!(j.exit_code, Some(code) if code != 0) || j.state == "FAILED" {
@@ -239,6 +264,7 @@ impl SessionReport {
             timeline,
             runs,
             expectations,
+            monitoring,
             errors,
             results,
         })

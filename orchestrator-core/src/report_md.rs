@@ -150,6 +150,31 @@ pub fn markdown(r: &SessionReport) -> String {
         }
     }
 
+    if !r.monitoring.is_empty() {
+        out.push_str("\n## Monitoring\n\n| service | samples | CPU % of a core (mean / max) | RSS MB (mean / max) | node CPU % | GPU util % | GPU memory MiB | GPU power W |\n|---|---|---|---|---|---|---|---|\n");
+        let mm = |m: Option<crate::monitor::MeanMax>| {
+            m.map_or_else(
+                || "-".to_owned(),
+                |m| format!("{:.1} / {:.1}", m.mean, m.max),
+            )
+        };
+        for m in &r.monitoring {
+            let s = &m.series.summary;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                cell(&m.service),
+                s.samples,
+                mm(s.cpu_percent),
+                mm(s.rss_mb),
+                mm(s.node_cpu_percent),
+                mm(s.gpu_utilization_percent),
+                mm(s.gpu_memory_used_mib),
+                mm(s.gpu_power_w),
+            );
+        }
+    }
+
     if !r.expectations.is_empty() {
         out.push_str("\n## Expectations\n\n| client | run | metric | value | expected | result |\n|---|---|---|---|---|---|\n");
         for e in &r.expectations {

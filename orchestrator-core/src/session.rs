@@ -1122,6 +1122,20 @@ impl BenchmarkOrchestrator {
                     );
                 }
             }
+            // What the job sampled of itself, when monitoring was on.
+            let monitor = std::path::Path::new(&job.stdout_path).with_file_name("monitor.csv");
+            if let Ok(bytes) = self.shell().read_file(&monitor.display().to_string()).await {
+                let path = service_dir.join("monitor.csv");
+                if std::fs::write(&path, &bytes).is_ok() {
+                    let _ = self.state().add_result(
+                        session_id,
+                        &job.owner_id,
+                        "monitor",
+                        &path.display().to_string(),
+                        i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+                    );
+                }
+            }
         }
     }
 }

@@ -38,7 +38,7 @@ pub use load::{
     load_file_checked, load_source, load_str, read_source,
 };
 pub use model::{
-    BenchmarkRecipe, ClientRecipe, EXPECT_METRIC_PATTERN, Expectation, HealthCheck, OutputSpec,
-    Resources, ScriptSpec, ServiceRecipe, SlurmOptions, TargetService,
+    BenchmarkRecipe, ClientRecipe, EXPECT_METRIC_PATTERN, Expectation, HealthCheck, MonitorSpec,
+    OutputSpec, Resources, ScriptSpec, ServiceRecipe, SlurmOptions, TargetService,
 };
 pub use values::{Duration, Gres, Memory, ScalarString, Tolerance, ValueError};

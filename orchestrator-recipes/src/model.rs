@@ -70,6 +70,46 @@ pub struct ServiceRecipe {
     /// schema (`orchestrator list drivers`), e.g. `models` to pull for `ollama`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, serde_json::Value>,
+    /// How the service job samples its own CPU and memory, the node's and its GPUs'
+    /// (on by default, every 5 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorSpec>,
+}
+
+/// Sampling of a service job: its processes' CPU time and resident memory and the
+/// node's CPU and memory (from /proc), and with GPUs `nvidia-smi`'s utilisation,
+/// memory, power, temperature and clock, into `monitor.csv` in the job directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorSpec {
+    /// Sample at all.
+    #[serde(default = "MonitorSpec::default_enabled")]
+    pub enabled: bool,
+    /// Time between samples.
+    #[serde(default = "MonitorSpec::default_interval")]
+    pub interval: Duration,
+}
+
+impl MonitorSpec {
+    fn default_enabled() -> bool {
+        true
+    }
+    fn default_interval() -> Duration {
+        Duration::from_secs(5)
+    }
+
+    /// The interval to sample at, or `None` when monitoring is off; a service without
+    /// a `monitor` section is sampled every 5 s.
+    #[must_use]
+    pub fn interval_of(spec: Option<&Self>) -> Option<std::time::Duration> {
+        match spec {
+            None => Some(Self::default_interval().to_std()),
+            Some(s) if s.enabled => {
+                Some(s.interval.to_std().max(std::time::Duration::from_secs(1)))
+            }
+            Some(_) => None,
+        }
+    }
 }
 
 /// What a job asks of the cluster. Unset values fall back to the config's `slurm`

@@ -161,6 +161,9 @@ pub struct JobSpec {
     pub sbatch: SbatchOptions,
     /// Run in a container, or natively when `None`.
     pub container: Option<ContainerSpec>,
+    /// Sample the job's processes, its node and its GPUs into `monitor.csv` at this
+    /// interval (service jobs only).
+    pub monitor: Option<Duration>,
 }
 
 /// A job script ready to submit.
@@ -306,6 +309,7 @@ impl ScriptRenderer {
             "environment": environment,
             "argv": argv,
             "container": container,
+            "monitor": spec.monitor.map(|d| json!({"interval": d.as_secs().max(1)})),
         });
         let template = spec.kind.template();
         let script = self

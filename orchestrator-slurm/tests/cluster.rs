@@ -96,6 +96,7 @@ fn job(kind: JobKind, name: &str, dir: &str, argv: &[&str]) -> JobSpec {
             ..SbatchOptions::default()
         },
         container: None,
+        monitor: None,
     }
 }
 

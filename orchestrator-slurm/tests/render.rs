@@ -31,7 +31,50 @@ fn spec() -> JobSpec {
             ..SbatchOptions::default()
         },
         container: None,
+        monitor: None,
     }
+}
+
+#[test]
+fn a_monitored_service_samples_in_the_background_and_stops_with_the_job() {
+    let spec = JobSpec {
+        monitor: Some(Duration::from_secs(2)),
+        ..spec()
+    };
+    let job = ScriptRenderer::new().render(&spec).expect("renders");
+    let script = &job.script;
+    // The sampler starts before the service, in the background, and the job's exit
+    // stops it.
+    let sampler = script.find("orch_monitor &").expect("the sampler starts");
+    let service = script
+        .find("redis-server --port 6379")
+        .expect("the service runs");
+    let cd = script
+        .find("cd /scratch/")
+        .expect("the job enters its directory");
+    assert!(cd < sampler, "monitor.csv goes into the job directory");
+    assert!(sampler < service, "{script}");
+    assert!(script.contains("interval=2 "), "{script}");
+    assert!(script.contains(
+        "trap 'kill \"$orch_monitor_pid\" 2>/dev/null; wait \"$orch_monitor_pid\"' EXIT"
+    ));
+    assert!(
+        !ScriptRenderer::new()
+            .render(&self::spec())
+            .unwrap()
+            .script
+            .contains("orch_monitor")
+    );
+    // The script is valid bash.
+    let check = std::process::Command::new("bash")
+        .args(["-n", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
 
 #[test]
