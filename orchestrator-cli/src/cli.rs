@@ -137,9 +137,12 @@ pub enum Command {
     ///
     /// The report holds the recipe as run and its SHA-256, the jobs and their SLURM
     /// options, the timeline, every client run's metrics with their definitions, sweep
-    /// tables, the checked `expect` values and the errors. With -o the format follows
-    /// the extension: .yaml (the original tool's benchmark_report.yaml), .json or .md;
-    /// without it the Markdown report goes to stdout.
+    /// tables, the checked `expect` values, the services' monitoring and the errors.
+    /// With -o the format follows the extension: .yaml (the original tool's
+    /// benchmark_report.yaml), .json, .md, or .html (one self-contained page with SVG
+    /// charts: latency percentiles, throughput and errors over time, TTFT/TPOT
+    /// distributions, a sweep's throughput against latency, the services' CPU, memory
+    /// and GPU series); without it the Markdown report goes to stdout.
     Report(ReportArgs),
     /// List past sessions, newest first, with their headline figures
     History(HistoryArgs),
@@ -181,12 +184,12 @@ pub struct ReportArgs {
     #[arg(value_name = "SESSION")]
     pub session: Option<String>,
 
-    /// Write the report to FILE (.yaml, .json or .md) instead of printing it
+    /// Write the report to FILE (.yaml, .json, .md or .html) instead of printing it
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
     /// The format, whatever the file's extension [default: the extension's; md on stdout]
-    #[arg(long, value_parser = ["md", "json", "yaml"])]
+    #[arg(long, value_parser = ["md", "json", "yaml", "html"])]
     pub format: Option<String>,
 }
 

@@ -979,7 +979,7 @@ fn expectations_set_the_exit_code_and_reports_history_and_compare_show_the_runs(
     );
     let bad = setup.run(&["report", &first, "-o", "report.pdf"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(text(&bad.stderr).contains("a report is .yaml, .json or .md, not `.pdf`"));
+    assert!(text(&bad.stderr).contains("a report is .yaml, .json, .md or .html, not `.pdf`"));
 
     // History: newest first, with what each session's expectations came to.
     let history = json(&setup.run(&["history", "--json"]));
@@ -1073,6 +1073,78 @@ fn a_tunnel_carries_http_to_a_service_on_a_compute_node_and_results_fetch_downlo
     // A stopped service has nothing to forward to.
     let refused = setup.run(&["tunnel", &service]);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+}
+
+/// Pixels of `png` within 40 of `rgb` on each channel.
+fn pixels_like(png: &Path, rgb: [u8; 3]) -> usize {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks(channels)
+        .filter(|p| (0..3).all(|i| p[i].abs_diff(rgb[i]) <= 40))
+        .count()
+}
+
+#[test]
+fn the_html_report_loads_in_chromium_without_errors_and_shows_its_charts() {
+    let setup = Setup::local();
+    let recipe = setup.recipe(
+        "sweep.yaml",
+        &http_recipe(
+            free_port(),
+            "",
+            "{concurrency: [1, 2], duration_s: 2, path: /}",
+        ),
+    );
+    let out = setup.run(&["run", &recipe]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let html_path = setup.dir.path().join("report.html");
+    let written = setup.run(&["report", "-o", html_path.to_str().unwrap()]);
+    assert!(written.status.success(), "{}", text(&written.stderr));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    // Self-contained: no script, stylesheet, image or frame from anywhere.
+    for external in ["<script", "<link", "src=", "<img", "<iframe", "@import"] {
+        assert!(!html.contains(external), "{external} in the report");
+    }
+    assert!(
+        html.matches("<svg").count() >= 3,
+        "percentiles, throughput, sweep"
+    );
+    for caption in [
+        "Latency percentiles of each run",
+        "Requests completed in each second of each run.",
+        "Sweep of `load`",
+    ] {
+        assert!(html.contains(caption), "{caption}");
+    }
+
+    // A real browser: it loads the page with nothing on its console, and the
+    // screenshot holds the charts' lines (the first two series colours).
+    let shot = setup.dir.path().join("report.png");
+    let browser = Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1100,1800",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", html_path.display()))
+        .output()
+        .expect("chromium runs (scripts/test-cluster up installs it)");
+    let log = text(&browser.stderr);
+    assert!(browser.status.success(), "{log}");
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    let blue = pixels_like(&shot, [31, 119, 180]);
+    let red = pixels_like(&shot, [214, 39, 40]);
+    assert!(blue > 300 && red > 300, "blue {blue}, red {red} pixels");
 }
 
 #[test]

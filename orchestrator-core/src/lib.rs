@@ -32,6 +32,7 @@ pub mod monitor;
 mod orchestrator;
 pub mod plan;
 mod report;
+mod report_html;
 mod report_md;
 mod session;
 pub mod state;

@@ -125,6 +125,99 @@ pub struct ClientRun {
     pub parameters: serde_json::Value,
     /// The summary as the engine wrote it, definitions included.
     pub summary: serde_json::Value,
+    /// Requests completed and failed in each second of the run, from its
+    /// `requests.jsonl` (empty when the run kept no samples).
+    pub per_second: Vec<SecondCounts>,
+    /// Histograms of the per-request TTFT and TPOT, ms (LLM runs).
+    pub histograms: BTreeMap<String, Vec<Bin>>,
+}
+
+/// What one second of a run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SecondCounts {
+    /// The second, from the start of the run.
+    pub second: u64,
+    /// Requests that completed in it.
+    pub completed: u64,
+    /// Requests that failed in it.
+    pub failed: u64,
+}
+
+/// One bin of a histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Bin {
+    /// Its lower edge.
+    pub from: f64,
+    /// Its upper edge.
+    pub to: f64,
+    /// Values in `[from, to)` (the last bin includes `to`).
+    pub count: u64,
+}
+
+/// Twenty equal bins over the values' range.
+fn histogram(values: &[f64]) -> Vec<Bin> {
+    const BINS: usize = 20;
+    let (Some(lo), Some(hi)) = (
+        values.iter().copied().reduce(f64::min),
+        values.iter().copied().reduce(f64::max),
+    ) else {
+        return Vec::new();
+    };
+    let width = ((hi - lo) / BINS as f64).max(f64::EPSILON);
+    let mut bins: Vec<Bin> = (0..BINS)
+        .map(|i| Bin {
+            from: lo + width * i as f64,
+            to: lo + width * (i + 1) as f64,
+            count: 0,
+        })
+        .collect();
+    for v in values {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let i = (((v - lo) / width) as usize).min(BINS - 1);
+        bins[i].count += 1;
+    }
+    bins
+}
+
+/// Per-second counts and TTFT/TPOT histograms of a run's `requests.jsonl`.
+fn request_series(path: &Path) -> (Vec<SecondCounts>, BTreeMap<String, Vec<Bin>>) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (Vec::new(), BTreeMap::new());
+    };
+    let mut seconds: BTreeMap<u64, SecondCounts> = BTreeMap::new();
+    let (mut ttft, mut tpot) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let Ok(r) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if r.get("warmup") == Some(&serde_json::Value::Bool(true)) {
+            continue;
+        }
+        let second = r
+            .get("end_us")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+            / 1_000_000;
+        let entry = seconds.entry(second).or_insert(SecondCounts {
+            second,
+            completed: 0,
+            failed: 0,
+        });
+        if r.get("error").is_some_and(|e| !e.is_null()) {
+            entry.failed += 1;
+        } else {
+            entry.completed += 1;
+            ttft.extend(r.get("ttft_ms").and_then(serde_json::Value::as_f64));
+            tpot.extend(r.get("tpot_ms").and_then(serde_json::Value::as_f64));
+        }
+    }
+    let mut histograms = BTreeMap::new();
+    for (name, values) in [("ttft_ms", ttft), ("tpot_ms", tpot)] {
+        if !values.is_empty() {
+            histograms.insert(name.to_owned(), histogram(&values));
+        }
+    }
+    (seconds.into_values().collect(), histograms)
 }
 
 impl SessionReport {
@@ -186,7 +279,11 @@ impl SessionReport {
             };
             let summary: serde_json::Value =
                 serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+            let (per_second, histograms) =
+                request_series(&Path::new(&row.path).with_file_name("requests.jsonl"));
             runs.push(ClientRun {
+                per_second,
+                histograms,
                 client: names
                     .get(row.client_id.as_str())
                     .map_or(row.client_id.as_str(), |n| n)
@@ -281,11 +378,12 @@ impl SessionReport {
             }
             ReportFormat::Yaml => serde_yaml::to_string(self).expect("reports serialise"),
             ReportFormat::Markdown => crate::report_md::markdown(self),
+            ReportFormat::Html => crate::report_html::html(self),
         }
     }
 
     /// Writes the report in the format its extension names (`.yaml`/`.yml`, `.json`,
-    /// `.md`).
+    /// `.md`, `.html`).
     ///
     /// # Errors
     /// Another extension, or the file cannot be written.
@@ -316,6 +414,8 @@ pub enum ReportFormat {
     Yaml,
     /// Markdown for people: tables of jobs, timeline, metrics, sweeps, expectations.
     Markdown,
+    /// One self-contained HTML page: the Markdown's tables and inline SVG charts.
+    Html,
 }
 
 impl ReportFormat {
@@ -331,19 +431,23 @@ impl ReportFormat {
         Self::from_name(&ext).ok_or_else(|| {
             CoreError::plan(
                 &path.display().to_string(),
-                format!("a report is .yaml, .json or .md, not `.{ext}`"),
-                Some("name the file benchmark_report.yaml, report.json or report.md".into()),
+                format!("a report is .yaml, .json, .md or .html, not `.{ext}`"),
+                Some(
+                    "name the file benchmark_report.yaml, report.json, report.md or report.html"
+                        .into(),
+                ),
             )
         })
     }
 
-    /// `json`, `yaml`/`yml`, `md`/`markdown`.
+    /// `json`, `yaml`/`yml`, `md`/`markdown`, `html`/`htm`.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "json" => Some(Self::Json),
             "yaml" | "yml" => Some(Self::Yaml),
             "md" | "markdown" => Some(Self::Markdown),
+            "html" | "htm" => Some(Self::Html),
             _ => None,
         }
     }
