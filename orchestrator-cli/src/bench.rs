@@ -13,6 +13,33 @@ use serde_json::{Map, Value};
 use crate::cli::{BenchArgs, WorkloadCommand};
 use crate::{Exit, render};
 
+/// Serves live metrics on 0.0.0.0:`port` (0: any free port) until the token is
+/// cancelled; says where on stderr.
+fn metrics_endpoint(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+) -> Result<
+    (
+        Arc<workload::LiveMetrics>,
+        orchestrator_core::CancellationToken,
+    ),
+    String,
+> {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(("0.0.0.0", port)))
+        .map_err(|e| format!("cannot serve metrics on port {port}: {e}"))?;
+    let bound = listener.local_addr().map_or(port, |a| a.port());
+    let live = workload::LiveMetrics::new();
+    let stop = orchestrator_core::CancellationToken::new();
+    rt.spawn(workload::serve_metrics(
+        live.clone(),
+        listener,
+        stop.clone(),
+    ));
+    eprintln!("metrics: http://0.0.0.0:{bound}/metrics (Prometheus text format)");
+    Ok((live, stop))
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -101,7 +128,22 @@ pub fn bench(args: &BenchArgs) -> Exit {
             return Exit::Invalid;
         }
     };
-    let result = runtime().block_on(workload::run(workload, &spec));
+    let rt = runtime();
+    let (live, stop) = match args
+        .metrics_port
+        .map(|p| metrics_endpoint(&rt, p))
+        .transpose()
+    {
+        Ok(endpoint) => endpoint.unzip(),
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Exit::Failure;
+        }
+    };
+    let result = rt.block_on(workload::run_live(workload, &spec, live));
+    if let Some(stop) = stop {
+        stop.cancel();
+    }
     let result = match result {
         Ok(result) => result,
         Err(error) => {
@@ -233,7 +275,19 @@ pub fn workload_command(command: &WorkloadCommand) -> Exit {
 }
 
 fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
-    let runs = expand_sweep(&spec.parameters);
+    // `metrics_port` is the job's, not a run's: one endpoint counts every run.
+    let mut parameters = spec.parameters.clone();
+    let metrics_port = match parameters.remove("metrics_port") {
+        None => None,
+        Some(v) => match v.as_u64().and_then(|p| u16::try_from(p).ok()) {
+            Some(p) => Some(p),
+            None => {
+                eprintln!("error: `metrics_port` must be a port number, not {v}");
+                return Exit::Invalid;
+            }
+        },
+    };
+    let runs = expand_sweep(&parameters);
     // Check every run before the first starts: a bad combination fails now.
     let mut prepared = Vec::new();
     for params in &runs {
@@ -253,6 +307,14 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
         }
     }
     let rt = runtime();
+    // The endpoint lives as long as the runtime: to the end of the job's last run.
+    let (live, _stop) = match metrics_port.map(|p| metrics_endpoint(&rt, p)).transpose() {
+        Ok(endpoint) => endpoint.unzip(),
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Exit::Failure;
+        }
+    };
     let url = orchestrator_core::redact_url(&spec.url);
     let mut index = Vec::new();
     let mut exit = Exit::Success;
@@ -264,7 +326,8 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
             out.join(format!("run-{i:03}"))
         };
         eprintln!("run {}/{total}: {}", i + 1, Value::Object(params.clone()));
-        let result: RunResult = match rt.block_on(workload::run(workload, &load)) {
+        let result: RunResult = match rt.block_on(workload::run_live(workload, &load, live.clone()))
+        {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");

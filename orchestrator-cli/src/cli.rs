@@ -461,6 +461,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
+    /// While the load runs, serve its counters and latency histograms at
+    /// http://0.0.0.0:PORT/metrics in the Prometheus text format
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u16>,
+
     /// Print the summary as JSON: requests_completed, requests_failed,
     /// requests_per_second, target_rate, achieved_rate, latency_ms {mean, p50, p90,
     /// p95, p99, p999, max, ...}, and for LLM drivers ttft_ms, tpot_ms, itl_ms,

@@ -197,12 +197,32 @@ fn json(out: &Output) -> Value {
     })
 }
 
+/// A port free now for a service to listen on. It is drawn from 20000–32767, below
+/// Linux's ephemeral range (32768–60999): a port the kernel hands out for `bind(0)` is
+/// also what other tests' outgoing connections draw from, and one of them could take
+/// it before the service binds.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DRAWS: AtomicU64 = AtomicU64::new(0);
+    let seed = u64::from(std::process::id()) << 32
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()));
+    loop {
+        let mut x = seed
+            ^ DRAWS
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^= x >> 31;
+        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x ^= x >> 29;
+        let port = 20_000 + u16::try_from(x % 12_768).expect("below 12768");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+        {
+            return port;
+        }
+    }
 }
 
 /// Names of the cluster's jobs whose name contains `needle` (squeue on this machine).
@@ -852,12 +872,18 @@ fn an_http_workload_sweep_runs_in_the_client_job_and_its_results_are_stored() {
         &http_recipe(
             free_port(),
             "",
-            "{concurrency: [1, 4], requests: 500, path: /}",
+            "{concurrency: [1, 4], requests: 500, path: /, metrics_port: 0}",
         ),
     );
     let out = setup.run(&["run", &recipe, "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let outcome = json(&out);
+    // The job served live metrics (one endpoint for both runs), on a port it chose.
+    let log = std::fs::read_to_string(
+        Path::new(outcome["results_dir"].as_str().unwrap()).join("load/stderr.log"),
+    )
+    .unwrap();
+    assert_eq!(log.matches("metrics: http://0.0.0.0:").count(), 1, "{log}");
     let dir = Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results");
     let index: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
@@ -1307,6 +1333,105 @@ fn bench_json_has_the_documented_keys() {
         "{}",
         text(&down.stderr)
     );
+}
+
+/// `GET /metrics` on `port`, the body.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("Content-Type: text/plain; version=0.0.4"));
+    answer.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+#[test]
+fn bench_serves_live_prometheus_metrics_while_it_runs() {
+    let setup = Setup::local();
+    let port = free_port();
+    let _server = KillOnDrop(
+        setup
+            .command(&[
+                "demo",
+                "http-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let metrics_port = free_port();
+    let bench = setup
+        .command(&[
+            "bench",
+            &format!("http://127.0.0.1:{port}/"),
+            "--concurrency",
+            "2",
+            "--duration",
+            "4s",
+            "--metrics-port",
+            &metrics_port.to_string(),
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ok_requests = |body: &str| -> f64 {
+        // Parsed by a Prometheus text-format parser, not by hand.
+        let scrape =
+            prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        let ok = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "orchestrator_requests_total" && s.labels.get("outcome") == Some("ok")
+            })
+            .expect("the ok counter");
+        let prometheus_parse::Value::Counter(n) = ok.value else {
+            panic!("a counter: {:?}", ok.value)
+        };
+        let histogram = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "orchestrator_request_duration_seconds")
+            .expect("the latency histogram");
+        let prometheus_parse::Value::Histogram(buckets) = &histogram.value else {
+            panic!("a histogram: {:?}", histogram.value)
+        };
+        assert!(buckets.len() >= 16, "{buckets:?}");
+        assert!(
+            buckets.windows(2).all(|w| w[0].count <= w[1].count),
+            "cumulative: {buckets:?}"
+        );
+        n
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let first = ok_requests(&scrape(metrics_port));
+    std::thread::sleep(Duration::from_millis(1000));
+    let second = ok_requests(&scrape(metrics_port));
+    assert!(first > 0.0 && second > first, "live: {first} then {second}");
+    let out = bench.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("metrics: http://0.0.0.0:{metrics_port}/metrics")),
+        "{}",
+        text(&out.stderr)
+    );
+    let summary = json(&out);
+    assert!(summary["requests_completed"].as_f64().unwrap() >= second);
 }
 
 #[test]

@@ -139,6 +139,19 @@ pub enum WorkloadError {
 /// # Errors
 /// A spec without bounds, or an unreachable target.
 pub async fn run(workload: Arc<dyn Workload>, spec: &LoadSpec) -> Result<RunResult, WorkloadError> {
+    run_live(workload, spec, None).await
+}
+
+/// [`run`], counting every measured request into `live` as it completes (for a
+/// Prometheus endpoint: [`serve_metrics`](super::serve_metrics)).
+///
+/// # Errors
+/// A spec without bounds, or an unreachable target.
+pub async fn run_live(
+    workload: Arc<dyn Workload>,
+    spec: &LoadSpec,
+    live: Option<Arc<super::live::LiveMetrics>>,
+) -> Result<RunResult, WorkloadError> {
     if spec.duration.is_none() && spec.requests.is_none() {
         return Err(WorkloadError::Spec(
             "give a duration or a number of requests".into(),
@@ -166,12 +179,14 @@ pub async fn run(workload: Arc<dyn Workload>, spec: &LoadSpec) -> Result<RunResu
         .await
         .map_err(WorkloadError::Unreachable)?;
     match spec.model {
-        LoadModel::Closed { concurrency } => Ok(closed(workload, first, concurrency, spec).await),
+        LoadModel::Closed { concurrency } => {
+            Ok(closed(workload, first, concurrency, spec, live).await)
+        }
         LoadModel::Open {
             rate,
             arrival,
             max_concurrency,
-        } => Ok(open(workload, first, rate, arrival, max_concurrency, spec).await),
+        } => Ok(open(workload, first, rate, arrival, max_concurrency, spec, live).await),
     }
 }
 
@@ -244,6 +259,7 @@ async fn closed(
     first: Box<dyn Connection>,
     concurrency: u32,
     spec: &LoadSpec,
+    live: Option<Arc<super::live::LiveMetrics>>,
 ) -> RunResult {
     let bounds = Arc::new(Bounds::new(spec));
     let mut first = Some(first);
@@ -251,9 +267,9 @@ async fn closed(
     for _ in 0..concurrency {
         let (workload, bounds) = (workload.clone(), bounds.clone());
         let mut conn = first.take();
-        let (slo, keep) = (spec.slo, spec.keep_samples);
+        let (slo, keep, live) = (spec.slo, spec.keep_samples, live.clone());
         tasks.push(tokio::spawn(async move {
-            let mut rec = Recorder::new(slo, keep);
+            let mut rec = Recorder::new(slo, keep).with_live(live);
             let mut last = bounds.t0;
             loop {
                 let start = Instant::now();
@@ -305,6 +321,7 @@ async fn open(
     arrival: Arrival,
     cap: Option<u32>,
     spec: &LoadSpec,
+    live: Option<Arc<super::live::LiveMetrics>>,
 ) -> RunResult {
     let bounds = Bounds::new(spec);
     let t0 = bounds.t0;
@@ -313,10 +330,9 @@ async fn open(
     let idle = Arc::new(AtomicU64::new(0));
     // One recorder for all workers: their number follows the load (up to the cap), and
     // a recorder per worker would cost its histograms each time.
-    let recorder = Arc::new(std::sync::Mutex::new(Recorder::new(
-        spec.slo,
-        spec.keep_samples,
-    )));
+    let recorder = Arc::new(std::sync::Mutex::new(
+        Recorder::new(spec.slo, spec.keep_samples).with_live(live),
+    ));
     let runtime = tokio::runtime::Handle::current();
     let spawn_worker = {
         let (workload, rx, idle, recorder) =

@@ -4,6 +4,7 @@
 //! in the plugins, behind [`Workload`] and [`Connection`].
 
 mod engine;
+mod live;
 mod rng;
 mod spec;
 mod stats;
@@ -11,8 +12,9 @@ mod stats;
 use async_trait::async_trait;
 
 pub use engine::{
-    Arrival, DEFAULT_MAX_CONCURRENCY, LoadModel, LoadSpec, RunResult, WorkloadError, run,
+    Arrival, DEFAULT_MAX_CONCURRENCY, LoadModel, LoadSpec, RunResult, WorkloadError, run, run_live,
 };
+pub use live::{LiveMetrics, serve_metrics};
 pub use rng::{Rng, synthetic_prompt};
 pub use spec::{
     LOAD_KEYS, RESULTS_DIR, WorkloadSpec, check_parameters, engine_launch, expand_sweep,

@@ -30,6 +30,7 @@ pub const LOAD_KEYS: &[&str] = &[
     "slo_latency_ms",
     "slo_ttft_ms",
     "slo_tpot_ms",
+    "metrics_port",
 ];
 
 /// A workload run as a client job executes it.

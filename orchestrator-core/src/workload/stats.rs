@@ -177,9 +177,17 @@ pub struct Recorder {
     slo: Slo,
     keep: bool,
     samples: Vec<Sample>,
+    live: Option<std::sync::Arc<super::live::LiveMetrics>>,
 }
 
 impl Recorder {
+    /// Also counts every measured request into `live`, for a metrics endpoint.
+    #[must_use]
+    pub fn with_live(mut self, live: Option<std::sync::Arc<super::live::LiveMetrics>>) -> Self {
+        self.live = live;
+        self
+    }
+
     /// An empty recorder; `keep` keeps every sample for the JSON-lines file.
     #[must_use]
     pub fn new(slo: Slo, keep: bool) -> Self {
@@ -201,6 +209,7 @@ impl Recorder {
             slo,
             keep,
             samples: Vec::new(),
+            live: None,
         }
     }
 
@@ -240,6 +249,9 @@ impl Recorder {
             warmup,
             server: out.server.clone(),
         };
+        if let (Some(live), false) = (&self.live, warmup) {
+            live.observe(latency, ttft, out.output_tokens, out.error.as_deref());
+        }
         if warmup {
             self.warmup += 1;
         } else {
