@@ -184,6 +184,11 @@ pub struct ReportArgs {
     #[arg(value_name = "SESSION")]
     pub session: Option<String>,
 
+    /// Render a saved JSON report instead (a session's `report.json`, or `report -o
+    /// FILE.json`), e.g. one copied from the cluster's machine
+    #[arg(long, value_name = "FILE", conflicts_with = "session")]
+    pub input: Option<PathBuf>,
+
     /// Write the report to FILE (.yaml, .json, .md or .html) instead of printing it
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

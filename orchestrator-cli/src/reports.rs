@@ -43,37 +43,60 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Exit {
     if let Some(ReportCommand::Compare { a, b, json }) = &args.command {
         return compare(cli, a, b, *json);
     }
+    if let Some(input) = &args.input {
+        let report = std::fs::read_to_string(input)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                serde_json::from_str::<SessionReport>(&text).map_err(|e| e.to_string())
+            });
+        return match report {
+            Ok(report) => emit(&report, args),
+            Err(e) => {
+                eprintln!(
+                    "error: {}: not a JSON report ({e})\n  hint: give a session's report.json, or the output of `orchestrator report -o FILE.json`",
+                    input.display()
+                );
+                Exit::Invalid
+            }
+        };
+    }
     with_orchestrator(cli, |orch| async move {
         let id = match args.session.clone().map_or_else(|| latest(&orch), Ok) {
             Ok(id) => id,
             Err(error) => return fail(&error),
         };
-        let report = match SessionReport::build(&orch, &id) {
-            Ok(report) => report,
-            Err(error) => return fail(&error),
-        };
-        if let Some(path) = &args.output {
-            let result = match args.format.as_deref().and_then(ReportFormat::from_name) {
-                // --format wins over the extension.
-                Some(format) => report.write_as(path, format),
-                None => report.write(path),
-            };
-            return match result {
-                Ok(()) => {
-                    eprintln!("report of {id} written to {}", path.display());
-                    Exit::Success
-                }
-                Err(error) => fail(&error),
-            };
+        match SessionReport::build(&orch, &id) {
+            Ok(report) => emit(&report, args),
+            Err(error) => fail(&error),
         }
-        let format = args
-            .format
-            .as_deref()
-            .and_then(ReportFormat::from_name)
-            .unwrap_or(ReportFormat::Markdown);
-        let _ = std::io::stdout().write_all(report.render(format).as_bytes());
-        Exit::Success
     })
+}
+
+/// Writes `report` where and how `args` say: to `-o FILE` in its extension's format (or
+/// `--format`), else on stdout (Markdown unless `--format`).
+fn emit(report: &SessionReport, args: &ReportArgs) -> Exit {
+    let format = args.format.as_deref().and_then(ReportFormat::from_name);
+    if let Some(path) = &args.output {
+        let result = match format {
+            // --format wins over the extension.
+            Some(format) => report.write_as(path, format),
+            None => report.write(path),
+        };
+        return match result {
+            Ok(()) => {
+                eprintln!(
+                    "report of {} written to {}",
+                    report.session.id,
+                    path.display()
+                );
+                Exit::Success
+            }
+            Err(error) => fail(&error),
+        };
+    }
+    let text = report.render(format.unwrap_or(ReportFormat::Markdown));
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Exit::Success
 }
 
 /// One figure of one run in two sessions.

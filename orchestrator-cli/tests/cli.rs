@@ -318,3 +318,59 @@ fn help_documents_exit_codes_and_the_original_flags() {
     let usage = orchestrator(&["validate"]);
     assert_eq!(usage.status.code(), Some(2), "a usage error exits 2");
 }
+
+/// `report --input` of the recorded session (`tests/fixtures/README.md`) in `format`.
+fn recorded_report(format: &str) -> String {
+    let output = orchestrator(&[
+        "report",
+        "--input",
+        "orchestrator-cli/tests/fixtures/recorded-report.json",
+        "--format",
+        format,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    text(&output.stdout)
+}
+
+#[test]
+fn a_recorded_session_renders_in_every_report_format() {
+    // Reviewed snapshots of what a person reads.
+    insta::assert_snapshot!("report_markdown", recorded_report("md"));
+    insta::assert_snapshot!("report_yaml", recorded_report("yaml"));
+    // The HTML with each chart's SVG reduced to its title (the charts themselves are
+    // checked in a real browser by the sessions tests).
+    let html = recorded_report("html");
+    let mut reduced = String::new();
+    let mut rest = html.as_str();
+    while let Some(start) = rest.find("<svg") {
+        reduced.push_str(&rest[..start]);
+        let end = rest[start..].find("</svg>").expect("a closed svg") + start + 6;
+        let svg = &rest[start..end];
+        let title = svg
+            .split("<text")
+            .nth(1)
+            .and_then(|t| t.split_once('>'))
+            .map_or("", |(_, t)| t.split('<').next().unwrap_or(""));
+        reduced.push_str(&format!("<svg title=\"{}\"/>", title.trim()));
+        rest = &rest[end..];
+    }
+    reduced.push_str(rest);
+    insta::assert_snapshot!("report_html", reduced);
+    // JSON renders what it read.
+    let json: Value = serde_json::from_str(&recorded_report("json")).unwrap();
+    let recorded: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            root().join("orchestrator-cli/tests/fixtures/recorded-report.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json, recorded);
+}
+
+#[test]
+fn a_report_input_that_is_not_one_is_refused() {
+    let output = orchestrator(&["report", "--input", "recipes/services/redis.yaml"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("not a JSON report"));
+}

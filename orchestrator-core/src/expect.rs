@@ -12,7 +12,7 @@ use crate::CoreError;
 use crate::state::{ClientRow, ResultRow};
 
 /// One metric of one run against its reference.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ExpectationResult {
     /// The client's name.
     pub client: String,

@@ -14,7 +14,7 @@
 use serde::Serialize;
 
 /// One sample of the job's own processes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ProcessSample {
     /// Seconds since the first sample.
     pub t_s: f64,
@@ -27,7 +27,7 @@ pub struct ProcessSample {
 }
 
 /// One sample of the node.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct NodeSample {
     /// Seconds since the first sample.
     pub t_s: f64,
@@ -41,7 +41,7 @@ pub struct NodeSample {
 
 /// One row of `nvidia-smi --query-gpu=… --format=csv`. A field the query did not ask
 /// for, or that the board reports as `[N/A]` or `[Not Supported]`, is `None`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct GpuSample {
     /// As nvidia-smi printed it (`2026/11/28 14:21:44.368`).
     pub timestamp: String,
@@ -69,7 +69,7 @@ pub struct GpuSample {
 }
 
 /// Mean and maximum of a series.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct MeanMax {
     /// The mean.
     pub mean: f64,
@@ -91,7 +91,7 @@ fn mean_max(values: impl Iterator<Item = f64>) -> Option<MeanMax> {
 }
 
 /// The figures a report shows of a series.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct MonitorSummary {
     /// Samples of the job's processes.
     pub samples: usize,
@@ -110,7 +110,7 @@ pub struct MonitorSummary {
 }
 
 /// A parsed `monitor.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct MonitorSeries {
     /// The sampling interval, seconds.
     pub interval_s: Option<f64>,

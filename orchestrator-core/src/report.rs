@@ -17,12 +17,12 @@ use crate::util::{now_ms, rfc3339};
 pub const REPORT_VERSION: u32 = 2;
 
 /// A session's report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SessionReport {
     /// The report format's version.
     pub report_version: u32,
     /// The orchestrator that wrote it.
-    pub orchestrator_version: &'static str,
+    pub orchestrator_version: String,
     /// When (RFC 3339).
     pub generated_at: String,
     /// The session.
@@ -55,7 +55,7 @@ pub struct SessionReport {
 }
 
 /// The session part of a report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ReportSession {
     /// Its id.
     pub id: String,
@@ -80,7 +80,7 @@ pub struct ReportSession {
 }
 
 /// A job's resources as submitted.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct JobResources {
     /// The job's name.
     pub job_name: String,
@@ -91,7 +91,7 @@ pub struct JobResources {
 }
 
 /// One event of the session.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TimelineEntry {
     /// When (RFC 3339).
     pub at: String,
@@ -106,7 +106,7 @@ pub struct TimelineEntry {
 }
 
 /// A service's monitoring series.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ServiceMonitoring {
     /// The service's name.
     pub service: String,
@@ -115,7 +115,7 @@ pub struct ServiceMonitoring {
 }
 
 /// One run of a client's workload: its `summary.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ClientRun {
     /// The client's name.
     pub client: String,
@@ -133,7 +133,7 @@ pub struct ClientRun {
 }
 
 /// What one second of a run did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SecondCounts {
     /// The second, from the start of the run.
     pub second: u64,
@@ -144,7 +144,7 @@ pub struct SecondCounts {
 }
 
 /// One bin of a histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Bin {
     /// Its lower edge.
     pub from: f64,
@@ -338,7 +338,7 @@ impl SessionReport {
         let duration_s = s.finished_at.map(|f| (f - s.created_at) as f64 / 1000.0);
         Ok(Self {
             report_version: REPORT_VERSION,
-            orchestrator_version: env!("CARGO_PKG_VERSION"),
+            orchestrator_version: env!("CARGO_PKG_VERSION").to_owned(),
             generated_at: rfc3339(now_ms()),
             session: ReportSession {
                 id: s.id.clone(),

@@ -194,7 +194,7 @@ impl SessionOutcome {
 }
 
 /// A job, for summaries and reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct JobSummary {
     /// `service` or `client`.
     pub kind: String,

@@ -148,7 +148,7 @@ pub struct SessionRow {
 }
 
 /// A service of a session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ServiceRow {
     /// `svc-` and 8 hex digits.
     pub id: String,
@@ -175,7 +175,7 @@ pub struct ServiceRow {
 }
 
 /// A benchmark client of a session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ClientRow {
     /// `cli-` and 8 hex digits.
     pub id: String,
@@ -266,7 +266,7 @@ pub struct EventRow {
 }
 
 /// A file fetched from a client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ResultRow {
     /// Its order.
     pub id: i64,
