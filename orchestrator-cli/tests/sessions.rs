@@ -425,6 +425,9 @@ fn an_ollama_service_is_healthy_only_once_its_models_are_pulled() {
         tags.trim(),
         r#"{"models":[{"name":"smollm2:135m","model":"smollm2:135m","size":1}]}"#
     );
+    // The driver asked the server its version for the report.
+    let report = json(&setup.run(&["report", "--format", "json"]));
+    assert_eq!(report["service_versions"]["llm"], "0.0.0-fake");
     let log = std::fs::read_to_string(results.join("llm/stderr.log")).unwrap();
     assert!(log.contains("orchestrator: pulling smollm2:135m"), "{log}");
     assert!(

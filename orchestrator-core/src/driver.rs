@@ -64,6 +64,15 @@ impl Target {
     }
 }
 
+/// Where a service tells its version: `GET path`, then `pointer` into the JSON answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionQuery {
+    /// The request path.
+    pub path: &'static str,
+    /// A JSON pointer (RFC 6901) to the version string.
+    pub pointer: &'static str,
+}
+
 /// A recipe a driver cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -120,6 +129,13 @@ pub trait ServiceDriver: Send + Sync + 'static {
     /// # Errors
     /// A recipe this driver cannot launch, e.g. one with neither a command nor an image.
     fn launch(&self, service: &ServiceRecipe) -> Result<Launch, DriverError>;
+
+    /// Where the running service says its version, for the report: an HTTP path and a
+    /// JSON pointer into its answer (Ollama: `/api/version`, `/version`). `None` (the
+    /// default): the version is not known.
+    fn version_query(&self) -> Option<VersionQuery> {
+        None
+    }
 
     /// How to tell that the service is ready: by default the recipe's `health_check`,
     /// else a TCP connect to its first port, else nothing (running is ready).

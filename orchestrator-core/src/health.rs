@@ -172,6 +172,56 @@ impl HealthProbe {
     }
 }
 
+/// `GET path` on `host:port` through `shell`, read to the end (at most 64 KiB): the
+/// status code and the body.
+///
+/// # Errors
+/// No connection, no HTTP answer, or no answer within `timeout`.
+pub async fn http_get(
+    shell: &dyn Shell,
+    host: &str,
+    port: u16,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    let exchange = async {
+        let mut stream = shell
+            .connect_tcp(host, port)
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: hpc-orchestrator\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("sending the request: {e}"))?;
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while answer.len() < 64 * 1024 {
+            match stream.read(&mut chunk).await {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(format!("reading the answer: {e}")),
+            }
+        }
+        let end = header_end(&answer).ok_or("not an HTTP answer")?;
+        let head = String::from_utf8_lossy(&answer[..end]);
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or("not an HTTP answer")?;
+        Ok((
+            code,
+            String::from_utf8_lossy(&answer[end + 4..]).into_owned(),
+        ))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
+}
+
 /// `/path` → HTTP on the service's node; `http://host:port/path` → that host (where
 /// `localhost` and `127.0.0.1` mean the service's node) and port.
 fn parse_endpoint(endpoint: &str) -> (ProbeKind, Option<u16>) {

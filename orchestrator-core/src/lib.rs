@@ -41,8 +41,8 @@ mod util;
 pub mod workload;
 
 pub use driver::{
-    DriverError, Launch, Registry, ServiceDriver, ServiceDriverEntry, Target, WorkloadDriver,
-    WorkloadDriverEntry, check_service_options, check_settings,
+    DriverError, Launch, Registry, ServiceDriver, ServiceDriverEntry, Target, VersionQuery,
+    WorkloadDriver, WorkloadDriverEntry, check_service_options, check_settings,
 };
 pub use error::{CoreError, HealthCheckFailure, StartupFailure};
 pub use health::{HealthProbe, ProbeKind, ProbeResult};

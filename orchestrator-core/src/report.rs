@@ -46,6 +46,9 @@ pub struct SessionReport {
     pub runs: Vec<ClientRun>,
     /// The clients' `expect`, checked.
     pub expectations: Vec<ExpectationResult>,
+    /// Each service's version, where its driver can ask it (Ollama's `/api/version`).
+    #[serde(default)]
+    pub service_versions: BTreeMap<String, String>,
     /// What each service job sampled of itself (CPU, memory, GPUs), when monitored.
     pub monitoring: Vec<ServiceMonitoring>,
     /// What went wrong: the session's error, failed jobs, failed requests by kind.
@@ -300,6 +303,17 @@ impl SessionReport {
             });
         }
         let expectations = crate::expect::session_expectations(&clients, &results)?;
+        let service_versions = events
+            .iter()
+            .filter(|e| e.action == "service.version")
+            .filter_map(|e| {
+                let id = e.subject.as_deref()?;
+                Some((
+                    names.get(id).map_or(id, |n| n).to_owned(),
+                    e.detail.clone()?,
+                ))
+            })
+            .collect();
         let monitoring = results
             .iter()
             .filter(|r| r.name == "monitor")
@@ -361,6 +375,7 @@ impl SessionReport {
             timeline,
             runs,
             expectations,
+            service_versions,
             monitoring,
             errors,
             results,

@@ -76,7 +76,19 @@ pub fn markdown(r: &SessionReport) -> String {
                 &r.recipe_sha256
             ),
         ),
-        ("orchestrator", r.orchestrator_version.to_owned()),
+        ("orchestrator", r.orchestrator_version.clone()),
+        (
+            "service versions",
+            if r.service_versions.is_empty() {
+                "-".to_owned()
+            } else {
+                r.service_versions
+                    .iter()
+                    .map(|(s, v)| format!("{s} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
         ("generated", r.generated_at.clone()),
     ];
     for (k, v) in rows {

@@ -928,6 +928,8 @@ impl BenchmarkOrchestrator {
                         result.response
                     )),
                 )?;
+                self.record_version(session_id, service, probe.host(node), port)
+                    .await;
                 progress.event(&SessionEvent::Healthy {
                     name: service.recipe.name.clone(),
                     host: node.to_owned(),
@@ -1096,6 +1098,37 @@ impl BenchmarkOrchestrator {
             )?;
         }
         Ok(())
+    }
+
+    /// Asks a healthy service its version, when its driver knows where, and records it
+    /// (event `service.version`) for the report. Best effort: a service that does not
+    /// answer has no version on record.
+    async fn record_version(&self, session_id: &str, service: &ServicePlan, host: &str, port: u16) {
+        let Some(query) = service.driver.version_query() else {
+            return;
+        };
+        let answer = crate::health::http_get(
+            self.shell().as_ref(),
+            host,
+            port,
+            query.path,
+            Duration::from_secs(5),
+        )
+        .await;
+        let version = match answer {
+            Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.pointer(query.pointer)?.as_str().map(str::to_owned)),
+            _ => None,
+        };
+        if let Some(version) = version {
+            let _ = self.state().event(
+                Some(session_id),
+                Some(&service.id),
+                "service.version",
+                Some(&version),
+            );
+        }
     }
 
     /// Copies services' logs next to the clients' outputs (best effort).

@@ -15,12 +15,13 @@
 //! a cancelled job stops it. The health probe is the recipe's `health_check`, else
 //! `GET /api/tags` every 2 s for up to 30 minutes (pulls take a while); either way it
 //! passes only once `/api/tags` lists every model, so no client starts against a model
-//! that is still downloading.
+//! that is still downloading. Once healthy, `GET /api/version` gives the report the
+//! server's version.
 
 use std::collections::BTreeMap;
 
 use orchestrator_core::{
-    DriverError, HealthProbe, Launch, ProbeKind, ServiceDriver, ServiceDriverEntry,
+    DriverError, HealthProbe, Launch, ProbeKind, ServiceDriver, ServiceDriverEntry, VersionQuery,
 };
 use orchestrator_recipes::ServiceRecipe;
 use serde_json::{Map, Value};
@@ -171,6 +172,14 @@ impl ServiceDriver for OllamaService {
             args: wrapped,
             environment,
             default_image: None,
+        })
+    }
+
+    fn version_query(&self) -> Option<VersionQuery> {
+        // `{"version": "0.12.6"}`.
+        Some(VersionQuery {
+            path: "/api/version",
+            pointer: "/version",
         })
     }
 
