@@ -123,13 +123,7 @@ impl HealthProbe {
                     response: format!("TCP {host}:{port} accepted the connection"),
                 }),
                 ProbeKind::Http { path, expect, .. } => {
-                    let request = format!(
-                        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: hpc-orchestrator-health\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-                    );
-                    stream
-                        .write_all(request.as_bytes())
-                        .await
-                        .map_err(|e| format!("sending the request: {e}"))?;
+                    send_get(&mut stream, &host, port, path).await?;
                     let mut answer = Vec::new();
                     let mut chunk = [0u8; 4096];
                     // Read until the header is complete and a little body for messages;
@@ -172,6 +166,22 @@ impl HealthProbe {
     }
 }
 
+/// Sends `GET path` asking the server to close the connection after its answer.
+async fn send_get(
+    stream: &mut orchestrator_ssh::BoxedStream,
+    host: &str,
+    port: u16,
+    path: &str,
+) -> Result<(), String> {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: hpc-orchestrator\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("sending the request: {e}"))
+}
+
 /// `GET path` on `host:port` through `shell`, read to the end (at most 64 KiB): the
 /// status code and the body.
 ///
@@ -189,13 +199,7 @@ pub async fn http_get(
             .connect_tcp(host, port)
             .await
             .map_err(|e| e.to_string())?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: hpc-orchestrator\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("sending the request: {e}"))?;
+        send_get(&mut stream, host, port, path).await?;
         let mut answer = Vec::new();
         let mut chunk = [0u8; 4096];
         while answer.len() < 64 * 1024 {
