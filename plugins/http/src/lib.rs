@@ -184,7 +184,8 @@ struct Shared {
     url: Url,
     authority: HeaderValue,
     method: Method,
-    path: String,
+    /// The path and query, parsed once (a clone shares its bytes).
+    path: hyper::Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
     timeout: Duration,
@@ -245,8 +246,15 @@ impl HttpWorkload {
             )
         })?;
         let timeout = timeout_parameter(params.timeout_s, 30.0)?;
+        let path = params.path.unwrap_or_else(|| url.path.clone());
+        let path: hyper::Uri = path.parse().map_err(|e| {
+            DriverError::new(
+                format!("`path`: `{path}` is not a path: {e}"),
+                "give a path and query such as /v1/items?limit=10",
+            )
+        })?;
         Ok(Self(Arc::new(Shared {
-            path: params.path.unwrap_or_else(|| url.path.clone()),
+            path,
             url,
             authority,
             method,
@@ -263,6 +271,7 @@ impl Workload for HttpWorkload {
         Ok(Box::new(HttpConnection {
             shared: self.0.clone(),
             sender: open_http1(&self.0.url, self.0.timeout).await?,
+            timeout: orchestrator_core::workload::Timeout::new(self.0.timeout),
         }))
     }
 }
@@ -270,60 +279,65 @@ impl Workload for HttpWorkload {
 struct HttpConnection {
     shared: Arc<Shared>,
     sender: SendRequest<Full<Bytes>>,
+    /// One timer for all the connection's requests (they are many and short).
+    timeout: orchestrator_core::workload::Timeout,
 }
 
-impl HttpConnection {
-    async fn send(&mut self) -> Outcome {
-        let s = &self.shared;
-        if self.sender.ready().await.is_err() {
+/// One request on `sender`.
+async fn send(s: &Shared, sender: &mut SendRequest<Full<Bytes>>) -> Outcome {
+    if sender.ready().await.is_err() {
+        return Outcome::failed("connection_closed");
+    }
+    let mut request = Request::builder()
+        .method(s.method.clone())
+        .uri(s.path.clone())
+        .header(hyper::header::HOST, s.authority.clone());
+    for (name, value) in &s.headers {
+        request = request.header(name, value);
+    }
+    let request = match request.body(Full::new(s.body.clone())) {
+        Ok(r) => r,
+        Err(_) => return Outcome::failed("bad_request"),
+    };
+    let response = match sender.send_request(request).await {
+        Ok(r) => r,
+        Err(e) if e.is_canceled() || e.is_closed() || e.is_incomplete_message() => {
             return Outcome::failed("connection_closed");
         }
-        let mut request = Request::builder()
-            .method(s.method.clone())
-            .uri(s.path.as_str())
-            .header(hyper::header::HOST, s.authority.clone());
-        for (name, value) in &s.headers {
-            request = request.header(name, value);
-        }
-        let request = match request.body(Full::new(s.body.clone())) {
-            Ok(r) => r,
-            Err(_) => return Outcome::failed("bad_request"),
-        };
-        let response = match self.sender.send_request(request).await {
-            Ok(r) => r,
-            Err(e) if e.is_canceled() || e.is_closed() || e.is_incomplete_message() => {
-                return Outcome::failed("connection_closed");
-            }
-            Err(_) => return Outcome::failed("http_error"),
-        };
-        let status = response.status();
-        let mut body = response.into_body();
-        let mut bytes = 0u64;
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(frame) => {
-                    if let Some(data) = frame.data_ref() {
-                        bytes += data.len() as u64;
-                    }
+        Err(_) => return Outcome::failed("http_error"),
+    };
+    let status = response.status();
+    let mut body = response.into_body();
+    let mut bytes = 0u64;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    bytes += data.len() as u64;
                 }
-                Err(_) => return Outcome::failed("body"),
             }
+            Err(_) => return Outcome::failed("body"),
         }
-        let mut out = Outcome {
-            bytes,
-            ..Outcome::default()
-        };
-        if !(200..400).contains(&status.as_u16()) {
-            out.error = Some(format!("http_{}", status.as_u16()));
-        }
-        out
     }
+    let mut out = Outcome {
+        bytes,
+        ..Outcome::default()
+    };
+    if !(200..400).contains(&status.as_u16()) {
+        out.error = Some(format!("http_{}", status.as_u16()));
+    }
+    out
 }
 
 #[async_trait]
 impl Connection for HttpConnection {
     async fn request(&mut self, _n: u64) -> Outcome {
-        orchestrator_core::workload::within(self.shared.timeout, self.send()).await
+        let Self {
+            shared,
+            sender,
+            timeout,
+        } = self;
+        timeout.run(send(shared, sender)).await
     }
 }
 
