@@ -101,6 +101,13 @@ impl Setup {
         self.command(args).output().expect("the binary runs")
     }
 
+    /// `run RECIPE --json`, which must succeed: its outcome.
+    fn run_ok(&self, recipe: &str) -> Value {
+        let out = self.run(&["run", recipe, "--json"]);
+        assert!(out.status.success(), "run failed: {}", text(&out.stderr));
+        json(&out)
+    }
+
     fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)
             .stdout(Stdio::piped())
@@ -342,9 +349,7 @@ fn redis_session_on_the_local_scheduler() {
     assert!(!Setup::local().cluster);
     let setup = Setup::local();
     let recipe = setup.recipe("redis.yaml", &redis_recipe(free_port(), ""));
-    let out = setup.run(&["run", &recipe, "--json"]);
-    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
-    let outcome = json(&out);
+    let outcome = setup.run_ok(&recipe);
     assert_redis_session(&outcome);
     assert_eq!(jobs_of(&outcome, "service")[0]["node"], "localhost");
     assert!(
@@ -414,9 +419,7 @@ fn ollama_recipe(port: u16, model: &str) -> String {
 fn an_ollama_service_is_healthy_only_once_its_models_are_pulled() {
     let setup = Setup::local();
     let recipe = setup.recipe("ollama.yaml", &ollama_recipe(free_port(), "smollm2:135m"));
-    let out = setup.run(&["run", &recipe, "--json"]);
-    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
-    let outcome = json(&out);
+    let outcome = setup.run_ok(&recipe);
     let results = Path::new(outcome["results_dir"].as_str().unwrap());
     // The fake's pull takes 2 s while /api/tags answers at once: the client, started
     // when the service was healthy, already sees the model.
@@ -878,9 +881,7 @@ fn an_http_workload_sweep_runs_in_the_client_job_and_its_results_are_stored() {
             "{concurrency: [1, 4], requests: 500, path: /, metrics_port: 0}",
         ),
     );
-    let out = setup.run(&["run", &recipe, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let outcome = json(&out);
+    let outcome = setup.run_ok(&recipe);
     // The job served live metrics (one endpoint for both runs), on a port it chose.
     let log = std::fs::read_to_string(
         Path::new(outcome["results_dir"].as_str().unwrap()).join("load/stderr.log"),
@@ -1049,9 +1050,7 @@ fn a_tunnel_carries_http_to_a_service_on_a_compute_node_and_results_fetch_downlo
         ),
     );
     // A service recipe alone: the service stays up after `run`.
-    let out = setup.run(&["run", &recipe, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let outcome = json(&out);
+    let outcome = setup.run_ok(&recipe);
     let session = outcome["session_id"].as_str().unwrap().to_owned();
     let service = outcome["services"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(outcome["services"][0]["host"], "node1");
@@ -1186,9 +1185,7 @@ fn a_service_job_samples_its_own_cpu_and_memory_into_the_report() {
             "name: monitored\nservices:\n  - name: web\n    command: orchestrator\n    args: [demo, http-server, --port, {port}]\n    ports: [{port}]\n    monitor: {{interval: 1s}}\n    health_check: {{endpoint: /health, interval: 1s, retries: 20}}\nclients:\n  - name: load\n    workload_type: http\n    duration: 4s\n    parameters: {{concurrency: 4, path: /}}\n"
         ),
     );
-    let out = setup.run(&["run", &recipe, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let outcome = json(&out);
+    let outcome = setup.run_ok(&recipe);
     let csv = Path::new(outcome["results_dir"].as_str().unwrap()).join("web/monitor.csv");
     let csv = std::fs::read_to_string(&csv).unwrap();
     assert!(
@@ -1237,9 +1234,7 @@ fn an_http_workload_on_the_cluster_uploads_the_binary_once() {
         ),
     );
     for _ in 0..2 {
-        let out = setup.run(&["run", &recipe, "--json"]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let outcome = json(&out);
+        let outcome = setup.run_ok(&recipe);
         let service = jobs_of(&outcome, "service")[0]["node"]
             .as_str()
             .unwrap()
@@ -1497,9 +1492,7 @@ fn a_redis_workload_client_on_node2_loads_redis_on_node1() {
             "name: redis-engine\nservices:\n  - name: kv\n    command: redis-server\n    args: [--port, {port}, --save, '', --protected-mode, 'no']\n    ports: [{port}]\n    resources: {{slurm: {{extra_args: ['--exclusive']}}}}\nclients:\n  - name: load\n    workload_type: redis\n    target_service: {{name: kv}}\n    parameters: {{op: mixed, keyspace: 100, concurrency: 4, requests: 2000}}\n"
         ),
     );
-    let out = setup.run(&["run", &recipe, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let outcome = json(&out);
+    let outcome = setup.run_ok(&recipe);
     assert_ne!(
         jobs_of(&outcome, "service")[0]["node"],
         jobs_of(&outcome, "client")[0]["node"]
