@@ -1,6 +1,8 @@
 //! The `http` workload: GET, POST or any method with headers and a body, over
-//! keep-alive HTTP/1.1 connections (hyper's connection-level client: one connection per
-//! worker, no pool in the way), built for throughput.
+//! keep-alive HTTP/1.1 connections (one per worker, no pool in the way), built for
+//! throughput: the request's bytes are built once and each answer's head is parsed in
+//! place ([`h1`]). The module also holds what the other HTTP-based drivers share: URL
+//! parsing and hyper connections ([`open_http1`], [`json_request`], [`get_json`]).
 //!
 //! Parameters (`-p key=value` with `orchestrator bench`, `parameters:` in a recipe):
 //!
@@ -12,13 +14,22 @@
 //! | `headers` | object of header → value | none |
 //! | `timeout_s` | a request slower than this fails as `timeout` | 30 |
 //!
-//! A status outside 200–399 counts as a failure of kind `http_<status>`.
+//! A status outside 200–399 counts as a failure of kind `http_<status>`; an answer that
+//! is not HTTP/1.x as `http_protocol`; a connection closed mid-answer as
+//! `connection_closed`. A server that answers `Connection: close` gets a new connection
+//! for the next request. A request that finds its idle connection closed by the server
+//! (not one byte of the answer read) is sent once more on a new connection when its
+//! method is idempotent (what browsers and curl do), so an idle timeout on the server
+//! is not counted as a failure.
+
+pub mod h1;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use h1::H1Connection;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderName, HeaderValue};
@@ -102,8 +113,24 @@ impl Url {
     }
 }
 
-/// Opens one keep-alive HTTP/1.1 connection to `url`'s host and port (its I/O runs
-/// as a task of its own): what every HTTP-based driver starts from.
+/// Connects to `url`'s host and port, with `TCP_NODELAY`.
+///
+/// # Errors
+/// Connecting failed or took longer than `timeout`; the message names the address.
+pub async fn tcp_connect(url: &Url, timeout: Duration) -> Result<tokio::net::TcpStream, String> {
+    let stream = tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((url.host.as_str(), url.port)),
+    )
+    .await
+    .map_err(|_| format!("connecting to {}:{} timed out", url.host, url.port))?
+    .map_err(|e| format!("{}:{}: {e}", url.host, url.port))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Opens one keep-alive HTTP/1.1 connection to `url`'s host and port with hyper (its
+/// I/O runs as a task of its own): what the streaming LLM drivers start from.
 ///
 /// # Errors
 /// Connecting or the handshake failed or took longer than `timeout`; the message
@@ -114,18 +141,10 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let address = format!("{}:{}", url.host, url.port);
-    let stream = tokio::time::timeout(
-        timeout,
-        tokio::net::TcpStream::connect((url.host.as_str(), url.port)),
-    )
-    .await
-    .map_err(|_| format!("connecting to {address} timed out"))?
-    .map_err(|e| format!("{address}: {e}"))?;
-    let _ = stream.set_nodelay(true);
+    let stream = tcp_connect(url, timeout).await?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| format!("HTTP handshake with {address}: {e}"))?;
+        .map_err(|e| format!("HTTP handshake with {}:{}: {e}", url.host, url.port))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -182,12 +201,12 @@ pub async fn get_json(
 
 struct Shared {
     url: Url,
-    authority: HeaderValue,
-    method: Method,
-    /// The path and query, parsed once (a clone shares its bytes).
-    path: hyper::Uri,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    body: Bytes,
+    /// The whole request, head and body, as it goes on the wire.
+    request: Bytes,
+    /// A HEAD request: its answers have no body.
+    head_request: bool,
+    /// Sent once more on a new connection when the idle one was found closed.
+    idempotent: bool,
     timeout: Duration,
 }
 
@@ -226,6 +245,12 @@ impl HttpWorkload {
                     "letters, digits and -",
                 )
             })?;
+            if name == hyper::header::CONTENT_LENGTH || name == hyper::header::TRANSFER_ENCODING {
+                return Err(DriverError::new(
+                    format!("header `{name}` is set by the driver"),
+                    "give the body as `body`; its length is sent with it",
+                ));
+            }
             let value = HeaderValue::from_str(&value).map_err(|_| {
                 DriverError::new(
                     format!("header `{name}` has a value that cannot be sent"),
@@ -234,12 +259,17 @@ impl HttpWorkload {
             })?;
             headers.push((name, value));
         }
-        let authority = HeaderValue::from_str(&if url.port == 80 {
-            url.host.clone()
+        let host = if url.host.contains(':') {
+            format!("[{}]", url.host)
         } else {
-            format!("{}:{}", url.host, url.port)
-        })
-        .map_err(|_| {
+            url.host.clone()
+        };
+        let authority = if url.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", url.port)
+        };
+        HeaderValue::from_str(&authority).map_err(|_| {
             DriverError::new(
                 "the URL's host cannot be sent in a Host header",
                 "check the URL",
@@ -247,22 +277,54 @@ impl HttpWorkload {
         })?;
         let timeout = timeout_parameter(params.timeout_s, 30.0)?;
         let path = params.path.unwrap_or_else(|| url.path.clone());
-        let path: hyper::Uri = path.parse().map_err(|e| {
+        let not_a_path = |why: String| {
             DriverError::new(
-                format!("`path`: `{path}` is not a path: {e}"),
+                format!("`path`: `{path}` is not a path: {why}"),
                 "give a path and query such as /v1/items?limit=10",
             )
-        })?;
+        };
+        let uri: hyper::Uri = path.parse().map_err(|e| not_a_path(format!("{e}")))?;
+        if uri.scheme().is_some() || !path.starts_with('/') {
+            return Err(not_a_path("it must start with /".into()));
+        }
+        let body = params.body.unwrap_or_default();
+        let request = request_bytes(&method, &path, &authority, &headers, body.as_bytes());
         Ok(Self(Arc::new(Shared {
-            path,
             url,
-            authority,
-            method,
-            headers,
-            body: Bytes::from(params.body.unwrap_or_default()),
+            request,
+            head_request: method == Method::HEAD,
+            idempotent: method.is_idempotent(),
             timeout,
         })))
     }
+}
+
+/// The bytes of one request: request line, `Host` (unless `headers` has one), the
+/// headers, `Content-Length` when there is a body or the method carries one, the body.
+fn request_bytes(
+    method: &Method,
+    path: &str,
+    authority: &str,
+    headers: &[(HeaderName, HeaderValue)],
+    body: &[u8],
+) -> Bytes {
+    let mut out = Vec::with_capacity(128 + body.len());
+    out.extend_from_slice(format!("{method} {path} HTTP/1.1\r\n").as_bytes());
+    if !headers.iter().any(|(name, _)| name == hyper::header::HOST) {
+        out.extend_from_slice(format!("host: {authority}\r\n").as_bytes());
+    }
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !body.is_empty() || [Method::POST, Method::PUT, Method::PATCH].contains(method) {
+        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    Bytes::from(out)
 }
 
 #[async_trait]
@@ -270,7 +332,7 @@ impl Workload for HttpWorkload {
     async fn connect(&self) -> Result<Box<dyn Connection>, String> {
         Ok(Box::new(HttpConnection {
             shared: self.0.clone(),
-            sender: open_http1(&self.0.url, self.0.timeout).await?,
+            conn: H1Connection::new(tcp_connect(&self.0.url, self.0.timeout).await?),
             timeout: orchestrator_core::workload::Timeout::new(self.0.timeout),
         }))
     }
@@ -278,55 +340,36 @@ impl Workload for HttpWorkload {
 
 struct HttpConnection {
     shared: Arc<Shared>,
-    sender: SendRequest<Full<Bytes>>,
+    conn: H1Connection,
     /// One timer for all the connection's requests (they are many and short).
     timeout: orchestrator_core::workload::Timeout,
 }
 
-/// One request on `sender`.
-async fn send(s: &Shared, sender: &mut SendRequest<Full<Bytes>>) -> Outcome {
-    if sender.ready().await.is_err() {
-        return Outcome::failed("connection_closed");
-    }
-    let mut request = Request::builder()
-        .method(s.method.clone())
-        .uri(s.path.clone())
-        .header(hyper::header::HOST, s.authority.clone());
-    for (name, value) in &s.headers {
-        request = request.header(name, value);
-    }
-    let request = match request.body(Full::new(s.body.clone())) {
-        Ok(r) => r,
-        Err(_) => return Outcome::failed("bad_request"),
-    };
-    let response = match sender.send_request(request).await {
-        Ok(r) => r,
-        Err(e) if e.is_canceled() || e.is_closed() || e.is_incomplete_message() => {
-            return Outcome::failed("connection_closed");
-        }
-        Err(_) => return Outcome::failed("http_error"),
-    };
-    let status = response.status();
-    let mut body = response.into_body();
-    let mut bytes = 0u64;
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => {
-                if let Some(data) = frame.data_ref() {
-                    bytes += data.len() as u64;
+/// One request on `conn`; on an idle connection the server had closed, once more on a
+/// new one (idempotent methods only).
+async fn send(s: &Shared, conn: &mut H1Connection) -> Outcome {
+    let mut answer = conn.exchange(&s.request, s.head_request).await;
+    if let Err(h1::Failure::Closed { nothing_read: true }) = answer {
+        if s.idempotent && conn.answered() > 0 {
+            match tcp_connect(&s.url, s.timeout).await {
+                Ok(stream) => {
+                    *conn = H1Connection::new(stream);
+                    answer = conn.exchange(&s.request, s.head_request).await;
                 }
+                Err(_) => return Outcome::failed("connect"),
             }
-            Err(_) => return Outcome::failed("body"),
         }
     }
-    let mut out = Outcome {
-        bytes,
-        ..Outcome::default()
-    };
-    if !(200..400).contains(&status.as_u16()) {
-        out.error = Some(format!("http_{}", status.as_u16()));
+    match answer {
+        Ok(answer) => Outcome {
+            bytes: answer.body_bytes,
+            error: (!(200..400).contains(&answer.status))
+                .then(|| format!("http_{}", answer.status)),
+            reconnect: !answer.keep_alive,
+            ..Outcome::default()
+        },
+        Err(failure) => Outcome::failed(failure.kind()),
     }
-    out
 }
 
 #[async_trait]
@@ -334,10 +377,10 @@ impl Connection for HttpConnection {
     async fn request(&mut self, _n: u64) -> Outcome {
         let Self {
             shared,
-            sender,
+            conn,
             timeout,
         } = self;
-        timeout.run(send(shared, sender)).await
+        timeout.run(send(shared, conn)).await
     }
 }
 
@@ -393,6 +436,22 @@ mod tests {
         assert_eq!(Url::parse("http://h:1?q").unwrap().path, "/?q");
         assert!(Url::parse("https://h/").is_err());
         assert!(Url::parse("http://h:99999/").is_err());
+    }
+
+    #[test]
+    fn the_host_header_brackets_an_ipv6_address_and_omits_port_80() {
+        let request = |url: &str| {
+            let w = HttpWorkload::new(url, &Map::new()).unwrap();
+            String::from_utf8(w.0.request.to_vec()).unwrap()
+        };
+        assert_eq!(
+            request("http://[::1]:8080/x"),
+            "GET /x HTTP/1.1\r\nhost: [::1]:8080\r\n\r\n"
+        );
+        assert_eq!(
+            request("http://node1/"),
+            "GET / HTTP/1.1\r\nhost: node1\r\n\r\n"
+        );
     }
 
     #[test]

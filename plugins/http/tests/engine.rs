@@ -29,6 +29,12 @@ struct Nginx {
 
 impl Nginx {
     fn start() -> Self {
+        Self::with_keepalive_requests(1_000_000)
+    }
+
+    /// nginx that closes a connection after `keepalive_requests` requests on it (its
+    /// default is 1,000).
+    fn with_keepalive_requests(keepalive_requests: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         std::fs::create_dir_all(dir.path().join("www")).unwrap();
@@ -40,7 +46,7 @@ impl Nginx {
                 "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
                  events {{ worker_connections 1024; }}\n\
                  http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; \
-                 uwsgi_temp_path {d}; scgi_temp_path {d}; keepalive_requests 1000000;\n\
+                 uwsgi_temp_path {d}; scgi_temp_path {d}; keepalive_requests {keepalive_requests};\n\
                  server {{ listen 127.0.0.1:{port}; root {d}/www; }} }}\n",
                 d = dir.path().display()
             ),
@@ -162,6 +168,27 @@ async fn a_closed_loop_against_nginx_counts_every_request_and_byte() {
     .unwrap();
     assert_eq!(missing.summary.requests_failed, 50);
     assert_eq!(missing.summary.errors["http_404"], 50);
+}
+
+/// nginx closes a connection after its 1,000th request (`Connection: close` on the
+/// answer); the driver opens a new one for the next request, so none fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_closing_after_n_requests_costs_no_failure() {
+    let nginx = Nginx::with_keepalive_requests(100);
+    let result = workload::run(
+        http(&nginx.url("/index.html"), serde_json::json!({})),
+        &spec(LoadModel::Closed { concurrency: 2 }, None, Some(1050)),
+    )
+    .await
+    .unwrap();
+    let s = &result.summary;
+    assert_eq!(
+        (s.requests_completed, s.requests_failed),
+        (1050, 0),
+        "{:?}",
+        s.errors
+    );
+    assert_eq!(s.bytes_received, 1050 * 512);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
