@@ -166,8 +166,8 @@ pub enum Command {
     /// What client jobs run on their compute node
     #[command(subcommand)]
     Workload(WorkloadCommand),
-    /// A small HTTP server and client for trying sessions on a machine with nothing else
-    /// installed (`recipes/complete/local-demo.yaml` uses them)
+    /// A small HTTP server for trying sessions on a machine with nothing else installed
+    /// (`recipes/complete/local-demo.yaml` uses it)
     #[command(subcommand, hide = true)]
     Demo(DemoCommand),
 }
@@ -508,18 +508,6 @@ pub enum DemoCommand {
         /// Address to listen on
         #[arg(long, default_value = "0.0.0.0")]
         bind: String,
-    },
-    /// Send GET requests to a URL with a few connections and print latency figures
-    HttpClient {
-        /// The URL [default: $TARGET_URL]
-        #[arg(long)]
-        url: Option<String>,
-        /// How many requests in all
-        #[arg(long, default_value_t = 1000)]
-        requests: u32,
-        /// Connections sending at once
-        #[arg(long, default_value_t = 4)]
-        concurrency: u32,
     },
 }
 

@@ -763,17 +763,6 @@ pub fn demo(command: &crate::cli::DemoCommand) -> Exit {
     runtime().block_on(async {
         match command {
             DemoCommand::HttpServer { port, bind } => crate::demo::http_server(bind, *port).await,
-            DemoCommand::HttpClient {
-                url,
-                requests,
-                concurrency,
-            } => {
-                let Some(url) = url.clone().or_else(|| std::env::var("TARGET_URL").ok()) else {
-                    eprintln!("error: no URL: pass --url or set TARGET_URL");
-                    return Exit::Invalid;
-                };
-                crate::demo::http_client(&url, *requests, *concurrency).await
-            }
         }
     })
 }
