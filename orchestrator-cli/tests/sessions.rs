@@ -204,6 +204,13 @@ fn json(out: &Output) -> Value {
     })
 }
 
+/// A port for a service on a cluster node, of this test run's own (so nothing left by
+/// another run is in the way); `salt` keeps the cluster tests that run at once apart.
+/// The nodes have network namespaces of their own, so this is not a local port.
+fn node_port(salt: u32) -> u32 {
+    20_000 + (std::process::id() + salt) % 20_000
+}
+
 /// A port free now for a service to listen on. It is drawn from 20000–32767, below
 /// Linux's ephemeral range (32768–60999): a port the kernel hands out for `bind(0)` is
 /// also what other tests' outgoing connections draw from, and one of them could take
@@ -597,8 +604,7 @@ fn after_sigkill_status_still_shows_the_jobs_and_stop_all_cancels_only_ours() {
     assert!(foreign.status.success(), "{}", text(&foreign.stderr));
     let foreign_id = text(&foreign.stdout).trim().to_owned();
     let _foreign_guard = ScancelOnDrop(foreign_id.clone());
-    // A port of this test run's own, so that nothing left by another run is in the way.
-    let port = 20_000 + std::process::id() % 20_000;
+    let port = node_port(0);
     let recipe = setup.recipe(
         "long.yaml",
         &format!("name: long\nservices:\n  - name: kv\n    command: redis-server\n    args: [--port, {port}, --save, '']\n    ports: [{port}]\nclients:\n  - name: sleeper\n    command: sleep\n    args: [600]\n"),
@@ -1052,7 +1058,7 @@ fn expectations_set_the_exit_code_and_reports_history_and_compare_show_the_runs(
 fn a_tunnel_carries_http_to_a_service_on_a_compute_node_and_results_fetch_downloads_its_job() {
     use std::io::{BufRead, BufReader, Read, Write};
     let setup = Setup::cluster("tunnel");
-    let port = 20_000 + (std::process::id() + 11) % 20_000;
+    let port = node_port(11);
     let recipe = setup.recipe(
         "web.yaml",
         &format!(
@@ -1234,7 +1240,7 @@ fn a_service_job_samples_its_own_cpu_and_memory_into_the_report() {
 #[test]
 fn an_http_workload_on_the_cluster_uploads_the_binary_once() {
     let setup = Setup::cluster("http-workload");
-    let port = 30_000 + std::process::id() % 20_000;
+    let port = node_port(10_000);
     let recipe = setup.recipe(
         "http.yaml",
         &http_recipe(
@@ -1495,7 +1501,7 @@ fn bench_postgres_never_shows_the_password() {
 #[test]
 fn a_redis_workload_client_on_node2_loads_redis_on_node1() {
     let setup = Setup::cluster("redis-workload");
-    let port = 20_000 + (std::process::id() + 7) % 20_000;
+    let port = node_port(7);
     let recipe = setup.recipe(
         "redis-engine.yaml",
         &format!(
