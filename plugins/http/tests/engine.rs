@@ -3,6 +3,7 @@
 //! behaviour nginx cannot be asked for (a stall, a fixed service time).
 
 use std::net::TcpListener as StdListener;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +21,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// nginx with one worker serving a 512-byte file, stopped when dropped.
+/// nginx with one worker serving a 512-byte file, in a process group of its own, stopped
+/// when dropped the way nginx expects (TERM to the master, which stops its worker).
 struct Nginx {
     child: Child,
     port: u16,
@@ -53,6 +55,7 @@ impl Nginx {
         )
         .unwrap();
         let child = Command::new("/usr/sbin/nginx")
+            .process_group(0)
             .args([
                 "-c",
                 conf.to_str().unwrap(),
@@ -84,8 +87,24 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// TERM to the master (a SIGKILL would leave its worker running, still listening),
+    /// then, should anything of the group outlive 10 s, KILL to the whole group.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let signal = |name: &str, target: String| {
+            let _ = Command::new("kill")
+                .args([name, "--", &target])
+                .stderr(Stdio::null())
+                .status();
+        };
+        signal("-TERM", self.child.id().to_string());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal("-KILL", format!("-{}", self.child.id()));
         let _ = self.child.wait();
     }
 }

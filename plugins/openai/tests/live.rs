@@ -24,6 +24,39 @@ struct Server {
     url: String,
     model: String,
     log: PathBuf,
+    pid: u32,
+}
+
+impl Server {
+    /// Whether the server's process still runs, and the end of its log: what a failed
+    /// request is reported with, so that a dead server reads as one (not as a JSON
+    /// parse error or a refused connection).
+    fn state(&self) -> String {
+        let alive = self.alive();
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(15)..].join("\n    ");
+        format!(
+            "the LLM server (pid {}, {}) is {}; its log {} ends:\n    {tail}",
+            self.pid,
+            self.url,
+            if alive { "running" } else { "dead" },
+            self.log.display()
+        )
+    }
+
+    /// Whether the server's process runs (a zombie does not).
+    fn alive(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    }
+
+    /// Panics with the server's state if its process has ended.
+    fn assert_alive(&self) {
+        assert!(self.alive(), "{}", self.state());
+    }
 }
 
 fn server() -> Server {
@@ -39,6 +72,9 @@ fn server() -> Server {
         url: var("ORCH_TEST_LLM_URL"),
         model: var("ORCH_TEST_LLM_MODEL"),
         log: PathBuf::from(var("ORCH_TEST_LLM_LOG")),
+        pid: var("ORCH_TEST_LLM_PID")
+            .parse()
+            .expect("ORCH_TEST_LLM_PID is a pid"),
     }
 }
 
@@ -72,7 +108,12 @@ fn usage_of(server: &Server, body: &Value) -> u64 {
         .output()
         .expect("curl runs");
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+        panic!(
+            "no JSON answer ({e}): {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            server.state()
+        );
     });
     answer["usage"]["completion_tokens"]
         .as_u64()
@@ -83,6 +124,7 @@ fn usage_of(server: &Server, body: &Value) -> u64 {
 async fn token_counts_agree_with_the_servers_usage() {
     let _turn = SERVER.lock().await;
     let server = server();
+    server.assert_alive();
     // A deterministic request: the same answer every time.
     let body = json!({"model": server.model, "prompt": PROMPT, "max_tokens": 24,
                       "temperature": 0, "seed": 42});
@@ -96,7 +138,13 @@ async fn token_counts_agree_with_the_servers_usage() {
     let result = workload::run(workload(&server, plain), &closed(2))
         .await
         .unwrap();
-    assert_eq!(result.summary.requests_completed, 2);
+    assert_eq!(
+        result.summary.requests_completed,
+        2,
+        "{:?}\n{}",
+        result.summary.errors,
+        server.state()
+    );
     for sample in &result.samples {
         assert_eq!(sample.output_tokens, Some(usage));
         assert_eq!(sample.token_source, TokenSource::Server);
@@ -108,9 +156,11 @@ async fn token_counts_agree_with_the_servers_usage() {
         .await
         .unwrap();
     assert_eq!(
-        result.summary.requests_completed, 2,
-        "{:?}",
-        result.summary.errors
+        result.summary.requests_completed,
+        2,
+        "{:?}\n{}",
+        result.summary.errors,
+        server.state()
     );
     for sample in &result.samples {
         assert_eq!(sample.output_tokens, Some(usage), "{sample:?}");
@@ -136,6 +186,7 @@ fn server_ms_per_token(log: &PathBuf, from: usize) -> Vec<f64> {
 async fn tpot_agrees_with_the_servers_own_decode_time_and_every_request_is_a_line() {
     let _turn = SERVER.lock().await;
     let server = server();
+    server.assert_alive();
     let before = std::fs::metadata(&server.log).unwrap().len() as usize;
     let requests = 6;
     // The recorded request: 32 tokens of " Paris. …", one text event each (a synthetic
@@ -156,8 +207,9 @@ async fn tpot_agrees_with_the_servers_own_decode_time_and_every_request_is_a_lin
             result.summary.requests_failed
         ),
         (requests, 0),
-        "{:?}",
-        result.summary.errors
+        "{:?}\n{}",
+        result.summary.errors,
+        server.state()
     );
     for sample in &result.samples {
         assert_eq!(sample.output_tokens, Some(32), "{sample:?}");
