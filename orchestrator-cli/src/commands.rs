@@ -120,6 +120,8 @@ struct FileReport {
     errors: Vec<JsonError>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     notes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -154,6 +156,9 @@ fn validate(cli: &Cli, args: &ValidateArgs) -> Exit {
                 let kind = loaded.value.kind();
                 if !args.json {
                     println!("{name}: valid {kind}");
+                    for warning in &loaded.warnings {
+                        eprintln!("warning: {name}: {warning}");
+                    }
                     if cli.verbose {
                         for note in &loaded.notes {
                             println!("  read: {note}");
@@ -166,6 +171,7 @@ fn validate(cli: &Cli, args: &ValidateArgs) -> Exit {
                     kind: Some(kind),
                     errors: Vec::new(),
                     notes: loaded.notes,
+                    warnings: loaded.warnings,
                 }
             }
             Err(error) => {
@@ -192,6 +198,7 @@ fn validate(cli: &Cli, args: &ValidateArgs) -> Exit {
                     kind: None,
                     errors,
                     notes: Vec::new(),
+                    warnings: Vec::new(),
                 }
             }
         };

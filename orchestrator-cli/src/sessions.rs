@@ -5,7 +5,7 @@ use std::path::Path;
 
 use orchestrator_core::{
     BenchmarkOrchestrator, CancellationToken, CoreError, RunOptions, SessionOutcome, SystemStatus,
-    load_client, load_recipe, load_service,
+    load_client, load_recipe_file, load_service,
 };
 use serde::Serialize;
 
@@ -96,8 +96,18 @@ pub(crate) fn on_signal(token: CancellationToken, then: impl FnOnce(&str) + Send
 
 /// `orchestrator run`.
 pub fn run(cli: &Cli, args: &RunArgs) -> Exit {
-    let recipe = match load_recipe(&args.recipe) {
-        Ok(recipe) => recipe,
+    let recipe = match load_recipe_file(&args.recipe) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            if cli.verbose {
+                for note in &loaded.notes {
+                    eprintln!("read: {note}");
+                }
+            }
+            loaded.recipe
+        }
         Err(error) => return fail(&error),
     };
     let file = args.recipe.display().to_string();

@@ -49,11 +49,19 @@ fn relative(path: &Path) -> String {
 #[test]
 fn every_example_recipe_is_valid() {
     let mut files = Vec::new();
-    for dir in ["services", "clients", "complete", "config"] {
+    for dir in [
+        "services",
+        "clients",
+        "complete",
+        "config",
+        "original",
+        "original/services",
+        "original/clients",
+    ] {
         files.extend(yaml_files(&root().join("recipes").join(dir)));
     }
     assert!(
-        files.len() >= 14,
+        files.len() >= 22,
         "found only {} example recipes",
         files.len()
     );
@@ -102,6 +110,191 @@ fn every_invalid_fixture_fails_with_a_located_diagnostic() {
         let stem = fixture.file_stem().unwrap().to_string_lossy().into_owned();
         insta::assert_snapshot!(stem, text(&rendered.stderr));
     }
+}
+
+/// Every service and complete recipe under `recipes/` that validates also plans: what
+/// `validate` accepts, `run --dry-run` accepts (the same driver resolution).
+#[test]
+fn every_recipe_that_validates_also_plans() {
+    let home = tempdir("dry-run-home");
+    let mut planned = 0;
+    for dir in [
+        "services",
+        "complete",
+        "original",
+        "original/services",
+        "original/clients",
+        "clients",
+    ] {
+        for file in yaml_files(&root().join("recipes").join(dir)) {
+            let name = relative(&file);
+            let validated = orchestrator(&["validate", "--json", &name]);
+            let report: Value = serde_json::from_slice(&validated.stdout).unwrap();
+            assert_eq!(report[0]["valid"], true, "{name}: {report:#}");
+            if !matches!(report[0]["kind"].as_str(), Some("service" | "recipe")) {
+                continue;
+            }
+            let output = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+                .args(["run", "--dry-run", &name])
+                .current_dir(root())
+                .env_remove("ORCHESTRATOR_CONFIG")
+                .env("HOME", &home)
+                .output()
+                .unwrap();
+            assert_eq!(
+                output.status.code(),
+                Some(0),
+                "{name} validates but does not plan: {}",
+                text(&output.stderr)
+            );
+            assert!(
+                text(&output.stdout).contains("#SBATCH --job-name="),
+                "{name}"
+            );
+            planned += 1;
+        }
+    }
+    assert!(planned >= 15, "planned only {planned} recipes");
+}
+
+/// A recipe in `dir` named `name`, written from `text`.
+fn written(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_generic_workload_type_resolves_by_the_target_services_type() {
+    let dir = tempdir("generic-workload");
+    let recipe = |service: &str| {
+        format!(
+            "services:\n  - {{name: llm, {service}, ports: [8000]}}\nclients:\n  - name: load\n    workload_type: llm_inference\n    parameters: {{model: m, max_tokens: 8}}\n"
+        )
+    };
+    for (service, workload) in [
+        ("type: ollama", "ollama"),
+        ("command: ollama", "ollama"),
+        ("type: vllm, command: vllm", "openai"),
+        ("type: llama-cpp, command: llama-server", "openai"),
+    ] {
+        let file = written(&dir, "r.yaml", &recipe(service));
+        let output = orchestrator(&["-v", "validate", &file]);
+        let stdout = text(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{service}: {}",
+            text(&output.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("runs the `{workload}` workload")),
+            "{service}: {stdout}"
+        );
+    }
+    // A service no LLM workload fits: refused where `workload_type` is written.
+    let file = written(
+        &dir,
+        "r.yaml",
+        &recipe("type: redis, command: redis-server"),
+    );
+    let output = orchestrator(&["validate", "--json", &file]);
+    assert_eq!(output.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let error = &report[0]["errors"][0];
+    assert_eq!(error["code"], "recipe::driver_parameter", "{report:#}");
+    assert_eq!(
+        (error["line"].as_u64(), error["column"].as_u64()),
+        (Some(5), Some(20))
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("no linked workload fits a service of type `redis`"),
+        "{error}"
+    );
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .contains("`ollama` for ollama"),
+        "{error}"
+    );
+    // A client file alone: its target's type comes from `target_service`.
+    let file = written(
+        &dir,
+        "c.yaml",
+        "name: c\nworkload_type: llm_inference\ntarget_service: {name: x}\nparameters: {model: m}\n",
+    );
+    let output = orchestrator(&["validate", "--json", &file]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        report[0]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the type of the service it loads is not known"),
+        "{report:#}"
+    );
+    assert!(
+        report[0]["errors"][0]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("target_service.type")
+    );
+}
+
+#[test]
+fn an_unknown_workload_type_is_refused_with_the_known_ones() {
+    let dir = tempdir("unknown-workload");
+    let file = written(
+        &dir,
+        "r.yaml",
+        "services:\n  - {name: kv, type: redis, command: redis-server, ports: [6379]}\nclients:\n  - name: load\n    workload_type: redis_bench\n",
+    );
+    let output = orchestrator(&["validate", &file]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("no workload driver `redis_bench` is linked"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("r.yaml:5:20"), "{stderr}");
+    assert!(
+        stderr.contains("known workload types: command, http, ollama, openai, postgres, redis"),
+        "{stderr}"
+    );
+    // `run` refuses it the same way, before anything is submitted.
+    let run = orchestrator(&["run", "--dry-run", &file]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(text(&run.stderr).contains("no workload driver `redis_bench` is linked"));
+}
+
+#[test]
+fn the_api_documents_complete_example_validates_with_a_warning_and_plans() {
+    let output = orchestrator(&["-v", "validate", "recipes/original/seed.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        stdout.contains("its command `ollama` is run by the `ollama` driver"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("runs the `ollama` workload"), "{stdout}");
+    assert!(
+        stderr.contains(
+            "warning: recipes/original/seed.yaml: service `ollama`: Ollama serves no `/api/health`"
+        ),
+        "{stderr}"
+    );
+    // The warning is there without -v too, and in --json.
+    let json = orchestrator(&["validate", "--json", "recipes/original/seed.yaml"]);
+    let report: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(
+        report[0]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("/api/tags")
+    );
 }
 
 #[test]
@@ -264,6 +457,17 @@ fn a_named_config_that_is_missing_is_an_error() {
     let stderr = text(&output.stderr);
     assert!(stderr.contains("config::not_found"), "{stderr}");
     assert!(stderr.contains("no/such/config.yaml"));
+}
+
+#[test]
+fn an_empty_config_file_means_every_default() {
+    let dir = tempdir("emptyconfig");
+    let config = written(&dir, "config.yaml", "# nothing set yet\n");
+    let output = orchestrator(&["-v", "--config", &config, "config", "show"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("local scheduler"), "{stdout}");
+    assert!(stdout.contains("every setting has its default"), "{stdout}");
 }
 
 #[test]

@@ -14,7 +14,9 @@
 
 use std::collections::BTreeMap;
 
-use orchestrator_recipes::{Checked, ClientRecipe, ParameterIssue, ServiceRecipe};
+use orchestrator_recipes::{
+    Checked, ClientRecipe, IssueAt, ParameterIssue, ServiceRecipe, Severity,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -137,6 +139,14 @@ pub trait ServiceDriver: Send + Sync + 'static {
         None
     }
 
+    /// What a user should know about `service` although this driver runs it (each a
+    /// sentence; `validate` and `run` print them as warnings), e.g. a health endpoint
+    /// the service does not serve, probed elsewhere instead. None by default.
+    fn review(&self, service: &ServiceRecipe) -> Vec<String> {
+        let _ = service;
+        Vec::new()
+    }
+
     /// How to tell that the service is ready: by default the recipe's `health_check`,
     /// else a TCP connect to its first port, else nothing (running is ready).
     fn health_probe(&self, service: &ServiceRecipe) -> Option<HealthProbe> {
@@ -160,6 +170,14 @@ pub trait WorkloadDriver: Send + Sync + 'static {
 
     /// Service types this workload can load; empty means any.
     fn targets(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Service types this workload is the natural load for: a client that names a kind
+    /// of load ([`GENERIC_WORKLOAD_TYPES`], e.g. `workload_type: llm_inference`) rather
+    /// than a driver gets the workload whose list holds its target's type. Empty (the
+    /// default): never chosen so.
+    fn fits(&self) -> &'static [&'static str] {
         &[]
     }
 
@@ -225,6 +243,7 @@ pub(crate) fn unknown_setting(
             ),
             None => takes.to_owned(),
         }),
+        ..ParameterIssue::default()
     }
 }
 
@@ -241,6 +260,7 @@ pub(crate) fn driver_issue<'k>(
         key: culprit.unwrap_or_default(),
         message: error.message,
         hint: error.hint,
+        ..ParameterIssue::default()
     }
 }
 
@@ -252,6 +272,14 @@ pub fn check_service_options(kind: &str, options: &BTreeMap<String, Value>) -> V
     let Ok(driver) = Registry::service_driver(Some(kind)) else {
         return Vec::new();
     };
+    options_issues(driver, kind, options)
+}
+
+fn options_issues(
+    driver: &dyn ServiceDriver,
+    kind: &str,
+    options: &BTreeMap<String, Value>,
+) -> Vec<ParameterIssue> {
     let known = schema_keys(&driver.options_schema());
     let who = if driver.name() == kind {
         format!("service driver `{kind}`")
@@ -288,18 +316,86 @@ pub fn check_service_options(kind: &str, options: &BTreeMap<String, Value>) -> V
     issues
 }
 
+/// An issue about the driver a recipe names (its `workload_type` or `type`).
+fn kind_issue(error: DriverError) -> ParameterIssue {
+    ParameterIssue {
+        message: error.message,
+        hint: error.hint,
+        at: IssueAt::Kind,
+        ..ParameterIssue::default()
+    }
+}
+
+fn said(message: String, severity: Severity) -> ParameterIssue {
+    ParameterIssue {
+        message,
+        severity,
+        ..ParameterIssue::default()
+    }
+}
+
 /// The [`ParameterCheck`](orchestrator_recipes::ParameterCheck) of every recipe this
-/// program loads: clients' `parameters` by their workload driver
-/// ([`check_parameters`](crate::workload::check_parameters)), services' `options` by
-/// their service driver ([`check_service_options`]).
+/// program loads, the same resolution that planning does: a client's workload
+/// ([`Registry::workload_driver`]: an unknown `workload_type` is refused, a generic one
+/// resolved by its target's type) and its `parameters`
+/// ([`check_parameters`](crate::workload::check_parameters)); a service's driver
+/// ([`Registry::service_driver_for`]), its `options` and what the driver has to say
+/// about the recipe ([`ServiceDriver::review`]).
 #[must_use]
-pub fn check_settings(
-    checked: Checked<'_>,
-    settings: &BTreeMap<String, Value>,
-) -> Vec<ParameterIssue> {
+pub fn check_settings(checked: Checked<'_>) -> Vec<ParameterIssue> {
     match checked {
-        Checked::Workload(kind) => crate::workload::check_parameters(kind, settings),
-        Checked::Service(kind) => check_service_options(kind, settings),
+        Checked::Client { client, target } => match Registry::workload_driver(client, target) {
+            Err(e) => vec![kind_issue(e)],
+            Ok(resolved) => {
+                let mut issues = if client.workload_type.is_some() {
+                    crate::workload::check_parameters(resolved.driver.name(), &client.parameters)
+                } else {
+                    Vec::new()
+                };
+                issues.extend(resolved.note.map(|n| said(n, Severity::Note)));
+                issues
+            }
+        },
+        Checked::Service(service) => match Registry::service_driver_for(service) {
+            Err(e) => vec![kind_issue(e)],
+            Ok(resolved) => {
+                let kind = service
+                    .service_type
+                    .as_deref()
+                    .unwrap_or(resolved.driver.name());
+                let mut issues = options_issues(resolved.driver, kind, &service.options);
+                issues.extend(resolved.note.map(|n| said(n, Severity::Note)));
+                issues.extend(resolved.driver.review(service).into_iter().map(|w| {
+                    said(
+                        format!("service `{}`: {w}", service.name),
+                        Severity::Warning,
+                    )
+                }));
+                issues
+            }
+        },
+    }
+}
+
+/// Workload types that name a kind of load rather than a driver, as the original
+/// tool's recipes write them (`workload_type: llm_inference`): each resolves to the
+/// linked workload that [fits](WorkloadDriver::fits) the target service's type.
+pub const GENERIC_WORKLOAD_TYPES: &[&str] = &["llm_inference", "llm", "inference"];
+
+/// A driver chosen for a recipe, and how, when the recipe did not name it outright.
+#[derive(Clone)]
+pub struct Resolved<D: ?Sized + 'static> {
+    /// The driver.
+    pub driver: &'static D,
+    /// How it was chosen (for `-v`), when the recipe named a kind rather than it.
+    pub note: Option<String>,
+}
+
+impl<D: ?Sized> std::fmt::Debug for Resolved<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("note", &self.note)
+            .finish_non_exhaustive()
     }
 }
 
@@ -385,33 +481,120 @@ impl Registry {
             })
     }
 
-    /// The workload driver of a client: its `workload_type`, else (for a client with a
-    /// `command`) the fallback workload.
+    /// The driver of a service: the one its `type` names (else the fallback); with no
+    /// `type`, the driver named like its command's program (`command: ollama`, as the
+    /// original tool's recipes write it), else the fallback.
     ///
     /// # Errors
-    /// The client names a workload that is not linked and has no command to run.
+    /// No driver of that name and no fallback is linked.
+    pub fn service_driver_for(
+        service: &ServiceRecipe,
+    ) -> Result<Resolved<dyn ServiceDriver>, DriverError> {
+        if service.service_type.is_none() {
+            let program = service
+                .command
+                .as_deref()
+                .and_then(|c| std::path::Path::new(c).file_name().and_then(|n| n.to_str()));
+            if let Some(program) = program {
+                if let Some(driver) = Self::service_drivers()
+                    .into_iter()
+                    .find(|d| !d.is_fallback() && d.name() == program)
+                {
+                    return Ok(Resolved {
+                        driver,
+                        note: Some(format!(
+                            "service `{}` has no `type`: its command `{program}` is run by the `{program}` driver (write `type: {program}` to say so)",
+                            service.name
+                        )),
+                    });
+                }
+            }
+        }
+        Ok(Resolved {
+            driver: Self::service_driver(service.service_type.as_deref())?,
+            note: None,
+        })
+    }
+
+    /// The type of the service a client loads, as far as it is known: its target's
+    /// `type` or the driver its target runs on (`target`, in a complete recipe or once
+    /// submitted), else the client's `target_service.type`, else its
+    /// `target_service.name` when that names a service driver (`name: ollama`).
+    #[must_use]
+    pub fn target_type(client: &ClientRecipe, target: Option<&ServiceRecipe>) -> Option<String> {
+        if let Some(service) = target {
+            if let Some(kind) = &service.service_type {
+                return Some(kind.clone());
+            }
+            if let Ok(resolved) = Self::service_driver_for(service) {
+                if !resolved.driver.is_fallback() {
+                    return Some(resolved.driver.name().to_owned());
+                }
+            }
+        }
+        let wanted = client.target_service.as_ref()?;
+        if let Some(kind) = &wanted.service_type {
+            return Some(kind.clone());
+        }
+        let name = wanted.name.as_deref()?;
+        Self::service_drivers()
+            .into_iter()
+            .find(|d| !d.is_fallback() && d.name() == name)
+            .map(|d| d.name().to_owned())
+    }
+
+    /// The workload driver of a client: its `workload_type`; a generic one
+    /// ([`GENERIC_WORKLOAD_TYPES`]) resolved to the workload that fits the type of its
+    /// target ([`target_type`](Self::target_type)); with none, for a client with a
+    /// `command`, the fallback workload.
+    ///
+    /// # Errors
+    /// The client names a workload that is not linked, a generic one that nothing fits,
+    /// or nothing to run.
     pub fn workload_driver(
         client: &ClientRecipe,
-    ) -> Result<&'static dyn WorkloadDriver, DriverError> {
+        target: Option<&ServiceRecipe>,
+    ) -> Result<Resolved<dyn WorkloadDriver>, DriverError> {
         let all = Self::workload_drivers();
+        let known = names(all.iter().map(|d| d.name()));
         if let Some(kind) = &client.workload_type {
             if let Some(driver) = all.iter().find(|d| d.name() == kind) {
-                return Ok(*driver);
+                return Ok(Resolved {
+                    driver: *driver,
+                    note: None,
+                });
+            }
+            if GENERIC_WORKLOAD_TYPES.contains(&kind.as_str()) {
+                return Self::generic_workload(client, kind, target, &all);
             }
         }
         if client.command.is_some() {
             if let Some(driver) = all.iter().find(|d| d.is_fallback()) {
-                return Ok(*driver);
+                return Ok(Resolved {
+                    driver: *driver,
+                    note: None,
+                });
             }
         }
-        let known = names(all.iter().map(|d| d.name()));
         Err(match &client.workload_type {
             Some(kind) => DriverError::new(
                 format!(
                     "client `{}`: no workload driver `{kind}` is linked",
                     client.name
                 ),
-                format!("known workload types: {known}; or give the client a `command` to run"),
+                format!(
+                    "known workload types: {known} (or one of {}, resolved by the target's type); or give the client a `command` to run",
+                    GENERIC_WORKLOAD_TYPES.join(", ")
+                ),
+            ),
+            None if client.script.is_some() => DriverError::new(
+                format!(
+                    "client `{}` has a `script:` block, which is not run yet, and neither a `workload_type` nor a `command`",
+                    client.name
+                ),
+                format!(
+                    "run the script as the client's command (`command: python3`, `args: [SCRIPT, ...]`), or name a workload_type: {known}"
+                ),
             ),
             None => DriverError::new(
                 format!(
@@ -421,6 +604,55 @@ impl Registry {
                 format!("set `command` (and `args`), or a workload_type: {known}"),
             ),
         })
+    }
+
+    fn generic_workload(
+        client: &ClientRecipe,
+        kind: &str,
+        target: Option<&ServiceRecipe>,
+        all: &[&'static dyn WorkloadDriver],
+    ) -> Result<Resolved<dyn WorkloadDriver>, DriverError> {
+        let fitting: Vec<&'static dyn WorkloadDriver> = all
+            .iter()
+            .copied()
+            .filter(|d| !d.fits().is_empty())
+            .collect();
+        let choices = fitting
+            .iter()
+            .map(|d| format!("`{}` for {}", d.name(), d.fits().join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let Some(service_type) = Self::target_type(client, target) else {
+            return Err(DriverError::new(
+                format!(
+                    "client `{}`: `workload_type: {kind}` names a kind of load, and the type of the service it loads is not known",
+                    client.name
+                ),
+                format!(
+                    "give `target_service.type` (e.g. `ollama`, `vllm`), or name the workload: {choices}"
+                ),
+            ));
+        };
+        match fitting
+            .iter()
+            .find(|d| d.fits().contains(&service_type.as_str()))
+        {
+            Some(driver) => Ok(Resolved {
+                driver: *driver,
+                note: Some(format!(
+                    "client `{}`: `workload_type: {kind}` against a service of type `{service_type}` runs the `{}` workload",
+                    client.name,
+                    driver.name()
+                )),
+            }),
+            None => Err(DriverError::new(
+                format!(
+                    "client `{}`: `workload_type: {kind}` names a kind of load, and no linked workload fits a service of type `{service_type}`",
+                    client.name
+                ),
+                format!("name the workload: {choices}"),
+            )),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Health gating: is a service ready to take load?
 //!
-//! A probe is an HTTP GET (any 2xx or 3xx answer passes) or a plain TCP connect. It
-//! goes through [`Shell::connect_tcp`], so over SSH it starts on the login node: the
+//! A probe is an HTTP GET (any 2xx or 3xx answer passes), a Redis `PING`, or a plain
+//! TCP connect. It goes through [`Shell::connect_tcp`], so over SSH it starts on the login node: the
 //! compute nodes need not be reachable from the user's machine.
 
 use std::time::Duration;
@@ -32,8 +32,19 @@ pub enum ProbeKind {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         expect: Vec<String>,
     },
-    /// A TCP connection is accepted.
-    Tcp,
+    /// A TCP connection is accepted (`tcp://HOST:PORT`, or no endpoint).
+    Tcp {
+        /// A host other than the service's node, from a full URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+    },
+    /// A Redis `PING` is answered `+PONG` (`redis://HOST:PORT`), or `-NOAUTH` from a
+    /// server that wants a password: it is up and answering.
+    Redis {
+        /// A host other than the service's node, from a full URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+    },
 }
 
 /// A readiness probe and how often to try it.
@@ -69,7 +80,7 @@ impl HealthProbe {
             Some(hc) => {
                 let (check, url_port) = match hc.endpoint.as_deref() {
                     Some(endpoint) => parse_endpoint(endpoint),
-                    None => (ProbeKind::Tcp, None),
+                    None => (ProbeKind::Tcp { host: None }, None),
                 };
                 Some(Self {
                     check,
@@ -80,7 +91,7 @@ impl HealthProbe {
                 })
             }
             None if !service.ports.is_empty() => Some(Self {
-                check: ProbeKind::Tcp,
+                check: ProbeKind::Tcp { host: None },
                 port: None,
                 interval: DEFAULT_INTERVAL,
                 timeout: DEFAULT_TIMEOUT,
@@ -94,7 +105,9 @@ impl HealthProbe {
     #[must_use]
     pub fn host<'a>(&'a self, node: &'a str) -> &'a str {
         match &self.check {
-            ProbeKind::Http { host: Some(h), .. } => h,
+            ProbeKind::Http { host: Some(h), .. }
+            | ProbeKind::Tcp { host: Some(h) }
+            | ProbeKind::Redis { host: Some(h) } => h,
             _ => node,
         }
     }
@@ -105,7 +118,8 @@ impl HealthProbe {
         let host = self.host(node);
         match &self.check {
             ProbeKind::Http { path, .. } => format!("GET http://{host}:{port}{path}"),
-            ProbeKind::Tcp => format!("TCP {host}:{port}"),
+            ProbeKind::Tcp { .. } => format!("TCP {host}:{port}"),
+            ProbeKind::Redis { .. } => format!("Redis PING {host}:{port}"),
         }
     }
 
@@ -118,10 +132,29 @@ impl HealthProbe {
                 .await
                 .map_err(|e| e.to_string())?;
             match &self.check {
-                ProbeKind::Tcp => Ok::<_, String>(ProbeResult {
+                ProbeKind::Tcp { .. } => Ok::<_, String>(ProbeResult {
                     healthy: true,
                     response: format!("TCP {host}:{port} accepted the connection"),
                 }),
+                ProbeKind::Redis { .. } => {
+                    stream
+                        .write_all(b"*1\r\n$4\r\nPING\r\n")
+                        .await
+                        .map_err(|e| format!("sending PING: {e}"))?;
+                    let mut answer = Vec::new();
+                    let mut chunk = [0u8; 512];
+                    while !answer.ends_with(b"\r\n") && answer.len() < 4096 {
+                        let n = stream
+                            .read(&mut chunk)
+                            .await
+                            .map_err(|e| format!("reading the answer to PING: {e}"))?;
+                        if n == 0 {
+                            break;
+                        }
+                        answer.extend_from_slice(&chunk[..n]);
+                    }
+                    Ok(redis_verdict(&answer))
+                }
                 ProbeKind::Http { path, expect, .. } => {
                     send_get(&mut stream, &host, port, path).await?;
                     let mut answer = Vec::new();
@@ -228,10 +261,14 @@ pub async fn http_get(
 
 /// `/path` → HTTP on the service's node; `http://host:port/path` → that host (where
 /// `localhost` and `127.0.0.1` mean the service's node) and port.
+/// The probe an endpoint names: a path (HTTP on the service's port), or a URL:
+/// `http(s)://`, `redis://` or `tcp://` on its host and port, where `localhost` means
+/// the service's node.
 fn parse_endpoint(endpoint: &str) -> (ProbeKind, Option<u16>) {
-    let Some(rest) = endpoint
-        .strip_prefix("http://")
-        .or_else(|| endpoint.strip_prefix("https://"))
+    let schemes = ["http://", "https://", "redis://", "tcp://"];
+    let Some((scheme, rest)) = schemes
+        .iter()
+        .find_map(|s| endpoint.strip_prefix(s).map(|rest| (*s, rest)))
     else {
         return (
             ProbeKind::Http {
@@ -246,6 +283,8 @@ fn parse_endpoint(endpoint: &str) -> (ProbeKind, Option<u16>) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
+    // `redis://:password@host:port` or `user@host`: the host is after the `@`.
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse().ok()),
         _ => (authority, None),
@@ -254,14 +293,31 @@ fn parse_endpoint(endpoint: &str) -> (ProbeKind, Option<u16>) {
         "localhost" | "127.0.0.1" | "0.0.0.0" | "" => None,
         other => Some(other.to_owned()),
     };
-    (
-        ProbeKind::Http {
+    let kind = match scheme {
+        "redis://" => ProbeKind::Redis { host },
+        "tcp://" => ProbeKind::Tcp { host },
+        _ => ProbeKind::Http {
             path: path.to_owned(),
             host,
             expect: Vec::new(),
         },
-        port,
-    )
+    };
+    (kind, port)
+}
+
+/// A Redis server's answer to `PING`: `+PONG` passes, and so does `-NOAUTH` (up, but it
+/// wants a password); `-LOADING` (still reading its data) and anything else do not.
+fn redis_verdict(answer: &[u8]) -> ProbeResult {
+    let line = String::from_utf8_lossy(answer).trim_end().to_owned();
+    let healthy = line == "+PONG" || line.starts_with("-NOAUTH");
+    ProbeResult {
+        healthy,
+        response: if line.is_empty() {
+            "the connection closed without an answer to PING".to_owned()
+        } else {
+            format!("PING answered {line}")
+        },
+    }
 }
 
 fn header_end(bytes: &[u8]) -> Option<usize> {
@@ -360,6 +416,44 @@ mod tests {
                 Some(8080)
             )
         );
+    }
+
+    #[test]
+    fn redis_and_tcp_urls_name_their_probe_host_and_port() {
+        assert_eq!(
+            parse_endpoint("redis://localhost:6379"),
+            (ProbeKind::Redis { host: None }, Some(6379))
+        );
+        assert_eq!(
+            parse_endpoint("redis://:pw@cache.example:6380/0"),
+            (
+                ProbeKind::Redis {
+                    host: Some("cache.example".into())
+                },
+                Some(6380)
+            )
+        );
+        assert_eq!(
+            parse_endpoint("tcp://0.0.0.0:5432"),
+            (ProbeKind::Tcp { host: None }, Some(5432))
+        );
+        assert_eq!(
+            parse_endpoint("redis://localhost"),
+            (ProbeKind::Redis { host: None }, None)
+        );
+    }
+
+    #[test]
+    fn a_ping_passes_on_pong_or_noauth_only() {
+        assert!(redis_verdict(b"+PONG\r\n").healthy);
+        assert!(redis_verdict(b"-NOAUTH Authentication required.\r\n").healthy);
+        let loading = redis_verdict(b"-LOADING Redis is loading the dataset in memory\r\n");
+        assert!(!loading.healthy);
+        assert_eq!(
+            loading.response,
+            "PING answered -LOADING Redis is loading the dataset in memory"
+        );
+        assert!(!redis_verdict(b"").healthy);
     }
 
     #[test]

@@ -47,9 +47,9 @@ pub use driver::{
 pub use error::{CoreError, HealthCheckFailure, StartupFailure};
 pub use health::{HealthProbe, ProbeKind, ProbeResult};
 pub use orchestrator::{
-    BenchmarkOrchestrator, ClientStatus, ClientsModule, ClientsStatus, DebugEntry, ServersModule,
-    ServersStatus, ServiceStatus, SessionStatus, SlurmStatus, StopSummary, SystemStatus,
-    load_client, load_recipe, load_service,
+    BenchmarkOrchestrator, ClientStatus, ClientsModule, ClientsStatus, DebugEntry, RecipeFile,
+    ServersModule, ServersStatus, ServiceStatus, SessionStatus, SlurmStatus, StopSummary,
+    SystemStatus, load_client, load_recipe, load_recipe_file, load_service,
 };
 pub use report::{
     ClientRun, JobResources, REPORT_VERSION, ReportFormat, ReportSession, ServiceMonitoring,

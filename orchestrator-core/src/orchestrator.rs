@@ -907,9 +907,29 @@ fn default_key() -> String {
 /// # Errors
 /// An unreadable or invalid file, or a client or config file.
 pub fn load_recipe(path: &Path) -> Result<BenchmarkRecipe, CoreError> {
+    load_recipe_file(path).map(|file| file.recipe)
+}
+
+/// A recipe file as [`load_recipe_file`] read it.
+#[derive(Debug, Clone)]
+pub struct RecipeFile {
+    /// The complete recipe.
+    pub recipe: BenchmarkRecipe,
+    /// How it was read (the original tool's forms, drivers chosen by kind): for `-v`.
+    pub notes: Vec<String>,
+    /// What the user should know although it runs: to print.
+    pub warnings: Vec<String>,
+}
+
+/// [`load_recipe`], with how the file was read and its warnings.
+///
+/// # Errors
+/// An unreadable or invalid file, or a client or config file.
+pub fn load_recipe_file(path: &Path) -> Result<RecipeFile, CoreError> {
     let loaded = load_file_checked(path, None, &crate::check_settings)?;
     let kind = loaded.value.kind();
-    loaded.value.into_recipe().ok_or_else(|| {
+    let (notes, warnings) = (loaded.notes, loaded.warnings);
+    let recipe = loaded.value.into_recipe().ok_or_else(|| {
         CoreError::plan(
             &path.display().to_string(),
             format!("a {kind} file cannot be run on its own"),
@@ -918,6 +938,11 @@ pub fn load_recipe(path: &Path) -> Result<BenchmarkRecipe, CoreError> {
                 _ => "pass a service or complete recipe".into(),
             }),
         )
+    })?;
+    Ok(RecipeFile {
+        recipe,
+        notes,
+        warnings,
     })
 }
 

@@ -85,13 +85,15 @@ impl std::fmt::Debug for Plan {
 /// # Errors
 /// No driver for its type, or a recipe the driver cannot launch.
 pub fn plan_service(service: &ServiceRecipe, file: &str) -> Result<ServicePlan, CoreError> {
-    let driver = Registry::service_driver(service.service_type.as_deref()).map_err(|e| {
-        CoreError::plan(
-            file,
-            format!("service `{}`: {}", service.name, e.message),
-            e.hint,
-        )
-    })?;
+    let driver = Registry::service_driver_for(service)
+        .map_err(|e| {
+            CoreError::plan(
+                file,
+                format!("service `{}`: {}", service.name, e.message),
+                e.hint,
+            )
+        })?
+        .driver;
     let launch = driver.launch(service).map_err(|e| {
         CoreError::plan(
             file,
@@ -159,8 +161,9 @@ pub fn plan_client(
     target: usize,
     file: &str,
 ) -> Result<ClientPlan, CoreError> {
-    let driver =
-        Registry::workload_driver(client).map_err(|e| CoreError::plan(file, e.message, e.hint))?;
+    let driver = Registry::workload_driver(client, Some(&service.recipe))
+        .map_err(|e| CoreError::plan(file, e.message, e.hint))?
+        .driver;
     let port = client_port(client, &service.recipe, file)?;
     let kind = service.driver.name();
     if !driver.targets().is_empty() && !driver.targets().contains(&kind) {

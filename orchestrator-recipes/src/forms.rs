@@ -453,7 +453,8 @@ impl Normalizer {
         if let Some(container) = take(entries, "container") {
             match container.value.kind {
                 NodeKind::Map(block) => {
-                    for item in block {
+                    // A key given no value is unset: it replaces nothing.
+                    for item in block.into_iter().filter(|i| i.value.kind != NodeKind::Null) {
                         let canonical = match item.key.as_str() {
                             "docker_source" => "container_source",
                             "image_path" => "container_image",

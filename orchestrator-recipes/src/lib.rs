@@ -34,8 +34,8 @@ pub use config::{Config, ConfigError, ContainersConfig, HpcConfig, LoadedConfig,
 pub use diagnostic::{Code, FileDiagnostics, Problem, ProblemRecord};
 pub use forms::Kind;
 pub use load::{
-    Checked, Document, LoadError, Loaded, ParameterCheck, ParameterIssue, load_file,
-    load_file_checked, load_source, load_str, read_source,
+    Checked, Document, IssueAt, LoadError, Loaded, ParameterCheck, ParameterIssue, Severity,
+    load_file, load_file_checked, load_source, load_str, read_source,
 };
 pub use model::{
     BenchmarkRecipe, ClientRecipe, EXPECT_METRIC_PATTERN, Expectation, HealthCheck, MonitorSpec,

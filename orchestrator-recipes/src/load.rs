@@ -3,7 +3,6 @@
 //! (all problems at once), deserialise, and check what a schema cannot (names unique,
 //! client targets that exist).
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +13,7 @@ use crate::diagnostic::{Code, FileDiagnostics, Problem};
 use crate::forms::{Kind, normalize};
 use crate::model::{BenchmarkRecipe, ClientRecipe, ServiceRecipe};
 use crate::source::{ByteSpan, SourceText};
-use crate::yaml::{self, Node};
+use crate::yaml::{self, Node, NodeKind};
 
 /// Largest file accepted, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -66,8 +65,11 @@ impl Document {
 pub struct Loaded<T> {
     /// The typed value.
     pub value: T,
-    /// Which forms of the original tool were read.
+    /// How the file was read: which forms of the original tool, which driver a
+    /// generic name resolved to (`validate -v` prints them).
     pub notes: Vec<String>,
+    /// What the user should know although the file loads (always printed).
+    pub warnings: Vec<String>,
     /// The file's text, for later diagnostics.
     pub source: SourceText,
 }
@@ -157,30 +159,64 @@ pub fn load_str(
     load_source(SourceText::new(name, text.to_owned()), expected)
 }
 
-/// Whose settings a [`ParameterCheck`] is asked about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a [`ParameterCheck`] is asked about.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Checked<'a> {
-    /// A client's `parameters`, for its `workload_type`.
-    Workload(&'a str),
-    /// A service's `options`, for its `type`.
-    Service(&'a str),
+    /// A client: its `workload_type` and `parameters`, with the service it targets
+    /// when the same file holds it.
+    Client {
+        /// The client.
+        client: &'a ClientRecipe,
+        /// Its target, in a complete recipe.
+        target: Option<&'a ServiceRecipe>,
+    },
+    /// A service: its `type` and `options`.
+    Service(&'a ServiceRecipe),
 }
 
-/// A problem a driver finds in a client's `parameters` or a service's `options`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a [`ParameterIssue`] belongs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IssueAt {
+    /// At the key of the settings (`parameters.KEY`, `options.KEY`); at the block itself
+    /// when the key is empty.
+    #[default]
+    Setting,
+    /// At the driver's name: the client's `workload_type`, the service's `type` (or its
+    /// `name` when it has none).
+    Kind,
+}
+
+/// How much a [`ParameterIssue`] matters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Severity {
+    /// The file is refused.
+    #[default]
+    Error,
+    /// The file loads, and the user is told (always).
+    Warning,
+    /// The file loads; said with `-v`: how something was read.
+    Note,
+}
+
+/// What a driver finds in a client's `parameters` or a service's `options`, or about
+/// the driver a recipe names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParameterIssue {
-    /// The parameter.
+    /// The parameter (for [`IssueAt::Setting`]).
     pub key: String,
-    /// What is wrong.
+    /// What is wrong, or what was read.
     pub message: String,
     /// What to do about it.
     pub hint: Option<String>,
+    /// Where it belongs.
+    pub at: IssueAt,
+    /// Whether it refuses the file.
+    pub severity: Severity,
 }
 
-/// Checks a client's `parameters` (for its `workload_type`) or a service's `options`
-/// (for its `type`). This crate knows no drivers; the caller that does passes this in.
-pub type ParameterCheck<'a> =
-    &'a dyn Fn(Checked<'_>, &BTreeMap<String, serde_json::Value>) -> Vec<ParameterIssue>;
+/// Checks a client (its `workload_type` and `parameters`) or a service (its `type` and
+/// `options`). This crate knows no drivers; the caller that does passes this in.
+pub type ParameterCheck<'a> = &'a dyn Fn(Checked<'_>) -> Vec<ParameterIssue>;
 
 /// [`load_file`], and every client's `parameters` and every service's `options` checked
 /// by `check`, each problem at the key's line and column.
@@ -207,75 +243,109 @@ pub fn load_source(
     load_source_with(source, expected, None)
 }
 
-/// Driver settings in a document: where they are, whose, and what.
-type Settings<'d> = (
-    Vec<String>,
-    Checked<'d>,
-    &'d BTreeMap<String, serde_json::Value>,
-);
-
-fn client_settings(prefix: Vec<String>, c: &ClientRecipe) -> Option<Settings<'_>> {
-    let kind = c.workload_type.as_deref()?;
-    Some((prefix, Checked::Workload(kind), &c.parameters))
-}
-
-fn service_settings(prefix: Vec<String>, s: &ServiceRecipe) -> Option<Settings<'_>> {
-    // A service without a `type` runs on the generic driver, which takes none.
-    let kind = s.service_type.as_deref().unwrap_or("generic");
-    (!s.options.is_empty() || s.service_type.is_some()).then_some((
-        prefix,
-        Checked::Service(kind),
-        &s.options,
-    ))
-}
-
-fn parameter_problems(root: &Node, document: &Document, check: ParameterCheck<'_>) -> Vec<Problem> {
-    let (client, service) = (client_settings, service_settings);
+/// What a document asks drivers about: the path of the settings block, and whose.
+fn checked_parts(document: &Document) -> Vec<(Vec<String>, Checked<'_>)> {
     let at = |section: &str, i: usize, key: &str| {
         vec![section.to_owned(), i.to_string(), key.to_owned()]
     };
-    let checked: Vec<Settings<'_>> = match document {
-        Document::Client(c) => client(vec!["parameters".to_owned()], c)
-            .into_iter()
-            .collect(),
-        Document::Service(s) => service(vec!["options".to_owned()], s).into_iter().collect(),
+    match document {
+        Document::Client(client) => vec![(
+            vec!["parameters".to_owned()],
+            Checked::Client {
+                client,
+                target: None,
+            },
+        )],
+        Document::Service(s) => vec![(vec!["options".to_owned()], Checked::Service(s))],
         Document::Recipe(r) => r
             .services
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| service(at("services", i, "options"), s))
-            .chain(
-                r.clients
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, c)| client(at("clients", i, "parameters"), c)),
-            )
+            .map(|(i, s)| (at("services", i, "options"), Checked::Service(s)))
+            .chain(r.clients.iter().enumerate().map(|(i, c)| {
+                (
+                    at("clients", i, "parameters"),
+                    Checked::Client {
+                        client: c,
+                        target: r.target_of(c),
+                    },
+                )
+            }))
             .collect(),
         Document::Config(_) => Vec::new(),
-    };
-    let mut problems = Vec::new();
-    for (prefix, checked, settings) in checked {
-        for issue in check(checked, settings) {
+    }
+}
+
+/// What `check` says of every client and service of `document`: the problems (at
+/// their keys), then the warnings and notes.
+fn driver_findings(
+    root: &Node,
+    document: &Document,
+    check: ParameterCheck<'_>,
+) -> (Vec<Problem>, Vec<String>, Vec<String>) {
+    let (mut problems, mut warnings, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    for (prefix, checked) in checked_parts(document) {
+        let (label, kind_key) = match checked {
+            Checked::Client { client, .. } => (
+                format!(
+                    "for workload `{}`",
+                    client.workload_type.as_deref().unwrap_or("-")
+                ),
+                "workload_type",
+            ),
+            Checked::Service(service) => (
+                format!(
+                    "for service type `{}`",
+                    service.service_type.as_deref().unwrap_or("generic")
+                ),
+                if service.service_type.is_some() {
+                    "type"
+                } else {
+                    "name"
+                },
+            ),
+        };
+        for issue in check(checked) {
+            match issue.severity {
+                Severity::Warning => {
+                    warnings.push(issue.message);
+                    continue;
+                }
+                Severity::Note => {
+                    notes.push(issue.message);
+                    continue;
+                }
+                Severity::Error => {}
+            }
             let mut path = prefix.clone();
-            path.push(issue.key.clone());
+            match issue.at {
+                IssueAt::Setting => path.push(issue.key.clone()),
+                IssueAt::Kind => {
+                    path.pop();
+                    path.push(kind_key.to_owned());
+                }
+            }
             let span = root
                 .lookup(&path)
-                .map(|(node, key)| key.unwrap_or(node.span))
+                .map(|(node, key)| match issue.at {
+                    IssueAt::Kind => node.span,
+                    IssueAt::Setting => key.unwrap_or(node.span),
+                })
                 .or_else(|| root.lookup(&prefix).map(|(node, _)| node.span))
+                .or_else(|| {
+                    root.lookup(&prefix[..prefix.len() - 1])
+                        .map(|(node, _)| ByteSpan::new(node.span.offset, 0))
+                })
                 .unwrap_or(ByteSpan::new(root.span.offset, 0));
-            let label = match checked {
-                Checked::Workload(kind) => format!("for workload `{kind}`"),
-                Checked::Service(kind) => format!("for service type `{kind}`"),
-            };
             let mut problem =
-                Problem::new(Code::DriverParameter, issue.message, span).with_label(label);
+                Problem::new(Code::DriverParameter, issue.message, span).with_label(label.clone());
             if let Some(hint) = issue.hint {
                 problem = problem.with_help(hint);
             }
             problems.push(problem);
         }
     }
-    problems
+    (problems, warnings, notes)
 }
 
 fn load_source_with(
@@ -284,13 +354,33 @@ fn load_source_with(
     check: Option<ParameterCheck<'_>>,
 ) -> Result<Loaded<Document>, FileDiagnostics> {
     let fail = |problems: Vec<Problem>| FileDiagnostics::new(&source, problems);
-    let documents = yaml::load(&source).map_err(|p| fail(vec![p]))?;
-    let normalized = normalize(&source, documents, expected).map_err(fail)?;
+    let (mut documents, reindented) = yaml::load_lenient(&source).map_err(|p| fail(vec![p]))?;
+    let mut notes = Vec::new();
+    if !reindented.is_empty() {
+        let lines: Vec<String> = reindented.iter().map(ToString::to_string).collect();
+        notes.push(format!(
+            "line(s) {} of a `[...]` or `{{...}}` list indented less than YAML allows, read as PyYAML (the original tool's parser) reads them",
+            lines.join(", ")
+        ));
+    }
+    if expected == Some(Kind::Config) && documents.iter().all(|d| d.kind == NodeKind::Null) {
+        // An empty config.yaml, or one of comments only: every setting at its default.
+        documents = vec![Node::new(ByteSpan::new(0, 0), NodeKind::Map(Vec::new()))];
+        notes.push("the config file is empty: every setting has its default".to_owned());
+    }
+    let mut normalized = normalize(&source, documents, expected).map_err(fail)?;
+    notes.append(&mut normalized.notes);
     let root = &normalized.root;
-    let json = root.to_json();
+    let json = root.to_json_unset_nulls();
     let problems = crate::schema::validate(normalized.kind, root, &json);
     if !problems.is_empty() {
         return Err(fail(problems));
+    }
+    for path in root.null_entries() {
+        notes.push(format!(
+            "`{}` has no value: read as unset",
+            crate::schema::display_path(&path)
+        ));
     }
     let value = match normalized.kind {
         Kind::Service => Document::Service(Box::new(typed(root, json).map_err(|p| fail(vec![p]))?)),
@@ -305,15 +395,19 @@ fn load_source_with(
             Document::Recipe(Box::new(recipe))
         }
     };
+    let mut warnings = Vec::new();
     if let Some(check) = check {
-        let problems = parameter_problems(root, &value, check);
+        let (problems, mut found_warnings, mut found_notes) = driver_findings(root, &value, check);
         if !problems.is_empty() {
             return Err(fail(problems));
         }
+        warnings.append(&mut found_warnings);
+        notes.append(&mut found_notes);
     }
     Ok(Loaded {
         value,
-        notes: normalized.notes,
+        notes,
+        warnings,
         source,
     })
 }
@@ -452,6 +546,74 @@ mod tests {
         let one =
             recipe("service:\n  name: only\n  command: x\n---\nclient:\n  name: c\n  command: y\n");
         assert_eq!(one.target_of(&one.clients[0]).unwrap().name, "only");
+    }
+
+    #[test]
+    fn a_key_with_no_value_is_unset_and_said_so() {
+        let with_nulls = load_str(
+            "t.yaml",
+            "name: r\ncommand: redis-server\ndescription:\nhealth_check: ~\nresources:\n  slurm:\n    account: null\n    partition: cpu\nenvironment:\n  A: 1\n  B:\n",
+            None,
+        )
+        .unwrap();
+        let without = load_str(
+            "t.yaml",
+            "name: r\ncommand: redis-server\nresources:\n  slurm:\n    partition: cpu\nenvironment:\n  A: 1\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(with_nulls.value, without.value);
+        let notes = with_nulls.notes.join("\n");
+        for key in [
+            "description",
+            "health_check",
+            "resources.slurm.account",
+            "environment.B",
+        ] {
+            assert!(
+                notes.contains(&format!("`{key}` has no value: read as unset")),
+                "{key}: {notes}"
+            );
+        }
+        // A null list item is not a key with no value.
+        assert!(load_str("t.yaml", "name: r\ncommand: x\nports: [~]\n", None).is_err());
+    }
+
+    #[test]
+    fn an_empty_config_file_means_every_default() {
+        for text in ["", "# all defaults\n", "---\n"] {
+            let loaded = load_str("config.yaml", text, Some(Kind::Config)).unwrap();
+            let Document::Config(config) = loaded.value else {
+                panic!("not a config")
+            };
+            assert_eq!(*config, Config::default(), "{text:?}");
+            assert!(loaded.notes[0].contains("empty"), "{:?}", loaded.notes);
+        }
+        // A recipe file still has to hold a recipe.
+        assert!(load_str("r.yaml", "", None).is_err());
+        assert!(load_str("r.yaml", "", Some(Kind::Service)).is_err());
+    }
+
+    #[test]
+    fn a_flow_list_closed_at_its_keys_indentation_is_noted() {
+        let loaded = load_str(
+            "t.yaml",
+            "service:\n  name: m\n  command: mysqld\n  args: [\n    \"--user=mysql\"\n  ]\n",
+            None,
+        )
+        .unwrap();
+        let Document::Service(service) = loaded.value else {
+            panic!("not a service")
+        };
+        assert_eq!(service.args.len(), 1);
+        assert!(
+            loaded
+                .notes
+                .iter()
+                .any(|n| n.contains("line(s) 6 ") && n.contains("PyYAML")),
+            "{:?}",
+            loaded.notes
+        );
     }
 
     #[test]

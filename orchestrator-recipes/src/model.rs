@@ -177,10 +177,11 @@ pub struct SlurmOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
-    /// A path (`/api/tags`) on the service's first port, or a full URL
-    /// (`http://localhost:11434/api/tags`) where `localhost` means the service's node.
+    /// A path (`/api/tags`) on the service's first port, or a full URL where
+    /// `localhost` means the service's node: `http://localhost:11434/api/tags` (a GET),
+    /// `redis://localhost:6379` (a Redis PING), `tcp://localhost:5432` (a connect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(r"^(/|https?://)"))]
+    #[schemars(pattern(r"^(/|https?://|redis://|tcp://)"))]
     pub endpoint: Option<String>,
     /// Port to probe; the service's first port when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -123,7 +123,7 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// A JSON pointer's path as people read it: `services[0].resources.gpu`.
-fn display_path(segments: &[String]) -> String {
+pub(crate) fn display_path(segments: &[String]) -> String {
     let mut out = String::new();
     for segment in segments {
         if segment.parse::<usize>().is_ok() && !out.is_empty() {
@@ -301,6 +301,26 @@ fn to_problems(
                 .and_then(|p| p.get(name))
                 .and_then(|p| p.get("description"))
                 .and_then(Value::as_str);
+            if let Some(entry) = node
+                .entry(name)
+                .filter(|e| e.value.kind == crate::yaml::NodeKind::Null)
+            {
+                // Written with no value, which means unset: say so at the key.
+                let mut problem = Problem::new(
+                    Code::MissingKey,
+                    format!("required key `{name}` in {at} has no value"),
+                    entry.key_span,
+                )
+                .with_label("no value");
+                problem = problem.with_help(match what {
+                    Some(what) => format!(
+                        "give `{name}` a value ({}); a key with no value is unset",
+                        what.trim_end_matches('.')
+                    ),
+                    None => format!("give `{name}` a value; a key with no value is unset"),
+                });
+                return vec![problem];
+            }
             let span = key_span.unwrap_or(ByteSpan::new(node.span.offset, 0));
             let mut problem = Problem::new(
                 Code::MissingKey,

@@ -126,6 +126,59 @@ impl Node {
         }
     }
 
+    /// [`to_json`](Self::to_json) without the mapping entries whose value is null: a
+    /// key given no value (`account:`, `account: null`) is unset, as PyYAML and the
+    /// original tool read it. A required key so written is then missing, which the
+    /// schema reports at the key ("has no value").
+    #[must_use]
+    pub fn to_json_unset_nulls(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match &self.kind {
+            NodeKind::Seq(items) => {
+                Value::Array(items.iter().map(Node::to_json_unset_nulls).collect())
+            }
+            NodeKind::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .filter(|e| e.value.kind != NodeKind::Null)
+                    .map(|e| (e.key.clone(), e.value.to_json_unset_nulls()))
+                    .collect(),
+            ),
+            _ => self.to_json(),
+        }
+    }
+
+    /// The paths (keys and list indexes) of the mapping entries whose value is null.
+    #[must_use]
+    pub fn null_entries(&self) -> Vec<Vec<String>> {
+        fn walk(node: &Node, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            match &node.kind {
+                NodeKind::Seq(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        path.push(i.to_string());
+                        walk(item, path, out);
+                        path.pop();
+                    }
+                }
+                NodeKind::Map(entries) => {
+                    for entry in entries {
+                        path.push(entry.key.clone());
+                        if entry.value.kind == NodeKind::Null {
+                            out.push(path.clone());
+                        } else {
+                            walk(&entry.value, path, out);
+                        }
+                        path.pop();
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut Vec::new(), &mut out);
+        out
+    }
+
     /// The node at a JSON pointer's segments, with the span of the key that leads to
     /// it (none for the root and for list items).
     #[must_use]
@@ -166,6 +219,7 @@ enum Frame {
 
 struct Loader<'s> {
     source: &'s SourceText,
+    reindent: &'s Reindent,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     documents: Vec<Node>,
@@ -186,24 +240,239 @@ fn count_nodes(node: &Node) -> usize {
 /// # Errors
 /// The first syntax or structure problem, with its position.
 pub fn load(source: &SourceText) -> Result<Vec<Node>, Problem> {
+    load_lenient(source).map(|(documents, _)| documents)
+}
+
+/// Most re-parses [`load_lenient`] makes to read flow collections as PyYAML does.
+const MAX_REINDENTS: usize = 256;
+
+/// [`load`], reading as PyYAML does (which the original tool uses) the lines of a flow
+/// collection that are indented less than YAML 1.2 allows, e.g. a closing bracket at
+/// its key's own indentation (`  args: [` / `    "--a",` / `  ]`): saphyr refuses
+/// them, PyYAML ignores indentation inside `[...]` and `{...}`. Such a line is parsed
+/// as if indented enough; spans stay those of the file as written. Also returns the
+/// 1-based numbers of the lines so read.
+///
+/// # Errors
+/// The first syntax or structure problem, with its position.
+pub fn load_lenient(source: &SourceText) -> Result<(Vec<Node>, Vec<usize>), Problem> {
+    let mut reindent = Reindent::default();
+    loop {
+        let text = reindent.apply(source.text());
+        match parse_events(source, &text, &reindent) {
+            Ok(documents) => {
+                let lines = reindent
+                    .lines
+                    .iter()
+                    .map(|&(start, _)| source.line_col(source.byte_of_char(start)).0)
+                    .collect();
+                return Ok((documents, lines));
+            }
+            Err(Failure::Scan(error)) => {
+                let at = error.marker().index();
+                let fixable = error.info().starts_with("invalid indentation")
+                    && !error.info().contains("quoted")
+                    && !error.info().contains("anchor")
+                    && reindent.parses < MAX_REINDENTS
+                    && flow_depth(&text, at) > 0;
+                if !fixable || !reindent.deepen(source.text(), reindent.original(at)) {
+                    return Err(scan_problem(source, reindent.original(at), error.info()));
+                }
+            }
+            Err(Failure::Problem(problem)) => return Err(problem),
+        }
+    }
+}
+
+enum Failure {
+    Scan(ScanError),
+    Problem(Problem),
+}
+
+fn parse_events(
+    source: &SourceText,
+    text: &str,
+    reindent: &Reindent,
+) -> Result<Vec<Node>, Failure> {
     let mut loader = Loader {
         source,
+        reindent,
         stack: Vec::new(),
         anchors: HashMap::new(),
         documents: Vec::new(),
         nodes: 0,
         alias_nodes: 0,
     };
-    for event in Parser::new_from_str(source.text()) {
-        let (event, span) = event.map_err(|e| scan_problem(source, &e))?;
-        loader.event(event, span)?;
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(Failure::Scan)?;
+        loader.event(event, span).map_err(Failure::Problem)?;
     }
     Ok(loader.documents)
 }
 
-fn scan_problem(source: &SourceText, error: &ScanError) -> Problem {
-    let mut at = source.byte_span_of_chars(error.marker().index(), 0);
-    let info = error.info();
+/// Spaces added to the start of some lines of the text before it is parsed.
+#[derive(Debug, Default)]
+struct Reindent {
+    /// (the character index in the file of the line's start, the spaces added), by
+    /// index.
+    lines: Vec<(usize, usize)>,
+    /// How many re-parses were asked for.
+    parses: usize,
+}
+
+impl Reindent {
+    /// The text to parse.
+    fn apply<'t>(&self, original: &'t str) -> std::borrow::Cow<'t, str> {
+        if self.lines.is_empty() {
+            return original.into();
+        }
+        let added: usize = self.lines.iter().map(|&(_, n)| n).sum();
+        let mut out = String::with_capacity(original.len() + added);
+        let mut next = self.lines.iter().peekable();
+        for (index, c) in original.chars().enumerate() {
+            if let Some(&&(start, n)) = next.peek() {
+                if start == index {
+                    out.extend(std::iter::repeat_n(' ', n));
+                    next.next();
+                }
+            }
+            out.push(c);
+        }
+        out.into()
+    }
+
+    /// The character index in the file of character `index` of the parsed text (an
+    /// added space maps to its line's start).
+    fn original(&self, index: usize) -> usize {
+        let mut shift = 0;
+        for &(start, n) in &self.lines {
+            let parsed_start = start + shift;
+            if index < parsed_start {
+                break;
+            }
+            if index < parsed_start + n {
+                return start;
+            }
+            shift += n;
+        }
+        index - shift
+    }
+
+    /// Indents the line of the file that holds character `at` by one more space;
+    /// `false` when that line has had eight already.
+    fn deepen(&mut self, original: &str, at: usize) -> bool {
+        let start = original
+            .chars()
+            .take(at)
+            .enumerate()
+            .filter(|&(_, c)| c == '\n')
+            .last()
+            .map_or(0, |(i, _)| i + 1);
+        self.parses += 1;
+        match self.lines.binary_search_by_key(&start, |&(s, _)| s) {
+            Ok(i) if self.lines[i].1 >= 8 => false,
+            Ok(i) => {
+                self.lines[i].1 += 1;
+                true
+            }
+            Err(i) => {
+                self.lines.insert(i, (start, 1));
+                true
+            }
+        }
+    }
+}
+
+/// How many flow collections (`[`, `{`) are open before character `at` of `text`:
+/// brackets in quoted scalars, comments and block scalars (`|`, `>`), or inside a plain
+/// word (`foo[1]`), do not count.
+fn flow_depth(text: &str, at: usize) -> usize {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    // The indentation of the line that opened a block scalar: lines indented more (and
+    // blank ones) are its text.
+    let mut block_parent: Option<usize> = None;
+    let mut seen = 0;
+    for line in text.split_inclusive('\n') {
+        if seen >= at {
+            break;
+        }
+        let len = line.chars().count();
+        let end = (at - seen).min(len);
+        seen += len;
+        let indent = line.chars().take_while(|&c| c == ' ').count();
+        if let Some(parent) = block_parent {
+            if line.trim().is_empty() || indent > parent {
+                continue;
+            }
+            block_parent = None;
+        }
+        let mut previous = ' ';
+        let mut content = String::new();
+        // A `'` just closed a single-quoted scalar: `''` is a quote inside it.
+        let mut closed_single = false;
+        for c in line.chars().take(end) {
+            if std::mem::take(&mut closed_single) && c == '\'' {
+                quote = Some(c);
+                content.push(c);
+                previous = c;
+                continue;
+            }
+            match quote {
+                Some('\'') => {
+                    if c == '\'' {
+                        quote = None;
+                        closed_single = true;
+                    }
+                }
+                Some(_) => {
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        quote = None;
+                    }
+                }
+                None => {
+                    let token_start = previous.is_whitespace() || "[{,:".contains(previous);
+                    match c {
+                        '#' if previous.is_whitespace() => break,
+                        '\'' | '"' if token_start => quote = Some(c),
+                        '[' | '{' if token_start || depth > 0 => depth += 1,
+                        ']' | '}' if depth > 0 => depth -= 1,
+                        _ => {}
+                    }
+                }
+            }
+            content.push(c);
+            previous = c;
+        }
+        if end == len && quote.is_none() && depth == 0 && opens_block_scalar(&content) {
+            block_parent = Some(indent);
+        }
+    }
+    depth
+}
+
+/// Whether a line (its comment removed) ends with a block scalar's indicator:
+/// `key: |`, `- >-`, `run: |2+`, ...
+fn opens_block_scalar(line: &str) -> bool {
+    let line = line.trim_end();
+    let indicator = line.trim_end_matches(|c: char| c == '+' || c == '-' || c.is_ascii_digit());
+    let Some(head) = indicator
+        .strip_suffix('|')
+        .or_else(|| indicator.strip_suffix('>'))
+    else {
+        return false;
+    };
+    head.is_empty() || head.ends_with(' ')
+}
+
+/// A scanner's error at character `index` of the file.
+fn scan_problem(source: &SourceText, index: usize, info: &str) -> Problem {
+    let mut at = source.byte_span_of_chars(index, 0);
     if info.contains("tab") && source.text()[..at.offset].ends_with('\t') {
         // The scanner stops after the tab; point at the tab itself.
         at = ByteSpan::new(at.offset - 1, 1);
@@ -231,8 +500,9 @@ fn scan_problem(source: &SourceText, error: &ScanError) -> Problem {
 
 impl Loader<'_> {
     fn span(&self, span: Span) -> ByteSpan {
-        self.source
-            .byte_span_of_chars(span.start.index(), span.end.index() - span.start.index())
+        let start = self.reindent.original(span.start.index());
+        let end = self.reindent.original(span.end.index()).max(start);
+        self.source.byte_span_of_chars(start, end - start)
     }
 
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), Problem> {
@@ -471,6 +741,86 @@ mod tests {
     fn tab_indentation_is_named() {
         let problem = parse("a: 1\nb:\n\tc: 2\n").unwrap_err();
         assert_eq!(problem.code, Code::YamlTab);
+    }
+
+    #[test]
+    fn a_flow_list_closed_at_its_keys_indentation_reads_as_pyyaml_reads_it() {
+        let text = "service:\n  name: mysql\n  args: [\n    \"--datadir=/d\",\n    \"--user=mysql\"\n  ]\n  ports: [3306]\n";
+        let (docs, lines) = load_lenient(&SourceText::new("t.yaml", text.to_owned())).unwrap();
+        assert_eq!(lines, [6]);
+        let json = docs[0].to_json();
+        assert_eq!(
+            json["service"]["args"],
+            serde_json::json!(["--datadir=/d", "--user=mysql"])
+        );
+        assert_eq!(json["service"]["ports"], serde_json::json!([3306]));
+        // Spans are those of the file as written, before and after the line read so.
+        let (user, _) = docs[0]
+            .lookup(&["service".into(), "args".into(), "1".into()])
+            .unwrap();
+        assert_eq!(&text[user.span.range()], "\"--user=mysql\"");
+        let entry = docs[0].get("service").unwrap().entry("ports").unwrap();
+        assert_eq!(&text[entry.key_span.range()], "ports");
+        let (port, _) = docs[0]
+            .lookup(&["service".into(), "ports".into(), "0".into()])
+            .unwrap();
+        assert_eq!(&text[port.span.range()], "3306");
+    }
+
+    #[test]
+    fn flow_entries_and_mappings_below_the_indentation_read_too() {
+        let text = "a:\n  b: [\nx,\n  y]\n  c: {\n  k: 1,\n  l: [2,\n 3]\n  }\n";
+        let (docs, lines) = load_lenient(&SourceText::new("t.yaml", text.to_owned())).unwrap();
+        assert_eq!(
+            docs[0].to_json(),
+            serde_json::json!({"a": {"b": ["x", "y"], "c": {"k": 1, "l": [2, 3]}}})
+        );
+        assert!(!lines.is_empty());
+    }
+
+    #[test]
+    fn a_block_indentation_error_stays_an_error() {
+        // Not inside `[...]`: PyYAML refuses this too.
+        let problem = parse("a:\n    b: 1\n  c: 2\n").unwrap_err();
+        assert_eq!(problem.code, Code::YamlSyntax);
+        // Brackets in quotes, comments and block scalars open no flow collection.
+        for text in [
+            "a:\n  s: \"[\"\n  t: 1\n   u: 2\n",
+            "a:\n  s: 1 # [\n  t: 1\n   u: 2\n",
+            "a:\n  s: |\n    if [ -f x\n  t: 1\n   u: 2\n",
+        ] {
+            let problem = parse(text).unwrap_err();
+            assert_eq!(problem.code, Code::YamlSyntax, "{text}");
+            assert!(
+                problem.message.contains("indentation") || problem.message.contains("mapping"),
+                "{text}: {}",
+                problem.message
+            );
+        }
+    }
+
+    #[test]
+    fn flow_depth_counts_only_real_flow_collections() {
+        let depth = |text: &str| flow_depth(text, text.chars().count());
+        assert_eq!(depth("a: [1,\n"), 1);
+        assert_eq!(depth("a: [1, {b: 2,\n"), 2);
+        assert_eq!(depth("a: [1, [2]]\n"), 0);
+        assert_eq!(depth("a: \"[\"\n"), 0);
+        assert_eq!(depth("a: 'it''s ['\n"), 0);
+        assert_eq!(depth("a: \"\\\" [\"\n"), 0);
+        assert_eq!(depth("a: 1 # [\n"), 0);
+        assert_eq!(depth("a: foo[1\n"), 0);
+        assert_eq!(depth("a: |\n  if [ -f x\n"), 0);
+        assert_eq!(depth("a: >-\n  [\n\n  [\nb: [\n"), 1);
+        assert_eq!(depth("- [a,\n"), 1);
+    }
+
+    #[test]
+    fn an_unclosed_flow_list_is_reported_where_the_file_has_it() {
+        let text = "a: [1,\n2\nb: 3\n";
+        let problem = parse(text).unwrap_err();
+        assert_eq!(problem.code, Code::YamlSyntax);
+        assert!(problem.span.offset <= text.len());
     }
 
     #[test]

@@ -319,6 +319,7 @@ pub fn check_parameters(
                     key: key.clone(),
                     message: e.message,
                     hint: e.hint,
+                    ..ParameterIssue::default()
                 });
                 break;
             }

@@ -128,7 +128,7 @@ mod tests {
             "name": "load", "command": "redis-benchmark", "args": ["-n", 10]
         }))
         .unwrap();
-        let driver = Registry::workload_driver(&client).unwrap();
+        let driver = Registry::workload_driver(&client, None).unwrap().driver;
         assert_eq!(driver.name(), "command");
         let target = Target {
             service_id: "svc-1".into(),
@@ -147,17 +147,19 @@ mod tests {
     #[test]
     fn a_named_workload_that_is_not_linked_is_refused_with_the_known_ones() {
         let client: ClientRecipe = serde_json::from_value(serde_json::json!({
-            "name": "llm", "workload_type": "llm_inference"
+            "name": "vec", "workload_type": "vector_search"
         }))
         .unwrap();
-        let error = Registry::workload_driver(&client).err().unwrap();
+        let error = Registry::workload_driver(&client, None).err().unwrap();
         assert!(
-            error.message.contains("no workload driver `llm_inference`"),
+            error.message.contains("no workload driver `vector_search`"),
             "{error}"
         );
         assert_eq!(
             error.hint.as_deref(),
-            Some("known workload types: command; or give the client a `command` to run")
+            Some(
+                "known workload types: command (or one of llm_inference, llm, inference, resolved by the target's type); or give the client a `command` to run"
+            )
         );
     }
 }

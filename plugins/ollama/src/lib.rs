@@ -342,6 +342,10 @@ impl WorkloadDriver for OllamaDriver {
         &[]
     }
 
+    fn fits(&self) -> &'static [&'static str] {
+        &["ollama"]
+    }
+
     fn parameters_schema(&self) -> Value {
         json!({
             "type": "object",

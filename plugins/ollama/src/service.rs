@@ -15,8 +15,11 @@
 //! a cancelled job stops it. The health probe is the recipe's `health_check`, else
 //! `GET /api/tags` every 2 s for up to 30 minutes (pulls take a while); either way it
 //! passes only once `/api/tags` lists every model, so no client starts against a model
-//! that is still downloading. Once healthy, `GET /api/version` gives the report the
-//! server's version.
+//! that is still downloading. A `health_check.endpoint` that Ollama does not serve
+//! (the original tool's documented example, `/api/health`, is one: Ollama answers it
+//! 404) is probed as `/api/tags` instead, keeping the recipe's timing, and
+//! `validate` and `run` say so in a warning. Once healthy, `GET /api/version` gives
+//! the report the server's version.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +31,25 @@ use serde_json::{Map, Value};
 
 /// Ollama's own port.
 pub const DEFAULT_PORT: u16 = 11434;
+
+/// The paths Ollama answers a GET on with 200: any other health endpoint is probed as
+/// `/api/tags`.
+pub const SERVED_PATHS: &[&str] = &["/", "/api/tags", "/api/version", "/api/ps", "/v1/models"];
+
+/// The recipe's health endpoint path, when it is one Ollama does not serve on the
+/// service's own node.
+fn unserved_endpoint(service: &ServiceRecipe) -> Option<String> {
+    let probe = HealthProbe::for_service(service)?;
+    match &probe.check {
+        ProbeKind::Http {
+            path, host: None, ..
+        } => {
+            let bare = path.split('?').next().unwrap_or(path);
+            (!SERVED_PATHS.contains(&bare)).then(|| path.clone())
+        }
+        _ => None,
+    }
+}
 
 /// The `ollama` service driver.
 #[derive(Debug, Clone, Copy)]
@@ -183,7 +205,19 @@ impl ServiceDriver for OllamaService {
         })
     }
 
+    fn review(&self, service: &ServiceRecipe) -> Vec<String> {
+        unserved_endpoint(service)
+            .map(|path| {
+                format!(
+                    "Ollama serves no `{path}` (it answers 404): the ollama driver probes `/api/tags` instead; write `health_check: {{endpoint: /api/tags}}` to say so"
+                )
+            })
+            .into_iter()
+            .collect()
+    }
+
     fn health_probe(&self, service: &ServiceRecipe) -> Option<HealthProbe> {
+        let unserved = unserved_endpoint(service).is_some();
         let mut probe = match &service.health_check {
             Some(_) => HealthProbe::for_service(service)?,
             None => HealthProbe {
@@ -198,7 +232,10 @@ impl ServiceDriver for OllamaService {
                 retries: 900,
             },
         };
-        if let ProbeKind::Http { expect, .. } = &mut probe.check {
+        if let ProbeKind::Http { path, expect, .. } = &mut probe.check {
+            if unserved {
+                "/api/tags".clone_into(path);
+            }
             // Ollama's Go JSON has no spaces: `"name":"llama3.2:latest"`.
             let models = models(&service.options).unwrap_or_default();
             expect.extend(models.iter().map(|m| format!("\"name\":\"{}\"", tagged(m))));
@@ -269,6 +306,51 @@ mod tests {
             expect,
             [r#""name":"llama3.2:latest""#, r#""name":"qwen2.5:0.5b""#]
         );
+    }
+
+    #[test]
+    fn a_health_endpoint_ollama_does_not_serve_is_probed_as_api_tags_and_said() {
+        // The original tool's documented example.
+        let service = recipe(serde_json::json!({
+            "name": "ollama", "command": "ollama", "args": ["serve"], "ports": [11434],
+            "health_check": {"endpoint": "/api/health", "interval": 30, "timeout": 10, "retries": 3}
+        }));
+        let probe = OllamaService.health_probe(&service).unwrap();
+        assert_eq!(
+            probe.check,
+            ProbeKind::Http {
+                path: "/api/tags".into(),
+                host: None,
+                expect: Vec::new()
+            }
+        );
+        assert_eq!(
+            (
+                probe.retries,
+                probe.interval.as_secs(),
+                probe.timeout.as_secs()
+            ),
+            (3, 30, 10),
+            "the recipe's timing is kept"
+        );
+        let warnings = OllamaService.review(&service);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("Ollama serves no `/api/health`"),
+            "{warnings:?}"
+        );
+        // Paths Ollama serves are probed as written, with no warning.
+        for endpoint in ["/api/tags", "/", "http://localhost:11434/api/version"] {
+            let service = recipe(serde_json::json!({
+                "name": "ollama", "type": "ollama", "health_check": {"endpoint": endpoint}
+            }));
+            assert!(OllamaService.review(&service).is_empty(), "{endpoint}");
+            let ProbeKind::Http { path, .. } = OllamaService.health_probe(&service).unwrap().check
+            else {
+                panic!("an HTTP probe")
+            };
+            assert_ne!(path, "/api/health");
+        }
     }
 
     #[test]

@@ -342,6 +342,18 @@ impl WorkloadDriver for OpenAiDriver {
         "OpenAI-compatible /v1/completions or /v1/chat/completions (vLLM, llama.cpp, TGI), SSE streaming"
     }
 
+    fn fits(&self) -> &'static [&'static str] {
+        &[
+            "vllm",
+            "openai",
+            "llama-cpp",
+            "llama.cpp",
+            "llamacpp",
+            "tgi",
+            "sglang",
+        ]
+    }
+
     fn parameters_schema(&self) -> Value {
         json!({
             "type": "object",
