@@ -358,6 +358,12 @@ struct JobInput<'a> {
     pub image: Option<&'a str>,
     /// Where to build it from.
     pub source: Option<&'a str>,
+    /// The recipe's bind mounts.
+    pub binds: &'a [String],
+    /// Build it again before every run.
+    pub rebuild: bool,
+    /// Commands to run in it while building it.
+    pub build_commands: &'a [String],
 }
 
 /// The job of a service, in `job_dir`.
@@ -382,6 +388,9 @@ pub fn service_job(
             resources: &r.resources,
             image: r.container_image.as_deref(),
             source: r.container_source.as_deref(),
+            binds: &r.container_binds,
+            rebuild: r.container_rebuild,
+            build_commands: &r.container_build_commands,
         },
     );
     spec.monitor = orchestrator_recipes::MonitorSpec::interval_of(r.monitor.as_ref());
@@ -420,6 +429,9 @@ pub fn client_job(
             resources: &client.resources,
             image: client.container_image.as_deref(),
             source: client.container_source.as_deref(),
+            binds: &client.container_binds,
+            rebuild: client.container_rebuild,
+            build_commands: &client.container_build_commands,
         },
     ))
 }
@@ -443,12 +455,19 @@ fn job_spec(defaults: &JobDefaults, input: JobInput<'_>) -> JobSpec {
     let container = image.map(|image| ContainerSpec {
         runtime: "apptainer".into(),
         image,
-        binds: Vec::new(),
+        binds: input.binds.to_vec(),
         gpu: sbatch.wants_gpu(),
-        build: match (defaults.auto_build, input.source) {
+        // A recipe that asks for a rebuild or build commands is built whatever
+        // `containers.auto_build` says: it said so itself.
+        build: match (
+            defaults.auto_build || input.rebuild || !input.build_commands.is_empty(),
+            input.source,
+        ) {
             (true, Some(source)) => Some(ImageBuild {
                 source: with_registry(source, defaults.registry.as_deref()),
                 timeout: defaults.build_timeout,
+                rebuild: input.rebuild,
+                post: input.build_commands.to_vec(),
             }),
             _ => None,
         },

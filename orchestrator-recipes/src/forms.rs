@@ -97,6 +97,23 @@ const KNOWN_DIRS: &[&str] = &[
     "templates_dir",
 ];
 
+/// The keys of the original tool's `container:` block.
+const CONTAINER_BLOCK_KEYS: [&str; 5] = [
+    "docker_source",
+    "image_path",
+    "bind_mounts",
+    "force_rebuild",
+    "build_commands",
+];
+
+fn container_block_keys() -> String {
+    CONTAINER_BLOCK_KEYS
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 struct Normalizer {
     source: SourceText,
     notes: Vec<String>,
@@ -458,9 +475,11 @@ impl Normalizer {
                         let canonical = match item.key.as_str() {
                             "docker_source" => "container_source",
                             "image_path" => "container_image",
+                            "bind_mounts" => "container_binds",
+                            "force_rebuild" => "container_rebuild",
+                            "build_commands" => "container_build_commands",
                             other => {
-                                let hint =
-                                    crate::schema::closest(other, ["docker_source", "image_path"]);
+                                let hint = crate::schema::closest(other, CONTAINER_BLOCK_KEYS);
                                 self.problems.push(
                                     Problem::new(
                                         Code::UnknownKey,
@@ -469,8 +488,13 @@ impl Normalizer {
                                     )
                                     .with_label("not a known key")
                                     .with_help(match hint {
-                                        Some(h) => format!("did you mean `{h}`? the block takes `docker_source` and `image_path`"),
-                                        None => "the block takes `docker_source` and `image_path`".to_owned(),
+                                        Some(h) => format!(
+                                            "did you mean `{h}`? the block takes {}",
+                                            container_block_keys()
+                                        ),
+                                        None => {
+                                            format!("the block takes {}", container_block_keys())
+                                        }
                                     }),
                                 );
                                 continue;
@@ -496,7 +520,7 @@ impl Normalizer {
                         }
                     }
                     self.notes.push(format!(
-                        "the original tool's `container:` block in {label} (read as `container_source` / `container_image`; `image_path` wins over `container_image`)"
+                        "the original tool's `container:` block in {label} (read as `container_source` / `container_image`, `bind_mounts` as `container_binds`, `force_rebuild` as `container_rebuild`, `build_commands` as `container_build_commands`; `image_path` wins over `container_image`)"
                     ));
                 }
                 kind => {

@@ -372,7 +372,10 @@ fn load_source_with(
     notes.append(&mut normalized.notes);
     let root = &normalized.root;
     let json = root.to_json_unset_nulls();
-    let problems = crate::schema::validate(normalized.kind, root, &json);
+    let mut problems = crate::schema::validate(normalized.kind, root, &json);
+    if problems.is_empty() {
+        problems = container_problems(normalized.kind, root);
+    }
     if !problems.is_empty() {
         return Err(fail(problems));
     }
@@ -443,6 +446,51 @@ fn name_span(root: &Node, list: &str, index: usize, key: &str) -> ByteSpan {
     root.lookup(&[list.to_owned(), index.to_string(), key.to_owned()])
         .or_else(|| root.lookup(&[list.to_owned(), index.to_string()]))
         .map_or(ByteSpan::new(root.span.offset, 0), |(node, _)| node.span)
+}
+
+/// A rebuild or build commands need an image to build from: each job (service or
+/// client) that asks for them without `container_source` is a problem at that key.
+fn container_problems(kind: Kind, root: &Node) -> Vec<Problem> {
+    let jobs: Vec<&Node> = match kind {
+        Kind::Service | Kind::Client => vec![root],
+        Kind::Recipe => ["services", "clients"]
+            .iter()
+            .filter_map(|list| match root.get(list).map(|n| &n.kind) {
+                Some(NodeKind::Seq(items)) => Some(items.iter()),
+                _ => None,
+            })
+            .flatten()
+            .collect(),
+        Kind::Config => Vec::new(),
+    };
+    let mut problems = Vec::new();
+    for job in jobs {
+        if job.get("container_source").is_some() {
+            continue;
+        }
+        for key in ["container_rebuild", "container_build_commands"] {
+            let Some(entry) = job.entry(key) else {
+                continue;
+            };
+            let asks = match &entry.value.kind {
+                NodeKind::Bool(b) => *b,
+                NodeKind::Seq(items) => !items.is_empty(),
+                _ => false,
+            };
+            if asks {
+                problems.push(
+                    Problem::new(
+                        Code::InvalidValue,
+                        format!("`{key}` needs an image to build from, and there is no `container_source`"),
+                        entry.key_span,
+                    )
+                    .with_label("nothing to build from")
+                    .with_help("add `container_source: docker://IMAGE` (in the original layout, `container: {docker_source: ...}`)"),
+                );
+            }
+        }
+    }
+    problems
 }
 
 fn check_recipe(recipe: &BenchmarkRecipe, root: &Node) -> Vec<Problem> {
@@ -592,6 +640,30 @@ mod tests {
         // A recipe file still has to hold a recipe.
         assert!(load_str("r.yaml", "", None).is_err());
         assert!(load_str("r.yaml", "", Some(Kind::Service)).is_err());
+    }
+
+    #[test]
+    fn the_container_block_binds_rebuilds_and_builds_with_commands() {
+        let loaded = load_str(
+            "t.yaml",
+            "service:\n  name: m\n  command: mysqld\n  container:\n    docker_source: docker://mysql:8\n    image_path: /c/m.sif\n    force_rebuild: true\n    bind_mounts: [\"/d:/var/lib/mysql\"]\n    build_commands: [\"apt-get update\"]\n",
+            None,
+        )
+        .unwrap();
+        let Document::Service(s) = loaded.value else {
+            panic!("not a service")
+        };
+        assert_eq!(s.container_binds, ["/d:/var/lib/mysql"]);
+        assert!(s.container_rebuild);
+        assert_eq!(s.container_build_commands, ["apt-get update"]);
+        assert_eq!(s.container_image.as_deref(), Some("/c/m.sif"));
+        // Nothing to build from: refused at the key as written.
+        let text = "client:\n  name: c\n  command: x\n  container:\n    image_path: /c/c.sif\n    build_commands: [\"pip install x\"]\n";
+        let error = load_str("t.yaml", text, None).unwrap_err();
+        let records = error.records();
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert!(records[0].message.contains("no `container_source`"));
+        assert_eq!((records[0].line, records[0].column), (6, 5));
     }
 
     #[test]

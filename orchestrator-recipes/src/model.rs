@@ -36,6 +36,17 @@ pub struct ServiceRecipe {
     /// on, e.g. `docker://ollama/ollama:latest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_source: Option<String>,
+    /// Host paths bound into the container (`SRC[:DST[:OPTS]]`, Apptainer's `--bind`;
+    /// a leading `$HOME/` or `~/` is the node's home).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_binds: Vec<String>,
+    /// Build the image from `container_source` before every run, even when it exists.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub container_rebuild: bool,
+    /// Commands run inside the image while it is built from `container_source` (a
+    /// definition file's `%post`), e.g. `pip install requests`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_build_commands: Vec<String>,
     /// The program to start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
@@ -254,6 +265,17 @@ pub struct ClientRecipe {
     /// Where to build the image from when it is missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_source: Option<String>,
+    /// Host paths bound into the container (`SRC[:DST[:OPTS]]`, Apptainer's `--bind`;
+    /// a leading `$HOME/` or `~/` is the node's home).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_binds: Vec<String>,
+    /// Build the image from `container_source` before every run, even when it exists.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub container_rebuild: bool,
+    /// Commands run inside the image while it is built from `container_source` (a
+    /// definition file's `%post`), e.g. `pip install requests`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_build_commands: Vec<String>,
     /// The workload driver (`llm_inference`, `http`, `redis`, ...); a client with a
     /// `command` and no workload type runs that command.
     #[serde(default, skip_serializing_if = "Option::is_none")]

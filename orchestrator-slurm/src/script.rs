@@ -123,6 +123,31 @@ pub struct ImageBuild {
     pub source: String,
     /// Longest time the build may take.
     pub timeout: Duration,
+    /// Build it even when the image exists (`apptainer build --force`).
+    pub rebuild: bool,
+    /// Commands run inside the image while it is built: the build then goes through a
+    /// definition file (`Bootstrap`/`From` from `source`, these lines as `%post`).
+    pub post: Vec<String>,
+}
+
+impl ImageBuild {
+    /// A definition file's `Bootstrap` agent and `From` for `source`: `docker://X` is
+    /// (`docker`, `X`), likewise `library://`, `oras://`, `shub://`; a path is a
+    /// `localimage`.
+    #[must_use]
+    pub fn bootstrap(&self) -> (&'static str, &str) {
+        for (scheme, agent) in [
+            ("docker://", "docker"),
+            ("library://", "library"),
+            ("oras://", "oras"),
+            ("shub://", "shub"),
+        ] {
+            if let Some(rest) = self.source.strip_prefix(scheme) {
+                return (agent, rest);
+            }
+        }
+        ("localimage", &self.source)
+    }
 }
 
 /// Running the command inside an Apptainer/Singularity container.
@@ -295,6 +320,10 @@ impl ScriptRenderer {
                 "build": c.build.as_ref().map(|b| json!({
                     "source": b.source,
                     "timeout_secs": b.timeout.as_secs().max(1),
+                    "rebuild": b.rebuild,
+                    "post": b.post,
+                    "bootstrap": b.bootstrap().0,
+                    "from": b.bootstrap().1,
                 })),
             })
         });
@@ -445,6 +474,12 @@ fn validate(spec: &JobSpec) -> Result<(), SlurmError> {
         no_nul("container image", &c.image)?;
         for b in &c.binds {
             no_nul("bind", b)?;
+        }
+        if let Some(build) = &c.build {
+            one_line("container source", &build.source)?;
+            for command in &build.post {
+                one_line("container build command", command)?;
+            }
         }
     }
     Ok(())

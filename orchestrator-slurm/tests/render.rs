@@ -124,12 +124,101 @@ fn a_gpu_service_in_a_container_built_on_demand() {
             build: Some(ImageBuild {
                 source: "docker://ollama/ollama:latest".into(),
                 timeout: Duration::from_secs(1800),
+                rebuild: false,
+                post: Vec::new(),
             }),
         }),
         ..spec()
     };
     let job = ScriptRenderer::new().render(&spec).expect("renders");
     insta::assert_snapshot!(job.script);
+}
+
+/// A container built from a definition file (the original tool's `build_commands`),
+/// rebuilt every run (`force_rebuild`), with bind mounts (`bind_mounts`): the snapshot,
+/// then the script run for real with a FAKE `apptainer` (`tests/fakes/apptainer`) that
+/// logs what it was asked and runs the command natively.
+#[test]
+fn a_container_built_with_commands_rebuilt_and_bound_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let job_dir = dir.path().join("job");
+    std::fs::create_dir_all(&job_dir).unwrap();
+    let image = dir.path().join("images/client.sif");
+    let spec = JobSpec {
+        kind: JobKind::Client,
+        name: "client".into(),
+        job_dir: job_dir.to_string_lossy().into_owned(),
+        command: "sh".into(),
+        args: vec![
+            "-c".into(),
+            "echo ran with \"$0\" > out.txt".into(),
+            "it's $HOME".into(),
+        ],
+        container: Some(ContainerSpec {
+            runtime: "apptainer".into(),
+            image: image.to_string_lossy().into_owned(),
+            binds: vec!["$HOME/data:/data".into(), "/scratch:/scratch:ro".into()],
+            gpu: false,
+            build: Some(ImageBuild {
+                source: "docker://python:3.11-slim".into(),
+                timeout: Duration::from_secs(600),
+                rebuild: true,
+                post: vec![
+                    "pip install --no-cache-dir requests".into(),
+                    "mkdir -p /app && echo '$(not run)' > /app/x".into(),
+                ],
+            }),
+        }),
+        ..spec()
+    };
+    let job = ScriptRenderer::new().render(&spec).expect("renders");
+    let shown = job.script.replace(&*dir.path().to_string_lossy(), "/TMP");
+    insta::assert_snapshot!(shown);
+
+    let fakes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes");
+    let log = dir.path().join("apptainer.log");
+    let script = dir.path().join("job.sh");
+    std::fs::write(&script, &job.script).unwrap();
+    let run = || {
+        std::process::Command::new("bash")
+            .arg(&script)
+            .env(
+                "PATH",
+                format!("{}:{}", fakes.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("HOME", "/home/alice")
+            .env("FAKE_APPTAINER_LOG", &log)
+            .output()
+            .unwrap()
+    };
+    for _ in 0..2 {
+        // Twice: the second run rebuilds the image that the first left.
+        let out = run();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let builds: Vec<&str> = logged.lines().filter(|l| l.starts_with("build ")).collect();
+    assert_eq!(builds.len(), 2, "{logged}");
+    assert!(builds[1].starts_with("build force=1 "), "{logged}");
+    for line in [
+        "  def: Bootstrap: docker",
+        "  def: From: python:3.11-slim",
+        "  def: %post",
+        "  def:     pip install --no-cache-dir requests",
+        "  def:     mkdir -p /app && echo '$(not run)' > /app/x",
+        "exec --bind /home/alice/data:/data",
+        "exec --bind /scratch:/scratch:ro",
+    ] {
+        assert!(logged.lines().any(|l| l == line), "{line:?} in {logged}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(job_dir.join("out.txt")).unwrap(),
+        "ran with it's $HOME\n"
+    );
 }
 
 #[test]
