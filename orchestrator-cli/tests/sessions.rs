@@ -366,6 +366,64 @@ fn redis_session_on_the_local_scheduler() {
     );
 }
 
+/// `${NAME}` in a recipe's `args` is the job's environment variable, filled in without
+/// being parsed again: a hostile value arrives as it is and runs nothing; `$NAME` and
+/// `$${NAME}` stay as written. The service's port comes from its own environment.
+#[test]
+fn references_in_args_expand_from_the_jobs_environment_and_only_once() {
+    let setup = Setup::local();
+    let port = free_port();
+    let hostile = "$(touch pwned) `touch pwned2` 'q' \\\"dq\\\" ${SECRET} *";
+    let recipe = setup.recipe(
+        "expand.yaml",
+        &format!(
+            "services:\n  - name: web\n    command: python3\n    args: [-m, http.server, \"${{WEB_PORT}}\", --bind, 127.0.0.1]\n    environment: {{WEB_PORT: \"{port}\"}}\n    ports: [{port}]\n\
+             clients:\n  - name: show\n    command: printf\n    args: [\"%s\\\\n\", \"--secret=${{SECRET}}\", \"--target=${{TARGET_HOST}}:${{TARGET_PORT}}\", \"$${{SECRET}}\", \"$SECRET\"]\n    environment: {{SECRET: \"{hostile}\"}}\n"
+        ),
+    );
+    let outcome = setup.run_ok(&recipe);
+    let results = Path::new(outcome["results_dir"].as_str().unwrap());
+    let stdout = std::fs::read_to_string(results.join("show/stdout.log")).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    let secret = hostile.replace("\\\"", "\"");
+    assert_eq!(
+        lines,
+        [
+            format!("--secret={secret}").as_str(),
+            format!("--target=localhost:{port}").as_str(),
+            "${SECRET}",
+            "$SECRET",
+        ],
+        "{stdout}"
+    );
+    // The jobs ran in directories under the test's own.
+    let found: Vec<_> = walk(setup.dir.path())
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("pwned"))
+        })
+        .collect();
+    assert!(found.is_empty(), "a value ran as a command: {found:?}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 #[test]
 fn the_local_demo_recipe_runs_with_the_original_recipe_flag() {
     let setup = Setup::local();

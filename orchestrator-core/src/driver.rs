@@ -21,14 +21,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::health::HealthProbe;
+pub use orchestrator_slurm::Arg;
 
 /// What a job runs, as a driver decides it from a recipe.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Launch {
     /// The program.
     pub command: String,
-    /// Its arguments, passed literally.
-    pub args: Vec<String>,
+    /// Its arguments: literal (`"serve".into()`), or the recipe's own as
+    /// [`Arg::Expanding`], whose `${NAME}` references the job's environment fills in.
+    pub args: Vec<Arg>,
     /// Environment variables added to the recipe's own (the recipe wins on a clash).
     pub environment: BTreeMap<String, String>,
     /// A container image to use when the recipe names none.

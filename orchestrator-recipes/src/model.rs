@@ -50,7 +50,9 @@ pub struct ServiceRecipe {
     /// The program to start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
-    /// Its arguments, passed literally (each one quoted for the shell).
+    /// Its arguments, each one word: `${NAME}` is the job's environment variable,
+    /// filled in when the job runs without being parsed by the shell again (`$NAME`
+    /// stays as written; `$${NAME}` is a literal `${NAME}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<ScalarString>,
     /// What the job needs from the cluster.
@@ -284,7 +286,9 @@ pub struct ClientRecipe {
     /// `TARGET_PORT` and `TARGET_URL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
-    /// Its arguments, passed literally.
+    /// Its arguments, each one word: `${NAME}` is the job's environment variable,
+    /// filled in when the job runs without being parsed by the shell again (`$NAME`
+    /// stays as written; `$${NAME}` is a literal `${NAME}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<ScalarString>,
     /// How long the load runs.

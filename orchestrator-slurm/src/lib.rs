@@ -20,7 +20,7 @@ pub use error::SlurmError;
 pub use job::{JobId, JobInfo, JobState};
 pub use local::LocalScheduler;
 pub use script::{
-    ContainerSpec, ImageBuild, JobKind, JobSpec, RenderedJob, SbatchOptions, ScriptRenderer,
+    Arg, ContainerSpec, ImageBuild, JobKind, JobSpec, RenderedJob, SbatchOptions, ScriptRenderer,
     job_name, slurm_time,
 };
 pub use slurm::Slurm;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderErrorReason,
 };
-use orchestrator_ssh::quote;
+use orchestrator_ssh::{quote, quote_expanding};
 use serde::Serialize;
 use serde_json::json;
 
@@ -165,6 +165,61 @@ pub struct ContainerSpec {
     pub build: Option<ImageBuild>,
 }
 
+/// One argument of a job's program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    /// Passed as written, byte for byte.
+    Literal(String),
+    /// `${NAME}` replaced by the job environment's `NAME` when the job runs
+    /// ([`orchestrator_ssh::quote_expanding`]: the value is substituted without being
+    /// parsed by the shell again; `$${NAME}` is a literal `${NAME}`). A recipe's own
+    /// `args` are these, as the original tool's recipes expect (`--user=${MYSQL_USER}`).
+    Expanding(String),
+}
+
+impl Arg {
+    /// The argument as written.
+    #[must_use]
+    pub fn text(&self) -> &str {
+        match self {
+            Self::Literal(text) | Self::Expanding(text) => text,
+        }
+    }
+}
+
+impl Serialize for Arg {
+    /// A literal as its text, an expanding argument as `{"expand": TEXT}`.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Literal(text) => serializer.serialize_str(text),
+            Self::Expanding(text) => {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("expand", text)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(text: &str) -> Self {
+        Self::Literal(text.to_owned())
+    }
+}
+
+impl From<String> for Arg {
+    fn from(text: String) -> Self {
+        Self::Literal(text)
+    }
+}
+
+impl PartialEq<&str> for Arg {
+    fn eq(&self, other: &&str) -> bool {
+        self.text() == *other
+    }
+}
+
 /// Everything a job script needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSpec {
@@ -178,8 +233,8 @@ pub struct JobSpec {
     pub job_dir: String,
     /// The program to run.
     pub command: String,
-    /// Its arguments, each passed literally.
-    pub args: Vec<String>,
+    /// Its arguments: literal, or with `${NAME}` references to the job's environment.
+    pub args: Vec<Arg>,
     /// Environment variables of the job.
     pub environment: BTreeMap<String, String>,
     /// What to ask of the scheduler.
@@ -250,7 +305,7 @@ impl Default for ScriptRenderer {
         let mut hbs = Handlebars::new();
         hbs.set_strict_mode(true);
         hbs.register_escape_fn(handlebars::no_escape);
-        hbs.register_helper("quote", text_helper("quote", |v| quote(v).into_owned()));
+        hbs.register_helper("quote", Box::new(quote_helper));
         hbs.register_helper("quote_path", text_helper("quote_path", quote_path));
         for (name, text) in TEMPLATES {
             hbs.register_template_string(name, text)
@@ -308,8 +363,10 @@ impl ScriptRenderer {
             .iter()
             .map(|(name, value)| json!({"name": name, "value": value}))
             .collect();
-        let argv: Vec<&str> = std::iter::once(spec.command.as_str())
-            .chain(spec.args.iter().map(String::as_str))
+        // A literal argument is a string; an expanding one `{"expand": TEXT}`, which the
+        // `quote` helper writes with `quote_expanding`.
+        let argv: Vec<serde_json::Value> = std::iter::once(json!(spec.command))
+            .chain(spec.args.iter().map(|a| json!(a)))
             .collect();
         let container = spec.container.as_ref().map(|c| {
             json!({
@@ -436,7 +493,7 @@ fn validate(spec: &JobSpec) -> Result<(), SlurmError> {
         return Err(invalid("command", "", "a job needs a program to run"));
     }
     no_nul("command", &spec.command)?;
-    for a in &spec.args {
+    for a in spec.args.iter().map(Arg::text) {
         no_nul("args", a)?;
     }
     for (k, v) in &spec.environment {
@@ -500,6 +557,25 @@ fn text_of(v: &serde_json::Value) -> String {
         serde_json::Value::Null => String::new(),
         other => other.to_string(),
     }
+}
+
+/// `{{quote VALUE}}`: the one quoting function for every value; an expanding argument
+/// (`{"expand": TEXT}`) is written with [`quote_expanding`].
+fn quote_helper(
+    h: &Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &Context,
+    _: &mut RenderContext<'_, '_>,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let value = param(h, "quote")?;
+    match value.get("expand").and_then(serde_json::Value::as_str) {
+        Some(text) if value.as_object().is_some_and(|o| o.len() == 1) => {
+            out.write(&quote_expanding(text))?;
+        }
+        _ => out.write(&quote(&text_of(value)))?,
+    }
+    Ok(())
 }
 
 /// A helper that writes `transform` of its one parameter.

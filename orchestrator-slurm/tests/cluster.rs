@@ -89,7 +89,7 @@ fn job(kind: JobKind, name: &str, dir: &str, argv: &[&str]) -> JobSpec {
             name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         ),
         command: argv[0].into(),
-        args: argv[1..].iter().map(|s| (*s).to_owned()).collect(),
+        args: argv[1..].iter().map(|s| (*s).into()).collect(),
         environment: BTreeMap::new(),
         sbatch: SbatchOptions {
             time: Some(Duration::from_secs(600)),

@@ -16,12 +16,7 @@ fn spec() -> JobSpec {
         session_id: "20261128-154001-a1b2".into(),
         job_dir: "/scratch/alice/orchestrator/20261128-154001-a1b2/redis".into(),
         command: "redis-server".into(),
-        args: vec![
-            "--port".into(),
-            "6379".into(),
-            "--save".into(),
-            String::new(),
-        ],
+        args: vec!["--port".into(), "6379".into(), "--save".into(), "".into()],
         environment: BTreeMap::from([("REDIS_LOG".into(), "verbose".into())]),
         sbatch: SbatchOptions {
             partition: Some("cpu".into()),

@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use error::{ShellError, tail};
 pub use local::LocalShell;
-pub use quote::{quote, quote_words};
+pub use quote::{quote, quote_expanding, quote_words};
 pub use ssh::{HostKeyPolicy, SshOptions, SshShell, expand_tilde};
 
 /// A byte stream to a TCP port, as returned by [`Shell::connect_tcp`].

@@ -80,7 +80,9 @@ pub fn engine_launch(
             "workload".into(),
             "run".into(),
             "--spec-json".into(),
-            serde_json::to_string(&spec).expect("specs serialise"),
+            serde_json::to_string(&spec)
+                .expect("specs serialise")
+                .into(),
             "--out".into(),
             RESULTS_DIR.into(),
         ],

@@ -10,7 +10,7 @@
 //!   `workload_type` uses it.
 
 use orchestrator_core::{
-    DriverError, Launch, ServiceDriver, ServiceDriverEntry, Target, WorkloadDriver,
+    Arg, DriverError, Launch, ServiceDriver, ServiceDriverEntry, Target, WorkloadDriver,
     WorkloadDriverEntry,
 };
 use orchestrator_recipes::{ClientRecipe, ServiceRecipe};
@@ -90,8 +90,11 @@ impl WorkloadDriver for CommandWorkload {
     }
 }
 
-fn args_of(args: &[orchestrator_recipes::ScalarString]) -> Vec<String> {
-    args.iter().map(|a| a.as_str().to_owned()).collect()
+/// A recipe's own `args`: `${NAME}` in them is the job's environment variable.
+fn args_of(args: &[orchestrator_recipes::ScalarString]) -> Vec<Arg> {
+    args.iter()
+        .map(|a| Arg::Expanding(a.as_str().to_owned()))
+        .collect()
 }
 
 inventory::submit! { ServiceDriverEntry(&GenericService) }

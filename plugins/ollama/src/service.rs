@@ -24,7 +24,8 @@
 use std::collections::BTreeMap;
 
 use orchestrator_core::{
-    DriverError, HealthProbe, Launch, ProbeKind, ServiceDriver, ServiceDriverEntry, VersionQuery,
+    Arg, DriverError, HealthProbe, Launch, ProbeKind, ServiceDriver, ServiceDriverEntry,
+    VersionQuery,
 };
 use orchestrator_recipes::ServiceRecipe;
 use serde_json::{Map, Value};
@@ -164,7 +165,12 @@ impl ServiceDriver for OllamaService {
 
     fn launch(&self, service: &ServiceRecipe) -> Result<Launch, DriverError> {
         let command = service.command.clone().unwrap_or_else(|| "ollama".into());
-        let mut args: Vec<String> = service.args.iter().map(|a| a.as_str().to_owned()).collect();
+        // The recipe's own args: `${NAME}` in them is the job's environment variable.
+        let mut args: Vec<Arg> = service
+            .args
+            .iter()
+            .map(|a| Arg::Expanding(a.as_str().to_owned()))
+            .collect();
         if args.is_empty() {
             args.push("serve".into());
         }
@@ -182,11 +188,11 @@ impl ServiceDriver for OllamaService {
             });
         }
         environment.insert("ORCH_OLLAMA_PULL".into(), models.join(" "));
-        let mut wrapped = vec![
-            "-c".to_owned(),
-            PULL_WRAPPER.to_owned(),
-            "ollama-serve".to_owned(),
-            command,
+        let mut wrapped: Vec<Arg> = vec![
+            "-c".into(),
+            PULL_WRAPPER.into(),
+            "ollama-serve".into(),
+            command.into(),
         ];
         wrapped.extend(args);
         Ok(Launch {
