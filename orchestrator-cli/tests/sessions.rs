@@ -54,6 +54,11 @@ impl Setup {
     }
 
     fn cluster(test: &str) -> Self {
+        Self::cluster_with(test, "")
+    }
+
+    /// [`Setup::cluster`] with more lines in its config.
+    fn cluster_with(test: &str, extra_config: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("config.yaml");
         let work = format!(
@@ -66,7 +71,7 @@ impl Setup {
             format!(
                 "hpc:\n  hostname: {host}\n  port: {port}\n  username: {user}\n  key_filename: {key}\n  known_hosts: {known}\n\
                  slurm:\n  partition: cpu\n  time: \"00:10:00\"\n\
-                 state_dir: {d}/state\nresults_dir: {d}/results\nwork_dir: {work}\n",
+                 state_dir: {d}/state\nresults_dir: {d}/results\nwork_dir: {work}\n{extra_config}",
                 host = env("ORCH_TEST_SSH_HOST"),
                 port = env("ORCH_TEST_SSH_PORT"),
                 user = env("ORCH_TEST_SSH_USER"),
@@ -349,6 +354,66 @@ fn redis_session_on_the_cluster_uses_two_nodes_and_leaves_nothing_running() {
         progress.contains("service redis: healthy on "),
         "{progress}"
     );
+}
+
+/// A service and a client in containers on the cluster, in the original tool's layout:
+/// images built from a source with build commands (a definition file), rebuilt, with
+/// bind mounts. Apptainer cannot be installed here: the config's `containers.runtime`
+/// is a **fake** (`orchestrator-slurm/tests/fakes/apptainer`) that logs what it is
+/// asked and runs the command natively, so the real SLURM path is what is tested.
+#[test]
+fn containers_are_built_bound_and_run_on_the_cluster() {
+    let fake = root().join("orchestrator-slurm/tests/fakes/apptainer");
+    let setup = Setup::cluster_with(
+        "containers",
+        &format!("containers:\n  runtime: {}\n", fake.display()),
+    );
+    let work = env("ORCH_TEST_WORK_DIR");
+    let images = format!("{work}/images-{}", std::process::id());
+    let log = format!("{images}/apptainer.log");
+    let port = node_port(7);
+    let recipe = setup.recipe(
+        "containers.yaml",
+        &format!(
+            "service:\n  name: web\n  command: python3\n  args: [-m, http.server, \"{port}\", --directory, \"{images}\"]\n\
+             \x20 container:\n    docker_source: docker://python:3.11-slim\n    image_path: {images}/web.sif\n    force_rebuild: true\n    bind_mounts: [\"{images}:/srv\"]\n    build_commands: [\"pip install --no-cache-dir requests\"]\n\
+             \x20 environment: {{FAKE_APPTAINER_LOG: {log}}}\n  ports: [{port}]\n  health_check: {{endpoint: \"tcp://localhost:{port}\", interval: 1, retries: 30}}\n\
+             ---\n\
+             client:\n  name: fetch\n  command: curl\n  args: [-sS, \"http://${{TARGET_HOST}}:${{TARGET_PORT}}/\"]\n\
+             \x20 container:\n    docker_source: docker://curlimages/curl\n    image_path: {images}/curl.sif\n    build_commands: [\"apk add --no-cache jq\"]\n\
+             \x20 environment: {{FAKE_APPTAINER_LOG: {log}}}\n  target_service: {{name: web}}\n"
+        ),
+    );
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(format!("{images}/marker.txt"), "served from the bind mount").unwrap();
+    let outcome = setup.run_ok(&recipe);
+    assert_eq!(outcome["state"], "completed", "{outcome:#}");
+    let results = Path::new(outcome["results_dir"].as_str().unwrap());
+    let fetched = std::fs::read_to_string(results.join("fetch/stdout.log")).unwrap();
+    // The service's answer reached the client on the other job: python's listing of
+    // the directory (the fake runs natively, so it cannot mount; the bind is in its
+    // log).
+    assert!(fetched.contains("marker.txt"), "{fetched}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    for line in [
+        format!("build force=1 image={images}/web.sif source=").as_str(),
+        "  def: Bootstrap: docker",
+        "  def: From: python:3.11-slim",
+        "  def:     pip install --no-cache-dir requests",
+        "  def: From: curlimages/curl",
+        "  def:     apk add --no-cache jq",
+        format!("exec --bind {images}:/srv").as_str(),
+    ] {
+        assert!(logged.contains(line), "{line:?} in {logged}");
+    }
+    // The client's image did not exist, so it was built, without --force.
+    assert!(
+        logged.contains(&format!("build force=0 image={images}/curl.sif")),
+        "{logged}"
+    );
+    let session = outcome["session_id"].as_str().unwrap();
+    assert!(squeue_names(session).is_empty());
+    let _ = std::fs::remove_dir_all(&images);
 }
 
 #[test]

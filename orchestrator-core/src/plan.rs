@@ -279,6 +279,8 @@ pub struct JobDefaults {
     pub build_timeout: std::time::Duration,
     /// Registry prefix for sources written without a scheme.
     pub registry: Option<String>,
+    /// The container runtime (`apptainer`, `singularity`, or a path).
+    pub container_runtime: String,
     /// The orchestrator binary as local jobs run it; a job command `orchestrator`
     /// becomes this path (on a cluster, see `BenchmarkOrchestrator::job_binary`).
     pub orchestrator_bin: Option<String>,
@@ -296,6 +298,7 @@ impl JobDefaults {
             auto_build: config.containers.auto_build,
             build_timeout: config.containers.build_timeout.to_std(),
             registry: config.containers.registry.clone(),
+            container_runtime: config.containers.runtime.clone(),
             orchestrator_bin: None,
         }
     }
@@ -453,7 +456,7 @@ fn job_spec(defaults: &JobDefaults, input: JobInput<'_>) -> JobSpec {
         .map(str::to_owned)
         .or_else(|| input.launch.default_image.clone());
     let container = image.map(|image| ContainerSpec {
-        runtime: "apptainer".into(),
+        runtime: defaults.container_runtime.clone(),
         image,
         binds: input.binds.to_vec(),
         gpu: sbatch.wants_gpu(),

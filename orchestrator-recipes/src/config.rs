@@ -112,11 +112,19 @@ pub struct ContainersConfig {
     /// Registry prefix for images named without one, e.g. `docker://registry.example.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
+    /// The container runtime on the compute nodes: `apptainer`, `singularity`, or a
+    /// path to either.
+    #[serde(default = "ContainersConfig::default_runtime")]
+    #[schemars(length(min = 1), pattern(r"^[^\s]+$"))]
+    pub runtime: String,
 }
 
 impl ContainersConfig {
     fn default_build_timeout() -> Duration {
         Duration::from_secs(30 * 60)
+    }
+    fn default_runtime() -> String {
+        "apptainer".to_owned()
     }
 }
 
@@ -126,6 +134,7 @@ impl Default for ContainersConfig {
             auto_build: false,
             build_timeout: Self::default_build_timeout(),
             registry: None,
+            runtime: Self::default_runtime(),
         }
     }
 }
