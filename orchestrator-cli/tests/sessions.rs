@@ -416,6 +416,93 @@ fn containers_are_built_bound_and_run_on_the_cluster() {
     let _ = std::fs::remove_dir_all(&images);
 }
 
+/// The original tool's API document's complete example (`recipes/original/seed.yaml`)
+/// runs end to end on the test cluster, changed only where the test cluster is smaller
+/// than the example's: no GPUs (its `gpu` and `gres` removed), 1 GB instead of 16 GB and
+/// 8 GB (a node has 8,000 MB), a 3 s load instead of 300 s, a health check every 1 s
+/// instead of 30 s. Its images and Ollama are **fakes**: the config's
+/// `containers.runtime` is `orchestrator-slurm/tests/fakes/apptainer`, whose stand-in
+/// `ollama_latest.sif` puts `tests/fakes/ollama` on PATH with the example's model.
+/// The service has no `type` (its command makes it the ollama driver's), its
+/// `/api/health` is probed as `/api/tags`, and `workload_type: llm_inference` runs the
+/// `ollama` workload, whose TTFT and tokens/s reach the report.
+#[test]
+fn the_api_documents_complete_example_runs_on_the_cluster() {
+    let fake_apptainer = root().join("orchestrator-slurm/tests/fakes/apptainer");
+    let work = env("ORCH_TEST_WORK_DIR");
+    let images = format!("{work}/seed-images-{}", std::process::id());
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(
+        format!("{images}/ollama_latest.sif"),
+        format!(
+            "PATH={}\nENV FAKE_OLLAMA_MODELS=llama2:7b\n",
+            root().join("orchestrator-cli/tests/fakes").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(format!("{images}/benchmark_tools.sif"), "").unwrap();
+    let setup = Setup::cluster_with(
+        "seed",
+        &format!(
+            "containers:\n  runtime: {}\n  base_path: {images}\n",
+            fake_apptainer.display()
+        ),
+    );
+    let mut seed = std::fs::read_to_string(root().join("recipes/original/seed.yaml")).unwrap();
+    for (from, to) in [
+        ("    gpu: 1\n", ""),
+        ("      gres: \"gpu:1\"\n", ""),
+        ("    memory: \"16GB\"", "    memory: \"1GB\""),
+        ("    memory: \"8GB\"", "    memory: \"1GB\""),
+        ("  duration: 300  # seconds", "  duration: 3"),
+        ("    interval: 30\n", "    interval: 1\n"),
+        ("    retries: 3\n", "    retries: 20\n"),
+    ] {
+        assert!(seed.contains(from), "the example has {from:?}");
+        seed = seed.replacen(from, to, 1);
+    }
+    let recipe = setup.recipe("seed.yaml", &seed);
+    let out = setup.run(&["run", &recipe, "--json"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "run failed: {stderr}");
+    assert!(
+        stderr.contains("warning: service `ollama`: Ollama serves no `/api/health`"),
+        "{stderr}"
+    );
+    let outcome = json(&out);
+    assert_eq!(outcome["state"], "completed", "{outcome:#}");
+    let session = outcome["session_id"].as_str().unwrap().to_owned();
+    let report = json(&setup.run(&["report", &session, "--format", "json"]));
+    assert_eq!(
+        report["service_versions"]["ollama"], "0.0.0-fake",
+        "{report:#}"
+    );
+    assert_eq!(
+        report["runs"][0]["client"], "ollama_benchmark",
+        "{report:#}"
+    );
+    let summary = &report["runs"][0]["summary"];
+    assert!(
+        summary["requests_completed"].as_u64().unwrap() > 0,
+        "{summary:#}"
+    );
+    assert_eq!(summary["requests_failed"], 0, "{summary:#}");
+    assert!(
+        summary["ttft_ms"]["p50"].as_f64().is_some_and(|t| t > 0.0),
+        "{summary:#}"
+    );
+    assert!(
+        summary["output_tokens_per_second"]
+            .as_f64()
+            .is_some_and(|t| t > 0.0),
+        "{summary:#}"
+    );
+    let markdown = text(&setup.run(&["report", &session]).stdout);
+    assert!(markdown.contains("TTFT"), "{markdown}");
+    assert!(squeue_names(&session).is_empty());
+    let _ = std::fs::remove_dir_all(&images);
+}
+
 #[test]
 fn redis_session_on_the_local_scheduler() {
     assert!(!Setup::local().cluster);

@@ -281,6 +281,8 @@ pub struct JobDefaults {
     pub registry: Option<String>,
     /// The container runtime (`apptainer`, `singularity`, or a path).
     pub container_runtime: String,
+    /// The directory of images named without one.
+    pub image_dir: Option<String>,
     /// The orchestrator binary as local jobs run it; a job command `orchestrator`
     /// becomes this path (on a cluster, see `BenchmarkOrchestrator::job_binary`).
     pub orchestrator_bin: Option<String>,
@@ -299,6 +301,7 @@ impl JobDefaults {
             build_timeout: config.containers.build_timeout.to_std(),
             registry: config.containers.registry.clone(),
             container_runtime: config.containers.runtime.clone(),
+            image_dir: config.containers.base_path.clone(),
             orchestrator_bin: None,
         }
     }
@@ -454,7 +457,14 @@ fn job_spec(defaults: &JobDefaults, input: JobInput<'_>) -> JobSpec {
     let image = input
         .image
         .map(str::to_owned)
-        .or_else(|| input.launch.default_image.clone());
+        .or_else(|| input.launch.default_image.clone())
+        .map(|image| match &defaults.image_dir {
+            // A bare name (`ollama.sif`) is in the config's image directory.
+            Some(dir) if !image.contains('/') => {
+                format!("{}/{image}", dir.trim_end_matches('/'))
+            }
+            _ => image,
+        });
     let container = image.map(|image| ContainerSpec {
         runtime: defaults.container_runtime.clone(),
         image,

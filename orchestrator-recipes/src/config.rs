@@ -112,6 +112,11 @@ pub struct ContainersConfig {
     /// Registry prefix for images named without one, e.g. `docker://registry.example.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
+    /// The directory of images named without one: `container_image: ollama.sif` is
+    /// `BASE_PATH/ollama.sif` (may start with `$HOME/`). Without it, such a name is
+    /// relative to the job's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_path: Option<String>,
     /// The container runtime on the compute nodes: `apptainer`, `singularity`, or a
     /// path to either.
     #[serde(default = "ContainersConfig::default_runtime")]
@@ -134,6 +139,7 @@ impl Default for ContainersConfig {
             auto_build: false,
             build_timeout: Self::default_build_timeout(),
             registry: None,
+            base_path: None,
             runtime: Self::default_runtime(),
         }
     }
