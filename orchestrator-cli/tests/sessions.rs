@@ -530,7 +530,7 @@ fn references_in_args_expand_from_the_jobs_environment_and_only_once() {
         "expand.yaml",
         &format!(
             "services:\n  - name: web\n    command: python3\n    args: [-m, http.server, \"${{WEB_PORT}}\", --bind, 127.0.0.1]\n    environment: {{WEB_PORT: \"{port}\"}}\n    ports: [{port}]\n\
-             clients:\n  - name: show\n    command: printf\n    args: [\"%s\\\\n\", \"--secret=${{SECRET}}\", \"--target=${{TARGET_HOST}}:${{TARGET_PORT}}\", \"$${{SECRET}}\", \"$SECRET\"]\n    environment: {{SECRET: \"{hostile}\"}}\n"
+             clients:\n  - name: show\n    command: printf\n    args: [\"%s\\\\n\", \"--secret=${{SECRET}}\", \"--target=${{TARGET_HOST}}:${{TARGET_PORT}}\", \"--original=${{TARGET_SERVICE_HOST}}\", \"$${{SECRET}}\", \"$SECRET\"]\n    environment: {{SECRET: \"{hostile}\"}}\n"
         ),
     );
     let outcome = setup.run_ok(&recipe);
@@ -543,6 +543,7 @@ fn references_in_args_expand_from_the_jobs_environment_and_only_once() {
         [
             format!("--secret={secret}").as_str(),
             format!("--target=localhost:{port}").as_str(),
+            "--original=localhost",
             "${SECRET}",
             "$SECRET",
         ],

@@ -56,11 +56,14 @@ pub struct Target {
 
 impl Target {
     /// The environment a client job finds its target in: `TARGET_HOST`,
-    /// `TARGET_PORT`, `TARGET_URL` and `TARGET_SERVICE_ID`.
+    /// `TARGET_PORT`, `TARGET_URL` and `TARGET_SERVICE_ID`, and `TARGET_SERVICE_HOST`
+    /// (the host again, under the name the original tool's recipes use:
+    /// `--endpoint=${TARGET_SERVICE_HOST}:3306`).
     #[must_use]
     pub fn environment(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("TARGET_HOST".to_owned(), self.host.clone()),
+            ("TARGET_SERVICE_HOST".to_owned(), self.host.clone()),
             ("TARGET_PORT".to_owned(), self.port.to_string()),
             ("TARGET_URL".to_owned(), self.url.clone()),
             ("TARGET_SERVICE_ID".to_owned(), self.service_id.clone()),
