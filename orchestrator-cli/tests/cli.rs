@@ -245,6 +245,49 @@ fn a_generic_workload_type_resolves_by_the_target_services_type() {
 }
 
 #[test]
+fn the_original_tools_parameter_names_are_read_and_checked_where_written() {
+    let dir = tempdir("original-parameters");
+    let recipe = |parameters: &str| {
+        format!(
+            "services:\n  - {{name: kv, type: redis, command: redis-server, ports: [6379]}}\nclients:\n  - name: load\n    workload_type: redis\n    parameters:\n{parameters}"
+        )
+    };
+    // Both names for one thing: refused at the original's.
+    let file = written(
+        &dir,
+        "both.yaml",
+        &recipe("      num_operations: 10\n      requests: 10\n"),
+    );
+    let output = orchestrator(&["validate", "--json", &file]);
+    assert_eq!(output.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let error = &report[0]["errors"][0];
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("`num_operations` is the original tool's name for `requests`"),
+        "{error}"
+    );
+    assert_eq!(error["line"], 7, "{error}");
+    // A value the workload refuses, under the original's name: at that name.
+    let file = written(
+        &dir,
+        "bad.yaml",
+        &recipe("      native_tests: \"ping,del\"\n"),
+    );
+    let output = orchestrator(&["validate", "--json", &file]);
+    assert_eq!(output.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let error = &report[0]["errors"][0];
+    assert_eq!(error["line"], 7, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("del"),
+        "{error}"
+    );
+}
+
+#[test]
 fn an_unknown_workload_type_is_refused_with_the_known_ones() {
     let dir = tempdir("unknown-workload");
     let file = written(

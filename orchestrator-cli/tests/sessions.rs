@@ -503,6 +503,82 @@ fn the_api_documents_complete_example_runs_on_the_cluster() {
     let _ = std::fs::remove_dir_all(&images);
 }
 
+/// The original tool's Redis service and `redis_benchmark` client, in its layout, with
+/// one line added (`workload_type: redis`): the client runs on this tool's engine, its
+/// parameters read under the original's names (`num_operations` → `requests`,
+/// `clients` → `concurrency`, `native_tests` → one run per operation), and the requests
+/// it reports agree with what Redis itself counted (`INFO stats`).
+#[test]
+fn the_original_redis_client_runs_on_the_engine_and_agrees_with_redis() {
+    let setup = Setup::cluster("redis-original");
+    let port = node_port(11);
+    let recipe = setup.recipe(
+        "redis-original.yaml",
+        &format!(
+            "service:\n  name: redis\n  command: redis-server\n  args: [\"--port\", \"{port}\", \"--bind\", \"0.0.0.0\", \"--protected-mode\", \"no\", \"--save\", \"\"]\n\
+             \x20 resources:\n    time: \"00:10:00\"\n    partition: cpu\n    mem: \"1GB\"\n  ports: [{port}]\n\
+             \x20 health_check:\n    endpoint: \"redis://localhost:{port}\"\n    timeout: 5\n    retries: 20\n    interval: 1\n\
+             ---\n\
+             client:\n  name: redis_benchmark\n  workload_type: redis\n  resources:\n    partition: cpu\n    time: \"00:10:00\"\n    mem: \"1GB\"\n\
+             \x20 parameters:\n    num_operations: 2000\n    clients: 4\n    value_size: 64\n    pipeline: 1\n    native_tests: \"ping,set,get\"\n    wait_for_service: 60\n\
+             \x20 target_service:\n    name: redis\n    port: {port}\n    health_check_endpoint: \"redis://localhost:{port}\"\n\
+             \x20 script:\n    name: \"redis_benchmark.py\"\n    local_path: \"benchmark_scripts/\"\n    remote_path: \"$HOME/benchmark_scripts/\"\n"
+        ),
+    );
+    let verbose = setup.run(&["-v", "validate", &recipe]);
+    let said = text(&verbose.stdout);
+    assert!(verbose.status.success(), "{said}{}", text(&verbose.stderr));
+    for note in [
+        "`num_operations` read as `requests`",
+        "`clients` read as `concurrency`",
+        "`native_tests` read as `op`",
+        "`wait_for_service` is not needed",
+        "its `script:` block is not run",
+    ] {
+        assert!(said.contains(note), "{note}: {said}");
+    }
+    let out = setup.run(&["run", &recipe, "--keep-services", "--json"]);
+    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
+    let outcome = json(&out);
+    let session = outcome["session_id"].as_str().unwrap().to_owned();
+    let node = jobs_of(&outcome, "service")[0]["node"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let info = Command::new("redis-cli")
+        .args(["-h", &node, "-p", &port.to_string(), "INFO", "stats"])
+        .output()
+        .expect("redis-cli runs");
+    let _ = setup.run(&["stop", "--session", &session]);
+    let info = text(&info.stdout);
+    let processed: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no total_commands_processed in {info}"));
+    let report = json(&setup.run(&["report", &session, "--format", "json"]));
+    let runs = report["runs"].as_array().unwrap();
+    let ops: Vec<&str> = runs
+        .iter()
+        .map(|r| r["parameters"]["op"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(ops, ["ping", "set", "get"], "{report:#}");
+    let completed: u64 = runs
+        .iter()
+        .map(|r| {
+            assert_eq!(r["summary"]["requests_failed"], 0, "{r:#}");
+            r["summary"]["requests_completed"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(completed, 3 * 2000);
+    // Beyond the requests: the health check's PINGs, one per attempt (1 when measured).
+    let extra = processed - completed;
+    assert!(
+        (1..=5).contains(&extra),
+        "Redis counted {processed} commands, the client {completed}"
+    );
+}
+
 #[test]
 fn redis_session_on_the_local_scheduler() {
     assert!(!Setup::local().cluster);

@@ -186,6 +186,14 @@ pub trait WorkloadDriver: Send + Sync + 'static {
         &[]
     }
 
+    /// The original tool's names for this workload's parameters, as its client recipes
+    /// write them: `(original, here)`, e.g. `("num_operations", "requests")`. A client's
+    /// parameter under an original name is read under this tool's (`-v` says so); both
+    /// at once is an error. None by default.
+    fn original_parameters(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
     /// The JSON Schema of the client's `parameters`.
     fn parameters_schema(&self) -> Value {
         serde_json::json!({ "type": "object" })
@@ -331,6 +339,64 @@ fn kind_issue(error: DriverError) -> ParameterIssue {
     }
 }
 
+/// Parameters of the original tool's clients that the orchestrator itself takes care
+/// of, whatever the workload: read, said, and not passed on.
+pub const HANDLED_ORIGINAL_PARAMETERS: &[(&str, &str)] = &[
+    (
+        "wait_for_service",
+        "the client starts once the service's health check passes",
+    ),
+    (
+        "output_file",
+        "results go to the job's `results/` and come back to `results_dir`",
+    ),
+];
+
+/// A client's `parameters` as `driver` reads them: the original tool's names
+/// ([`WorkloadDriver::original_parameters`]) renamed, the ones the orchestrator handles
+/// ([`HANDLED_ORIGINAL_PARAMETERS`]) left out, each said in a note.
+///
+/// # Errors
+/// A parameter given under both names, at the original one.
+pub fn read_parameters(
+    driver: &dyn WorkloadDriver,
+    client: &str,
+    parameters: &BTreeMap<String, Value>,
+) -> Result<(BTreeMap<String, Value>, Vec<String>), ParameterIssue> {
+    let mut read = BTreeMap::new();
+    let mut notes = Vec::new();
+    for (key, value) in parameters {
+        if let Some((_, why)) = HANDLED_ORIGINAL_PARAMETERS.iter().find(|(k, _)| k == key) {
+            notes.push(format!(
+                "client `{client}`: the original tool's parameter `{key}` is not needed: {why}"
+            ));
+            continue;
+        }
+        let name = match driver.original_parameters().iter().find(|(k, _)| k == key) {
+            Some((_, here)) => {
+                if parameters.contains_key(*here) {
+                    return Err(ParameterIssue {
+                        key: key.clone(),
+                        message: format!(
+                            "`{key}` is the original tool's name for `{here}`, and both are given"
+                        ),
+                        hint: Some(format!("keep one of `{key}` and `{here}`")),
+                        ..ParameterIssue::default()
+                    });
+                }
+                notes.push(format!(
+                    "client `{client}`: the original tool's parameter `{key}` read as `{here}` of the `{}` workload",
+                    driver.name()
+                ));
+                (*here).to_owned()
+            }
+            None => key.clone(),
+        };
+        read.insert(name, value.clone());
+    }
+    Ok((read, notes))
+}
+
 fn said(message: String, severity: Severity) -> ParameterIssue {
     ParameterIssue {
         message,
@@ -352,11 +418,45 @@ pub fn check_settings(checked: Checked<'_>) -> Vec<ParameterIssue> {
         Checked::Client { client, target } => match Registry::workload_driver(client, target) {
             Err(e) => vec![kind_issue(e)],
             Ok(resolved) => {
-                let mut issues = if client.workload_type.is_some() {
-                    crate::workload::check_parameters(resolved.driver.name(), &client.parameters)
-                } else {
-                    Vec::new()
-                };
+                let mut issues = Vec::new();
+                if client.workload_type.is_some() {
+                    let (parameters, notes) =
+                        match read_parameters(resolved.driver, &client.name, &client.parameters) {
+                            Ok(read) => read,
+                            Err(issue) => return vec![issue],
+                        };
+                    let renamed = |key: &str| {
+                        resolved
+                            .driver
+                            .original_parameters()
+                            .iter()
+                            .find(|(original, here)| {
+                                *here == key && client.parameters.contains_key(*original)
+                            })
+                            .map_or_else(|| key.to_owned(), |(original, _)| (*original).to_owned())
+                    };
+                    issues.extend(
+                        crate::workload::check_parameters(resolved.driver.name(), &parameters)
+                            .into_iter()
+                            .map(|mut issue| {
+                                // At the key as the file writes it.
+                                issue.key = renamed(&issue.key);
+                                issue
+                            }),
+                    );
+                    issues.extend(notes.into_iter().map(|n| said(n, Severity::Note)));
+                    if client.script.is_some() {
+                        issues.push(said(
+                            format!(
+                                "client `{}`: its `script:` block is not run: `workload_type: {}` runs the `{}` workload on this tool's engine",
+                                client.name,
+                                client.workload_type.as_deref().unwrap_or_default(),
+                                resolved.driver.name()
+                            ),
+                            Severity::Note,
+                        ));
+                    }
+                }
                 issues.extend(resolved.note.map(|n| said(n, Severity::Note)));
                 issues
             }

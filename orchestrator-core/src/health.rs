@@ -310,12 +310,16 @@ fn parse_endpoint(endpoint: &str) -> (ProbeKind, Option<u16>) {
 fn redis_verdict(answer: &[u8]) -> ProbeResult {
     let line = String::from_utf8_lossy(answer).trim_end().to_owned();
     let healthy = line == "+PONG" || line.starts_with("-NOAUTH");
+    // Redis explains a refusal at length (`-DENIED ... protected mode ...`): the start
+    // says what it is.
+    let shown: String = line.chars().take(160).collect();
+    let more = if shown.len() < line.len() { " …" } else { "" };
     ProbeResult {
         healthy,
         response: if line.is_empty() {
             "the connection closed without an answer to PING".to_owned()
         } else {
-            format!("PING answered {line}")
+            format!("PING answered {shown}{more}")
         },
     }
 }
@@ -454,6 +458,22 @@ mod tests {
             "PING answered -LOADING Redis is loading the dataset in memory"
         );
         assert!(!redis_verdict(b"").healthy);
+        let denied = format!(
+            "-DENIED Redis is running in protected mode {}\r\n",
+            "x".repeat(900)
+        );
+        let denied = redis_verdict(denied.as_bytes());
+        assert!(!denied.healthy);
+        assert!(
+            denied
+                .response
+                .starts_with("PING answered -DENIED Redis is running in protected mode")
+        );
+        assert!(
+            denied.response.ends_with(" …") && denied.response.len() < 200,
+            "{}",
+            denied.response
+        );
     }
 
     #[test]

@@ -41,9 +41,9 @@ mod util;
 pub mod workload;
 
 pub use driver::{
-    Arg, DriverError, GENERIC_WORKLOAD_TYPES, Launch, Registry, Resolved, ServiceDriver,
-    ServiceDriverEntry, Target, VersionQuery, WorkloadDriver, WorkloadDriverEntry,
-    check_service_options, check_settings,
+    Arg, DriverError, GENERIC_WORKLOAD_TYPES, HANDLED_ORIGINAL_PARAMETERS, Launch, Registry,
+    Resolved, ServiceDriver, ServiceDriverEntry, Target, VersionQuery, WorkloadDriver,
+    WorkloadDriverEntry, check_service_options, check_settings, read_parameters,
 };
 pub use error::{CoreError, HealthCheckFailure, StartupFailure};
 pub use health::{HealthProbe, ProbeKind, ProbeResult};

@@ -68,10 +68,19 @@ pub fn engine_launch(
             "drop the command (the orchestrator runs the workload itself), or drop workload_type to run the command",
         ));
     }
+    // The original tool's parameter names, read as this workload's (validated already).
+    let parameters = match crate::Registry::workload_named(driver) {
+        Ok(d) => {
+            crate::driver::read_parameters(d, &client.name, &client.parameters)
+                .map_err(|issue| DriverError::new(issue.message, issue.hint.unwrap_or_default()))?
+                .0
+        }
+        Err(_) => client.parameters.clone(),
+    };
     let spec = WorkloadSpec {
         driver: driver.to_owned(),
         url: target.url.clone(),
-        parameters: client.parameters.clone().into_iter().collect(),
+        parameters: parameters.into_iter().collect(),
         duration_s: client.duration.map(|d| d.to_std().as_secs_f64()),
     };
     Ok(Launch {

@@ -346,6 +346,16 @@ impl WorkloadDriver for OllamaDriver {
         &["ollama"]
     }
 
+    fn original_parameters(&self) -> &'static [(&'static str, &'static str)] {
+        // The original's ollama_benchmark clients: sweeps over concurrency, prompt
+        // length and output length, `operations_per_test` requests each.
+        &[
+            ("concurrent_requests", "concurrency"),
+            ("prompt_lengths", "prompt_length"),
+            ("operations_per_test", "requests"),
+        ]
+    }
+
     fn parameters_schema(&self) -> Value {
         json!({
             "type": "object",

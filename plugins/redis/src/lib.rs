@@ -187,6 +187,16 @@ impl WorkloadDriver for RedisDriver {
         "Redis PING, GET, SET or mixed, with value size, key space and pipelining"
     }
 
+    fn original_parameters(&self) -> &'static [(&'static str, &'static str)] {
+        // The original's redis_benchmark client: redis-benchmark's -n, -c and -t;
+        // `native_tests: "ping,set,get"` is one run per operation.
+        &[
+            ("num_operations", "requests"),
+            ("clients", "concurrency"),
+            ("native_tests", "op"),
+        ]
+    }
+
     fn parameters_schema(&self) -> Value {
         serde_json::json!({
             "type": "object",
