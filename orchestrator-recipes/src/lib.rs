@@ -25,6 +25,7 @@ pub mod diagnostic;
 pub mod forms;
 pub mod load;
 pub mod model;
+mod pyyaml;
 pub mod schema;
 pub mod source;
 pub mod values;
