@@ -636,6 +636,64 @@ fn references_in_args_expand_from_the_jobs_environment_and_only_once() {
     assert!(found.is_empty(), "a value ran as a command: {found:?}");
 }
 
+/// A client in the original tool's layout that has only a `script:` block: the script
+/// (`benchmark_scripts/http_benchmark.py`, where `local_path` says, relative to the
+/// directory the orchestrator runs in) is uploaded to its `remote_path` and run with
+/// `--endpoint` and each parameter as a flag, against the service.
+#[test]
+fn an_original_clients_script_is_uploaded_and_run_with_its_parameters() {
+    let setup = Setup::local();
+    let port = free_port();
+    let remote = setup.dir.path().join("remote-scripts");
+    let recipe = setup.dir.path().join("web.yaml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "service:\n  name: web\n  command: python3\n  args: [-m, http.server, \"{port}\", --bind, 127.0.0.1]\n  ports: [{port}]\n\
+             ---\n\
+             client:\n  name: web_benchmark\n  target_service:\n    name: web\n    port: {port}\n\
+             \x20 parameters:\n    num_requests: 20\n    wait_for_service: 30\n\
+             \x20 script:\n    name: \"http_benchmark.py\"\n    local_path: \"benchmark_scripts/\"\n    remote_path: \"{}/\"\n",
+            remote.display()
+        ),
+    )
+    .unwrap();
+    let recipe = recipe.display().to_string();
+    let verbose = setup.run(&["-v", "validate", &recipe]);
+    assert!(
+        text(&verbose.stdout).contains("its `script:` block runs as `python3"),
+        "{}",
+        text(&verbose.stdout)
+    );
+    let outcome = setup.run_ok(&recipe);
+    let results = Path::new(outcome["results_dir"].as_str().unwrap());
+    let stdout = std::fs::read_to_string(results.join("web_benchmark/stdout.log")).unwrap();
+    let summary: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(
+        summary["endpoint"],
+        format!("http://localhost:{port}"),
+        "{summary}"
+    );
+    assert_eq!(
+        (summary["requests"].as_u64(), summary["failures"].as_u64()),
+        (Some(20), Some(0))
+    );
+    assert_eq!(
+        summary["argv"],
+        serde_json::json!([
+            format!("--endpoint=http://localhost:{port}"),
+            "--num-requests=20",
+            "--wait-for-service=30"
+        ])
+    );
+    assert_eq!(
+        std::fs::read(remote.join("http_benchmark.py")).unwrap(),
+        std::fs::read(root().join("benchmark_scripts/http_benchmark.py")).unwrap(),
+        "uploaded as it is"
+    );
+}
+
 /// Every file under `dir`.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

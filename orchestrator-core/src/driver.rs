@@ -673,11 +673,18 @@ impl Registry {
                 return Self::generic_workload(client, kind, target, &all);
             }
         }
-        if client.command.is_some() {
+        if client.command.is_some() || (client.workload_type.is_none() && client.script.is_some()) {
             if let Some(driver) = all.iter().find(|d| d.is_fallback()) {
+                let note = (client.command.is_none()).then(|| {
+                    format!(
+                        "client `{}`: its `script:` block runs as `python3 {} --endpoint=URL` and each parameter as `--name=value`, as the original tool ran it",
+                        client.name,
+                        crate::script::remote_script(client.script.as_ref().expect("a script"))
+                    )
+                });
                 return Ok(Resolved {
                     driver: *driver,
-                    note: None,
+                    note,
                 });
             }
         }
@@ -690,15 +697,6 @@ impl Registry {
                 format!(
                     "known workload types: {known} (or one of {}, resolved by the target's type); or give the client a `command` to run",
                     GENERIC_WORKLOAD_TYPES.join(", ")
-                ),
-            ),
-            None if client.script.is_some() => DriverError::new(
-                format!(
-                    "client `{}` has a `script:` block, which is not run yet, and neither a `workload_type` nor a `command`",
-                    client.name
-                ),
-                format!(
-                    "run the script as the client's command (`command: python3`, `args: [SCRIPT, ...]`), or name a workload_type: {known}"
                 ),
             ),
             None => DriverError::new(

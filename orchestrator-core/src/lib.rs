@@ -34,6 +34,7 @@ pub mod plan;
 mod report;
 mod report_html;
 mod report_md;
+pub mod script;
 mod session;
 pub mod state;
 mod transfer;

@@ -192,13 +192,29 @@ pub fn plan_client(
             e.hint,
         )
     })?;
+    let mut recipe = client.clone();
+    if let Some(script) = recipe.script.as_mut().filter(|_| runs_script(client)) {
+        // The file to upload, found now so that a missing one stops the session early.
+        let local = crate::script::local_script(script, file, &client.name)?;
+        if script.name.is_none() {
+            script.name = local.file_name().map(|n| n.to_string_lossy().into_owned());
+        }
+        script.local_path = Some(local.to_string_lossy().into_owned());
+    }
     Ok(ClientPlan {
         id: new_id("cli"),
-        recipe: client.clone(),
+        recipe,
         driver,
         target,
         port,
     })
+}
+
+/// Whether a client runs its `script:` block: it has one, and neither a command nor a
+/// workload type.
+#[must_use]
+pub fn runs_script(client: &ClientRecipe) -> bool {
+    client.script.is_some() && client.command.is_none() && client.workload_type.is_none()
 }
 
 /// Plans a complete recipe: every service and client resolved, every client's target

@@ -653,6 +653,9 @@ impl BenchmarkOrchestrator {
         dir_name: &str,
     ) -> Result<Tracked, CoreError> {
         let job_dir = self.job_dir(session_id, dir_name).await?;
+        if crate::plan::runs_script(recipe) {
+            self.upload_script(recipe).await?;
+        }
         let spec = client_job(
             self.job_defaults(),
             session_id,
@@ -671,6 +674,49 @@ impl BenchmarkOrchestrator {
             .await?;
         self.state().set_client_state(client_id, "pending", None)?;
         Ok(tracked)
+    }
+
+    /// Copies a client's script (its `local_path`, made absolute by planning) to its
+    /// place on the cluster, unless the same content is there already.
+    async fn upload_script(
+        &self,
+        recipe: &orchestrator_recipes::ClientRecipe,
+    ) -> Result<(), CoreError> {
+        let script = recipe
+            .script
+            .as_ref()
+            .expect("a client that runs its script");
+        let local = script.local_path.as_deref().unwrap_or_default();
+        let bytes = std::fs::read(local)
+            .map_err(CoreError::io(format!("cannot read the script {local}")))?;
+        let mut remote = crate::script::remote_script(script);
+        if let Some(rest) = remote.strip_prefix("$HOME/") {
+            let home = self.shell().exec_ok("printf '%s' \"$HOME\"").await?;
+            remote = format!("{}/{rest}", home.stdout_lossy().trim_end_matches('/'));
+        }
+        let hash = format!("{:016x}", crate::util::fnv1a(&bytes));
+        let marker = format!("{remote}.orchestrator-hash");
+        let present = self
+            .shell()
+            .exec(&format!(
+                "test -f {} && cat {}",
+                orchestrator_ssh::quote(&remote),
+                orchestrator_ssh::quote(&marker)
+            ))
+            .await?;
+        if present.success() && present.stdout_lossy().trim() == hash {
+            tracing::debug!(%remote, "the script is on the cluster already");
+            return Ok(());
+        }
+        self.shell().write_file(&remote, &bytes).await?;
+        self.shell().write_file(&marker, hash.as_bytes()).await?;
+        self.state().event(
+            None,
+            None,
+            "script.upload",
+            Some(&format!("{local} ({} bytes) to {remote}", bytes.len())),
+        )?;
+        Ok(())
     }
 
     async fn submit(

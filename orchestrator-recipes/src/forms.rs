@@ -570,7 +570,7 @@ impl Normalizer {
                     if let NodeKind::Str(text) = &p.value.kind {
                         if text.contains(',') {
                             self.notes.push(format!(
-                                "parameter `{}` of {label} is a comma-separated sweep over {} values",
+                                "parameter `{}` of {label} is a comma-separated list of {} values (a sweep for a workload; passed as written to a script)",
                                 p.key,
                                 text.split(',').count()
                             ));

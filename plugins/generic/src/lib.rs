@@ -75,8 +75,11 @@ impl WorkloadDriver for CommandWorkload {
         true
     }
 
-    fn launch(&self, client: &ClientRecipe, _target: &Target) -> Result<Launch, DriverError> {
+    fn launch(&self, client: &ClientRecipe, target: &Target) -> Result<Launch, DriverError> {
         let Some(command) = &client.command else {
+            if let Some(script) = &client.script {
+                return Ok(script_launch(client, script, target));
+            }
             return Err(DriverError::new(
                 "the `command` workload needs a `command`",
                 "set `command` (and `args`) to the program that loads the target",
@@ -87,6 +90,48 @@ impl WorkloadDriver for CommandWorkload {
             args: args_of(&client.args),
             ..Launch::default()
         })
+    }
+}
+
+/// A client that has only a `script:` block, run as the original tool ran its benchmark
+/// scripts: `python3 SCRIPT --endpoint=URL --PARAMETER=VALUE ...` (`_` in a name
+/// written `-`), the endpoint in the scheme of the client's `health_check_endpoint`
+/// (`redis://HOST:PORT` for the original's Redis clients), else `http://HOST:PORT`.
+fn script_launch(
+    client: &ClientRecipe,
+    script: &orchestrator_recipes::ScriptSpec,
+    target: &Target,
+) -> Launch {
+    let remote = orchestrator_core::script::remote_script(script);
+    // `$HOME/...` is the node's home: expanded in the job.
+    let remote = match remote.strip_prefix("$HOME/") {
+        Some(rest) => Arg::Expanding(format!("${{HOME}}/{}", rest.replace("${", "$${"))),
+        None => Arg::Literal(remote),
+    };
+    let scheme = client
+        .target_service
+        .as_ref()
+        .and_then(|t| t.health_check_endpoint.as_deref())
+        .and_then(|e| e.split_once("://"))
+        .map_or("http", |(scheme, _)| scheme);
+    let mut args = vec![
+        remote,
+        Arg::Literal(format!(
+            "--endpoint={scheme}://{}:{}",
+            target.host, target.port
+        )),
+    ];
+    args.extend(client.parameters.iter().map(|(key, value)| {
+        Arg::Literal(format!(
+            "--{}={}",
+            key.replace('_', "-"),
+            orchestrator_core::script::flag_value(value)
+        ))
+    }));
+    Launch {
+        command: "python3".into(),
+        args,
+        ..Launch::default()
     }
 }
 
