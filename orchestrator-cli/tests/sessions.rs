@@ -694,6 +694,65 @@ fn an_original_clients_script_is_uploaded_and_run_with_its_parameters() {
     );
 }
 
+/// The original tool's Redis service and `redis_benchmark` client in its layout, the
+/// client running its script (`benchmark_scripts/redis_benchmark.py`, which wraps
+/// `redis-benchmark` and writes `results/summary.json`) on the test cluster: the report's
+/// request count agrees with Redis's own `INFO stats`.
+#[test]
+fn the_original_redis_client_script_runs_and_agrees_with_redis() {
+    let setup = Setup::cluster("redis-script");
+    let port = node_port(13);
+    let remote = format!(
+        "{}/scripts-{}",
+        env("ORCH_TEST_WORK_DIR"),
+        std::process::id()
+    );
+    let recipe = setup.recipe(
+        "redis-script.yaml",
+        &format!(
+            "service:\n  name: redis\n  command: redis-server\n  args: [\"--port\", \"{port}\", \"--bind\", \"0.0.0.0\", \"--protected-mode\", \"no\", \"--save\", \"\"]\n\
+             \x20 ports: [{port}]\n  health_check: {{endpoint: \"redis://localhost:{port}\", interval: 1, retries: 20}}\n\
+             ---\n\
+             client:\n  name: redis_benchmark\n\
+             \x20 parameters:\n    num_operations: 1000\n    clients: 4\n    value_size: 64\n    pipeline: 1\n    native_tests: \"set,get\"\n\
+             \x20 target_service:\n    name: redis\n    port: {port}\n    health_check_endpoint: \"redis://localhost:{port}\"\n\
+             \x20 script:\n    name: \"redis_benchmark.py\"\n    local_path: \"benchmark_scripts/\"\n    remote_path: \"{remote}/\"\n"
+        ),
+    );
+    let out = setup.run(&["run", &recipe, "--keep-services", "--json"]);
+    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
+    let outcome = json(&out);
+    let session = outcome["session_id"].as_str().unwrap().to_owned();
+    let node = jobs_of(&outcome, "service")[0]["node"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let info = Command::new("redis-cli")
+        .args(["-h", &node, "-p", &port.to_string(), "INFO", "stats"])
+        .output()
+        .expect("redis-cli runs");
+    let _ = setup.run(&["stop", "--session", &session]);
+    let _ = std::fs::remove_dir_all(&remote);
+    let info = text(&info.stdout);
+    let processed: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no total_commands_processed in {info}"));
+    let report = json(&setup.run(&["report", &session, "--format", "json"]));
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{report:#}");
+    let completed = runs[0]["summary"]["requests_completed"].as_u64().unwrap();
+    assert_eq!(completed, 2 * 1000, "{report:#}");
+    // Beyond the requests: redis-benchmark's two `CONFIG GET`s per test it runs, and
+    // the health check's PINGs.
+    let extra = processed - completed;
+    assert!(
+        (2 * 2 + 1..=2 * 2 + 5).contains(&extra),
+        "Redis counted {processed} commands, the script {completed}"
+    );
+}
+
 /// Every file under `dir`.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
