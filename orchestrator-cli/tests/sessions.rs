@@ -753,6 +753,55 @@ fn the_original_redis_client_script_runs_and_agrees_with_redis() {
     );
 }
 
+/// A service's `setup_script` runs on its node once it is healthy and before any client
+/// starts, with the job's environment (a hostile value is data, not code); one that
+/// fails stops the session with its output, and no client is submitted.
+#[test]
+fn a_setup_script_runs_once_the_service_is_healthy_and_its_failure_stops_the_session() {
+    let setup = Setup::local();
+    let port = free_port();
+    let hostile = "hello $(touch pwned) `touch pwned2` 'q'";
+    let recipe = |script: &str| {
+        format!(
+            "services:\n  - name: web\n    command: python3\n    args: [-m, http.server, \"{port}\", --bind, 127.0.0.1, --directory, \"${{ORCH_JOB_DIR}}\"]\n    ports: [{port}]\n    environment: {{GREETING: \"{hostile}\"}}\n    setup_script: |\n{script}\n\
+             clients:\n  - name: fetch\n    command: curl\n    args: [-sS, \"http://${{TARGET_HOST}}:${{TARGET_PORT}}/greeting.txt\"]\n"
+        )
+    };
+    let ok = setup.recipe(
+        "setup-ok.yaml",
+        &recipe("      test -e \"$ORCH_JOB_DIR/healthy\"\n      printf '%s' \"${GREETING}\" > \"$ORCH_JOB_DIR/greeting.txt\""),
+    );
+    let outcome = setup.run_ok(&ok);
+    let results = Path::new(outcome["results_dir"].as_str().unwrap());
+    let fetched = std::fs::read_to_string(results.join("fetch/stdout.log")).unwrap();
+    assert_eq!(fetched, hostile, "the client saw what the setup wrote");
+    let found: Vec<_> = walk(setup.dir.path())
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("pwned"))
+        })
+        .collect();
+    assert!(found.is_empty(), "a value ran as a command: {found:?}");
+
+    let failing = setup.recipe(
+        "setup-fails.yaml",
+        &recipe("      echo \"cannot configure the service\" >&2\n      exit 3"),
+    );
+    let out = setup.run(&["run", &failing, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("service::setup"), "{stderr}");
+    assert!(stderr.contains("exited with status 3"), "{stderr}");
+    assert!(stderr.contains("cannot configure the service"), "{stderr}");
+    let outcome = json(&out);
+    assert!(
+        jobs_of(&outcome, "client").is_empty(),
+        "no client was submitted"
+    );
+    assert!(setup.live_local_jobs().is_empty());
+}
+
 /// Every file under `dir`.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

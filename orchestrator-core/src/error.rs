@@ -54,6 +54,11 @@ pub enum CoreError {
     #[diagnostic(transparent)]
     ServiceHealthCheck(Box<HealthCheckFailure>),
 
+    /// A service was healthy, and its `setup_script` failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    ServiceSetup(Box<SetupFailure>),
+
     /// No service, client or session has this id in the state store.
     #[error("no {what} with id `{id}` is tracked")]
     #[diagnostic(
@@ -129,6 +134,29 @@ impl CoreError {
             hint,
         }
     }
+}
+
+/// A service's `setup_script` failed (or did not finish in time) once the service was
+/// healthy.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error(
+    "the setup_script of service `{service}` ({service_id}) {outcome}; its output ends:\n{output}"
+)]
+#[diagnostic(
+    code(service::setup),
+    help(
+        "the script runs with bash on the service's node, in its job directory (setup.log there has all its output); fix it, or drop `setup_script`"
+    )
+)]
+pub struct SetupFailure {
+    /// The service's name.
+    pub service: String,
+    /// The service's id.
+    pub service_id: String,
+    /// What happened: `exited with status 3`, `did not finish within 600 s`, ...
+    pub outcome: String,
+    /// The end of its output.
+    pub output: String,
 }
 
 /// A service's job ended before the service became healthy (the original's

@@ -46,7 +46,7 @@ pub use driver::{
     Resolved, ServiceDriver, ServiceDriverEntry, Target, VersionQuery, WorkloadDriver,
     WorkloadDriverEntry, check_service_options, check_settings, read_parameters,
 };
-pub use error::{CoreError, HealthCheckFailure, StartupFailure};
+pub use error::{CoreError, HealthCheckFailure, SetupFailure, StartupFailure};
 pub use health::{HealthProbe, ProbeKind, ProbeResult};
 pub use orchestrator::{
     BenchmarkOrchestrator, ClientStatus, ClientsModule, ClientsStatus, DebugEntry, RecipeFile,

@@ -416,6 +416,7 @@ pub fn service_job(
         },
     );
     spec.monitor = orchestrator_recipes::MonitorSpec::interval_of(r.monitor.as_ref());
+    spec.setup_script.clone_from(&r.setup_script);
     spec
 }
 
@@ -512,6 +513,7 @@ fn job_spec(defaults: &JobDefaults, input: JobInput<'_>) -> JobSpec {
         sbatch,
         container,
         monitor: None,
+        setup_script: None,
     }
 }
 

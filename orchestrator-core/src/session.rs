@@ -239,6 +239,9 @@ impl From<&JobRow> for JobSummary {
 }
 
 /// A job the session waits on.
+/// The longest a service's `setup_script` may take.
+const SETUP_LIMIT: Duration = Duration::from_secs(600);
+
 #[derive(Debug, Clone)]
 pub(crate) struct Tracked {
     pub row: i64,
@@ -976,6 +979,10 @@ impl BenchmarkOrchestrator {
                 )?;
                 self.record_version(session_id, service, probe.host(node), port)
                     .await;
+                if let Some(script) = &service.recipe.setup_script {
+                    self.run_setup(session_id, service, &tracked[index], script, cancel)
+                        .await?;
+                }
                 progress.event(&SessionEvent::Healthy {
                     name: service.recipe.name.clone(),
                     host: node.to_owned(),
@@ -1144,6 +1151,86 @@ impl BenchmarkOrchestrator {
             )?;
         }
         Ok(())
+    }
+
+    /// Runs a healthy service's `setup_script`: the job waits for a `healthy` file in its
+    /// directory, runs the script beside the service and writes its exit status to
+    /// `setup.exit`, which this waits for (at most [`SETUP_LIMIT`]).
+    async fn run_setup(
+        &self,
+        session_id: &str,
+        service: &ServicePlan,
+        job: &Tracked,
+        script: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), CoreError> {
+        use orchestrator_ssh::quote;
+        let dir = std::path::Path::new(&job.stdout_path)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        self.shell()
+            .write_file(&format!("{dir}/healthy"), b"healthy\n")
+            .await?;
+        self.state().event(
+            Some(session_id),
+            Some(&service.id),
+            "setup.start",
+            Some(&format!("{} lines", script.lines().count())),
+        )?;
+        let exit = format!("{dir}/setup.exit");
+        let started = std::time::Instant::now();
+        let outcome = loop {
+            let read = self
+                .shell()
+                .exec(&format!("cat {} 2>/dev/null", quote(&exit)))
+                .await?;
+            if read.success() {
+                break read.stdout_lossy().trim().to_owned();
+            }
+            if started.elapsed() > SETUP_LIMIT {
+                break String::new();
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return Err(CoreError::Interrupted { session_id: String::new() }),
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        };
+        let output = self
+            .shell()
+            .exec(&format!(
+                "tail -c 2000 -- {} 2>&1",
+                quote(&format!("{dir}/setup.log"))
+            ))
+            .await
+            .map(|o| o.stdout_lossy().trim_end().to_owned())
+            .unwrap_or_default();
+        if outcome == "0" {
+            self.state().event(
+                Some(session_id),
+                Some(&service.id),
+                "setup.done",
+                Some(&output),
+            )?;
+            return Ok(());
+        }
+        let outcome = if outcome.is_empty() {
+            format!("did not finish within {} s", SETUP_LIMIT.as_secs())
+        } else {
+            format!("exited with status {outcome}")
+        };
+        self.state().event(
+            Some(session_id),
+            Some(&service.id),
+            "setup.failed",
+            Some(&outcome),
+        )?;
+        Err(CoreError::ServiceSetup(Box::new(crate::SetupFailure {
+            service: service.recipe.name.clone(),
+            service_id: service.id.clone(),
+            outcome,
+            output,
+        })))
     }
 
     /// Asks a healthy service its version, when its driver knows where, and records it

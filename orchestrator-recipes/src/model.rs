@@ -69,6 +69,12 @@ pub struct ServiceRecipe {
     /// How to tell that the service is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// A bash script run on the service's node once the service is healthy and before
+    /// any client starts (its variables are the job's environment: `${NAME}` is expanded
+    /// by bash, and a value is never parsed as code); if it fails, or takes more than 10
+    /// minutes, the service fails with its output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_script: Option<String>,
     /// A script to upload and run instead of `command`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<ScriptSpec>,

@@ -241,6 +241,10 @@ pub struct JobSpec {
     pub sbatch: SbatchOptions,
     /// Run in a container, or natively when `None`.
     pub container: Option<ContainerSpec>,
+    /// A service's script to run, beside the service, once the orchestrator has written
+    /// `healthy` into the job directory: its output goes to `setup.log`, its exit status
+    /// to `setup.exit`.
+    pub setup_script: Option<String>,
     /// Sample the job's processes, its node and its GPUs into `monitor.csv` at this
     /// interval (service jobs only).
     pub monitor: Option<Duration>,
@@ -396,6 +400,7 @@ impl ScriptRenderer {
             "argv": argv,
             "container": container,
             "monitor": spec.monitor.map(|d| json!({"interval": d.as_secs().max(1)})),
+            "setup_script": spec.setup_script,
         });
         let template = spec.kind.template();
         let script = self
@@ -526,6 +531,9 @@ fn validate(spec: &JobSpec) -> Result<(), SlurmError> {
     }
     for a in &o.extra_args {
         one_line("extra_args", a)?;
+    }
+    if let Some(script) = &spec.setup_script {
+        no_nul("setup_script", script)?;
     }
     if let Some(c) = &spec.container {
         no_nul("container image", &c.image)?;

@@ -27,6 +27,7 @@ fn spec() -> JobSpec {
         },
         container: None,
         monitor: None,
+        setup_script: None,
     }
 }
 
