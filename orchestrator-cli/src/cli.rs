@@ -92,7 +92,10 @@ pub enum Command {
     /// Check recipes and config files without submitting anything
     ///
     /// Every problem of a file is reported at once, with its line and column, what
-    /// was expected and a hint. Exits 0 when every file is valid, 2 when any is not.
+    /// was expected and a hint. Drivers are resolved as `run` resolves them (an
+    /// unknown `workload_type` is a problem), so a file that validates also plans;
+    /// what a driver says about a valid file is printed as a warning. Exits 0 when
+    /// every file is valid, 2 when any is not.
     Validate(ValidateArgs),
     /// Print or write the JSON Schemas of config.yaml and the recipes
     ///
@@ -522,7 +525,7 @@ pub struct ValidateArgs {
     #[arg(long, value_enum)]
     pub kind: Option<KindArg>,
 
-    /// Print `[{file, valid, kind, errors: [{code, message, line, column, hint}], notes}]` on stdout
+    /// Print `[{file, valid, kind, errors: [{code, message, line, column, hint}], notes, warnings}]` on stdout
     #[arg(long)]
     pub json: bool,
 }
