@@ -1,13 +1,15 @@
 //! The drivers that make sessions work for any service:
 //!
 //! - the `generic` service driver runs a recipe's `command` and `args` (natively or in
-//!   its `container_image`) and probes it with the recipe's `health_check` (HTTP, or
-//!   TCP without an endpoint). It is the fallback for a `type` that has no driver of
-//!   its own, so `type: redis` runs through it until a Redis driver is linked.
+//!   its `container_image`) and probes it with the recipe's `health_check` (HTTP,
+//!   Redis PING or TCP). It is the fallback for a `type` that has no driver of its
+//!   own, so `type: redis` runs through it until a Redis driver is linked. `${NAME}`
+//!   in its `args` is the job's environment variable.
 //! - the `command` workload runs a client recipe's `command` and `args` against the
-//!   target service, which the job finds in `TARGET_HOST`, `TARGET_PORT`,
-//!   `TARGET_URL` and `TARGET_SERVICE_ID`. A client with a `command` and no
-//!   `workload_type` uses it.
+//!   target service, which the job finds in `TARGET_HOST` (also `TARGET_SERVICE_HOST`),
+//!   `TARGET_PORT`, `TARGET_URL` and `TARGET_SERVICE_ID`. A client with a `command`
+//!   and no `workload_type` uses it, and so does one with only a `script:` block (the
+//!   original tool's), run as `python3 SCRIPT --endpoint=URL --PARAMETER=VALUE ...`.
 
 use orchestrator_core::{
     Arg, DriverError, Launch, ServiceDriver, ServiceDriverEntry, Target, WorkloadDriver,
