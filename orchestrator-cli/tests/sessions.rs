@@ -537,25 +537,7 @@ fn the_original_redis_client_runs_on_the_engine_and_agrees_with_redis() {
     ] {
         assert!(said.contains(note), "{note}: {said}");
     }
-    let out = setup.run(&["run", &recipe, "--keep-services", "--json"]);
-    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
-    let outcome = json(&out);
-    let session = outcome["session_id"].as_str().unwrap().to_owned();
-    let node = jobs_of(&outcome, "service")[0]["node"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let info = Command::new("redis-cli")
-        .args(["-h", &node, "-p", &port.to_string(), "INFO", "stats"])
-        .output()
-        .expect("redis-cli runs");
-    let _ = setup.run(&["stop", "--session", &session]);
-    let info = text(&info.stdout);
-    let processed: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("total_commands_processed:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no total_commands_processed in {info}"));
+    let (session, processed) = run_and_count_redis_commands(&setup, &recipe, port);
     let report = json(&setup.run(&["report", &session, "--format", "json"]));
     let runs = report["runs"].as_array().unwrap();
     let ops: Vec<&str> = runs
@@ -694,6 +676,31 @@ fn an_original_clients_script_is_uploaded_and_run_with_its_parameters() {
     );
 }
 
+/// Runs `recipe` keeping its Redis service (on `port`) up, asks that Redis how many
+/// commands it processed (`INFO stats`), then stops the session: its id and the count.
+fn run_and_count_redis_commands(setup: &Setup, recipe: &str, port: u32) -> (String, u64) {
+    let out = setup.run(&["run", recipe, "--keep-services", "--json"]);
+    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
+    let outcome = json(&out);
+    let session = outcome["session_id"].as_str().unwrap().to_owned();
+    let node = jobs_of(&outcome, "service")[0]["node"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let info = Command::new("redis-cli")
+        .args(["-h", &node, "-p", &port.to_string(), "INFO", "stats"])
+        .output()
+        .expect("redis-cli runs");
+    let _ = setup.run(&["stop", "--session", &session]);
+    let info = text(&info.stdout);
+    let processed = info
+        .lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no total_commands_processed in {info}"));
+    (session, processed)
+}
+
 /// The original tool's Redis service and `redis_benchmark` client in its layout, the
 /// client running its script (`benchmark_scripts/redis_benchmark.py`, which wraps
 /// `redis-benchmark` and writes `results/summary.json`) on the test cluster: the report's
@@ -719,26 +726,8 @@ fn the_original_redis_client_script_runs_and_agrees_with_redis() {
              \x20 script:\n    name: \"redis_benchmark.py\"\n    local_path: \"benchmark_scripts/\"\n    remote_path: \"{remote}/\"\n"
         ),
     );
-    let out = setup.run(&["run", &recipe, "--keep-services", "--json"]);
-    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
-    let outcome = json(&out);
-    let session = outcome["session_id"].as_str().unwrap().to_owned();
-    let node = jobs_of(&outcome, "service")[0]["node"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let info = Command::new("redis-cli")
-        .args(["-h", &node, "-p", &port.to_string(), "INFO", "stats"])
-        .output()
-        .expect("redis-cli runs");
-    let _ = setup.run(&["stop", "--session", &session]);
+    let (session, processed) = run_and_count_redis_commands(&setup, &recipe, port);
     let _ = std::fs::remove_dir_all(&remote);
-    let info = text(&info.stdout);
-    let processed: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("total_commands_processed:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no total_commands_processed in {info}"));
     let report = json(&setup.run(&["report", &session, "--format", "json"]));
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1, "{report:#}");
