@@ -674,6 +674,17 @@ fn an_original_clients_script_is_uploaded_and_run_with_its_parameters() {
         std::fs::read(root().join("benchmark_scripts/http_benchmark.py")).unwrap(),
         "uploaded as it is"
     );
+    // Once per content: a second session finds it there.
+    setup.run_ok(&recipe);
+    let uploads: i64 = setup
+        .database()
+        .query_row(
+            "SELECT count(*) FROM events WHERE action = 'script.upload'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(uploads, 1);
 }
 
 /// Runs `recipe` keeping its Redis service (on `port`) up, asks that Redis how many

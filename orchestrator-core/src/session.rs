@@ -255,6 +255,13 @@ pub(crate) struct Tracked {
 }
 
 impl Tracked {
+    /// The job's directory (where its `stdout.log` is).
+    fn job_dir(&self) -> String {
+        std::path::Path::new(&self.stdout_path)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    }
     fn ended(&self) -> bool {
         self.info.as_ref().is_some_and(|i| i.state.is_terminal())
     }
@@ -692,22 +699,25 @@ impl BenchmarkOrchestrator {
         let local = script.local_path.as_deref().unwrap_or_default();
         let bytes = std::fs::read(local)
             .map_err(CoreError::io(format!("cannot read the script {local}")))?;
-        let mut remote = crate::script::remote_script(script);
-        if let Some(rest) = remote.strip_prefix("$HOME/") {
-            let home = self.shell().exec_ok("printf '%s' \"$HOME\"").await?;
-            remote = format!("{}/{rest}", home.stdout_lossy().trim_end_matches('/'));
-        }
-        let hash = format!("{:016x}", crate::util::fnv1a(&bytes));
-        let marker = format!("{remote}.orchestrator-hash");
-        let present = self
+        let remote = crate::script::remote_script(script);
+        // One command: the absolute path (`$HOME/` is the cluster's home), then the
+        // hash of the content there, if the script is there.
+        let path = match remote.strip_prefix("$HOME/") {
+            Some(rest) => format!("\"$HOME\"/{}", orchestrator_ssh::quote(rest)),
+            None => orchestrator_ssh::quote(&remote).into_owned(),
+        };
+        let there = self
             .shell()
-            .exec(&format!(
-                "test -f {} && cat {}",
-                orchestrator_ssh::quote(&remote),
-                orchestrator_ssh::quote(&marker)
+            .exec_ok(&format!(
+                "p={path}; printf '%s\\n' \"$p\"; if [ -f \"$p\" ]; then cat -- \"$p.orchestrator-hash\" 2>/dev/null; fi; true"
             ))
             .await?;
-        if present.success() && present.stdout_lossy().trim() == hash {
+        let there = there.stdout_lossy();
+        let mut lines = there.lines();
+        let remote = lines.next().unwrap_or_default().to_owned();
+        let hash = format!("{:016x}", crate::util::fnv1a(&bytes));
+        let marker = format!("{remote}.orchestrator-hash");
+        if lines.next().map(str::trim) == Some(hash.as_str()) {
             tracing::debug!(%remote, "the script is on the cluster already");
             return Ok(());
         }
@@ -1072,10 +1082,7 @@ impl BenchmarkOrchestrator {
                 serde_json::from_str::<orchestrator_recipes::ClientRecipe>(&c.recipe).ok()
             }) {
                 if let Some(file) = recipe.output.and_then(|o| o.file) {
-                    let job_dir = std::path::Path::new(&job.stdout_path)
-                        .parent()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default();
+                    let job_dir = job.job_dir();
                     let name = std::path::Path::new(&file)
                         .file_name()
                         .map_or_else(|| "result".to_owned(), |n| n.to_string_lossy().into_owned());
@@ -1126,10 +1133,7 @@ impl BenchmarkOrchestrator {
         client_dir: &std::path::Path,
     ) -> Result<(), CoreError> {
         use crate::workload::RESULTS_DIR;
-        let job_dir = std::path::Path::new(&job.stdout_path)
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
+        let job_dir = job.job_dir();
         if !self.untar_from(&job_dir, RESULTS_DIR, client_dir).await? {
             return Ok(());
         }
@@ -1165,10 +1169,7 @@ impl BenchmarkOrchestrator {
         cancel: &CancellationToken,
     ) -> Result<(), CoreError> {
         use orchestrator_ssh::quote;
-        let dir = std::path::Path::new(&job.stdout_path)
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
+        let dir = job.job_dir();
         self.shell()
             .write_file(&format!("{dir}/healthy"), b"healthy\n")
             .await?;
