@@ -203,7 +203,7 @@ fn compare(cli: &Cli, a: &str, b: &str, json: bool) -> Exit {
 struct HistoryRow {
     session: String,
     name: Option<String>,
-    state: String,
+    state: orchestrator_core::lifecycle::SessionState,
     started_at: String,
     duration_s: Option<f64>,
     recipe_sha256: String,
@@ -222,7 +222,7 @@ fn history_row(report: &SessionReport) -> HistoryRow {
     HistoryRow {
         session: report.session.id.clone(),
         name: report.session.name.clone(),
-        state: report.session.state.clone(),
+        state: report.session.state,
         started_at: report.session.started_at.clone(),
         duration_s: report.session.duration_s,
         recipe_sha256: report.recipe_sha256.clone(),
@@ -264,7 +264,7 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Exit {
                 vec![
                     r.session.clone(),
                     r.name.clone().unwrap_or_else(|| "-".into()),
-                    r.state.clone(),
+                    r.state.to_string(),
                     r.started_at
                         .replace('T', " ")
                         .trim_end_matches('Z')

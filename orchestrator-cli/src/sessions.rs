@@ -9,6 +9,8 @@ use orchestrator_core::{
 };
 use serde::Serialize;
 
+use orchestrator_core::lifecycle::{JobRecordState, SessionState};
+
 use crate::cli::{
     ClearStateArgs, Cli, ClientCommand, DebugArgs, RunArgs, ServiceCommand, StatusArgs, StopArgs,
 };
@@ -142,7 +144,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Exit {
             print_summary(outcome);
         }
         match result {
-            Ok(outcome) if outcome.state == "failed" => {
+            Ok(outcome) if outcome.state == SessionState::Failed => {
                 eprintln!("error: {}", outcome.error.unwrap_or_default());
                 Exit::Failure
             }
@@ -212,7 +214,7 @@ fn print_summary(outcome: &SessionOutcome) {
                 j.owner_id.clone(),
                 j.job_id.clone().unwrap_or_else(|| "-".into()),
                 j.node.clone().unwrap_or_else(|| "-".into()),
-                j.state.clone(),
+                j.state.to_string(),
                 j.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
             ]
         })
@@ -252,7 +254,7 @@ fn print_summary(outcome: &SessionOutcome) {
     if let Some(report) = &outcome.report_path {
         println!("\nreport: {report}");
     }
-    if outcome.state == "running" {
+    if outcome.state == SessionState::Running {
         let ids: Vec<&str> = outcome.services.iter().map(|s| s.id.as_str()).collect();
         println!(
             "services still running: {} (stop them with `orchestrator stop {}`)",
@@ -302,7 +304,7 @@ fn print_status(status: &SystemStatus) {
             vec![
                 s.session_id.clone(),
                 dash(s.name.as_ref()),
-                s.state.clone(),
+                s.state.to_string(),
                 s.active_jobs.to_string(),
                 s.created_at
                     .replace('T', " ")
@@ -330,7 +332,7 @@ fn print_status(status: &SystemStatus) {
                     s.service_id.clone(),
                     s.name.clone(),
                     s.session_id.clone(),
-                    s.status.clone(),
+                    s.status.to_string(),
                     dash(s.job_id.as_ref()),
                     dash(s.job_state.as_ref()),
                     dash(s.node.as_ref()),
@@ -369,7 +371,7 @@ fn print_status(status: &SystemStatus) {
                     c.client_id.clone(),
                     c.name.clone(),
                     c.session_id.clone(),
-                    c.status.clone(),
+                    c.status.to_string(),
                     dash(c.job_id.as_ref()),
                     dash(c.job_state.as_ref()),
                     dash(c.node.as_ref()),
@@ -408,7 +410,7 @@ pub fn list_running(cli: &Cli, services: bool, json: bool) -> Exit {
             Err(error) => return fail(&error),
         };
         let active =
-            |job_state: &Option<String>| job_state.as_deref().is_some_and(|j| !is_ended(j));
+            |job_state: &Option<JobRecordState>| job_state.as_ref().is_some_and(|j| !j.is_final());
         if services {
             let running = status
                 .services
@@ -424,7 +426,7 @@ pub fn list_running(cli: &Cli, services: bool, json: bool) -> Exit {
                     vec![
                         s.service_id.clone(),
                         s.name.clone(),
-                        s.status.clone(),
+                        s.status.to_string(),
                         dash(s.node.as_ref()),
                         dash(s.port),
                     ]
@@ -445,7 +447,7 @@ pub fn list_running(cli: &Cli, services: bool, json: bool) -> Exit {
                     vec![
                         c.client_id.clone(),
                         c.name.clone(),
-                        c.status.clone(),
+                        c.status.to_string(),
                         dash(c.node.as_ref()),
                         dash(c.target.as_ref()),
                     ]
@@ -472,11 +474,6 @@ fn print_list<T: Serialize>(
         let rows: Vec<Vec<String>> = items.iter().map(row).collect();
         print!("{}", render::table(header, &rows));
     }
-}
-
-fn is_ended(job_state: &str) -> bool {
-    matches!(job_state, "GONE" | "LOST" | "SUBMIT_FAILED")
-        || orchestrator_slurm::JobState::parse(job_state).is_terminal()
 }
 
 /// `orchestrator service ...`.

@@ -180,7 +180,7 @@ pub struct StartupFailure {
     /// The scheduler's job id.
     pub job_id: String,
     /// The job's final state.
-    pub state: String,
+    pub state: crate::lifecycle::JobRecordState,
     /// Its exit code, when the scheduler knows it.
     pub exit_code: Option<i32>,
     /// The last lines of its standard error and output.

@@ -28,6 +28,7 @@ mod driver;
 mod error;
 pub mod expect;
 mod health;
+pub mod lifecycle;
 pub mod monitor;
 mod orchestrator;
 pub mod plan;

@@ -19,6 +19,7 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use crate::CoreError;
+use crate::lifecycle::{ClientState, JobRecordState, OwnerState, ServiceState, SessionState};
 use crate::plan::{JobDefaults, plan_client, plan_service};
 use crate::session::{PollPolicy, RunOptions, Tracked, job_update};
 use crate::state::{ClientRow, EventRow, JobRow, ServiceRow, SessionRow, StateStore};
@@ -355,24 +356,24 @@ impl BenchmarkOrchestrator {
                         continue;
                     }
                     crate::state::JobUpdate {
-                        state: "LOST".into(),
+                        state: JobRecordState::Lost,
+                        node: None,
                         reason: Some(
                             "the orchestrator stopped before the scheduler confirmed the job"
                                 .into(),
                         ),
-                        ended: true,
-                        ..Default::default()
+                        exit_code: None,
                     }
                 }
             };
             if self.state.update_job(job.row, &update)? {
                 changed += 1;
             }
-            if update.ended {
+            if update.state.is_final() {
                 self.settle_owner(job, &update.state, update.exit_code)?;
-            } else if update.state == "RUNNING" && job.owner_kind == "client" {
+            } else if update.state.is_running() && job.owner_kind == "client" {
                 self.state
-                    .set_client_state(&job.owner_id, "running", None)?;
+                    .set_client_state(&job.owner_id, ClientState::Running, None)?;
             }
         }
         self.settle_sessions()?;
@@ -383,34 +384,20 @@ impl BenchmarkOrchestrator {
     fn settle_owner(
         &self,
         job: &JobRow,
-        state: &str,
+        state: &JobRecordState,
         exit_code: Option<i32>,
     ) -> Result<(), CoreError> {
-        let success = state == "COMPLETED" && exit_code.unwrap_or(0) == 0;
-        let cancelled = state.starts_with("CANCELLED");
         if job.owner_kind == "service" {
             if let Some(service) = self.state.service(&job.owner_id)? {
-                if !matches!(service.state.as_str(), "stopped" | "failed" | "completed") {
-                    let next = if cancelled {
-                        "stopped"
-                    } else if success {
-                        "completed"
-                    } else {
-                        "failed"
-                    };
+                if !service.state.is_final() {
+                    let next = ServiceState::after_job(state, exit_code);
                     self.state
                         .set_service_state(&job.owner_id, next, None, None, None)?;
                 }
             }
         } else if let Some(client) = self.state.client(&job.owner_id)? {
-            if !matches!(client.state.as_str(), "completed" | "failed" | "cancelled") {
-                let next = if cancelled {
-                    "cancelled"
-                } else if success {
-                    "completed"
-                } else {
-                    "failed"
-                };
+            if !client.state.is_final() {
+                let next = ClientState::after_job(state, exit_code);
                 self.state.set_client_state(&job.owner_id, next, None)?;
             }
         }
@@ -426,60 +413,39 @@ impl BenchmarkOrchestrator {
             .map(|j| j.session_id)
             .collect();
         for session in self.state.sessions()? {
-            if matches!(session.state.as_str(), "completed" | "failed" | "cancelled") {
+            if session.state.is_final() {
                 continue;
             }
             if session.pid.is_some_and(process_alive) || active_sessions.contains(&session.id) {
                 continue;
             }
             // Kept services that ended, or a process that died: nothing runs any more.
-            let error = if session.state == "running" && session.keep_services {
+            let error = if session.state == SessionState::Running && session.keep_services {
                 None
             } else {
                 Some("the orchestrator process ended before the session finished")
             };
             let state = if error.is_some() {
-                "failed"
+                SessionState::Failed
             } else {
-                "completed"
+                SessionState::Completed
             };
-            self.state
-                .set_session_state(&session.id, state, error, true)?;
+            self.state.set_session_state(&session.id, state, error)?;
         }
         Ok(())
     }
 
     /// Cancels every active job of a session (one scheduler call), waits for them to
-    /// end, and records `state` (`cancelled` or `failed`) on what was running.
-    pub(crate) async fn cancel_session_jobs(
-        &self,
-        session_id: &str,
-        state: &str,
-    ) -> Result<usize, CoreError> {
+    /// end, and records how each owner's job ended. The session's own end (which
+    /// settles what is left: [`StateStore::set_session_state`]) is the caller's.
+    pub(crate) async fn cancel_session_jobs(&self, session_id: &str) -> Result<usize, CoreError> {
         let jobs: Vec<JobRow> = self
             .state
             .jobs(Some(session_id))?
             .into_iter()
             .filter(|j| j.ended_at.is_none())
             .collect();
-        let n = self.cancel_jobs(&jobs).await?;
-        for service in self.state.services(Some(session_id))? {
-            if matches!(service.state.as_str(), "pending" | "starting" | "running") {
-                let next = if state == "cancelled" {
-                    "stopped"
-                } else {
-                    "failed"
-                };
-                self.state
-                    .set_service_state(&service.id, next, None, None, None)?;
-            }
-        }
-        for client in self.state.clients(Some(session_id))? {
-            if matches!(client.state.as_str(), "pending" | "submitting" | "running") {
-                self.state.set_client_state(&client.id, "cancelled", None)?;
-            }
-        }
-        Ok(n)
+        self.cancel_jobs(&jobs).await
     }
 
     /// Cancels these recorded jobs in one scheduler call and waits (up to a minute)
@@ -500,7 +466,7 @@ impl BenchmarkOrchestrator {
                     job_id: JobId(j.job_id.clone()?),
                     stdout_path: j.stdout_path.clone(),
                     stderr_path: j.stderr_path.clone(),
-                    info: None,
+                    last: None,
                 })
             })
             .collect();
@@ -520,15 +486,12 @@ impl BenchmarkOrchestrator {
         self.wait_ended(&mut tracked, std::time::Duration::from_secs(60))
             .await?;
         for job in &tracked {
-            let state = job
-                .info
-                .as_ref()
-                .map_or("GONE".to_owned(), |i| i.state.as_str().to_owned());
+            let state = job.record_state();
             let row = jobs
                 .iter()
                 .find(|j| j.row == job.row)
                 .expect("tracked from jobs");
-            self.settle_owner(row, &state, job.info.as_ref().and_then(|i| i.exit_code))?;
+            self.settle_owner(row, &state, job.exit_code())?;
         }
         Ok(tracked.len())
     }
@@ -564,14 +527,13 @@ impl BenchmarkOrchestrator {
         if self.state.session(session_id)?.is_none() {
             return Ok(false);
         }
-        self.cancel_session_jobs(session_id, "cancelled").await?;
+        self.cancel_session_jobs(session_id).await?;
         let session = self.state.session(session_id)?.expect("checked above");
-        if !matches!(session.state.as_str(), "completed" | "failed" | "cancelled") {
+        if !session.state.is_final() {
             self.state.set_session_state(
                 session_id,
-                "cancelled",
+                SessionState::Cancelled,
                 Some("stopped by the user"),
-                true,
             )?;
         }
         Ok(true)
@@ -600,14 +562,11 @@ impl BenchmarkOrchestrator {
         let cancelled = self.cancel_jobs(&jobs).await?;
         for session in &sessions {
             let row = self.state.session(session)?;
-            if row
-                .is_some_and(|s| !matches!(s.state.as_str(), "completed" | "failed" | "cancelled"))
-            {
+            if row.is_some_and(|s| !s.state.is_final()) {
                 self.state.set_session_state(
                     session,
-                    "cancelled",
+                    SessionState::Cancelled,
                     Some("stopped by the user"),
-                    true,
                 )?;
             }
         }
@@ -651,7 +610,10 @@ impl BenchmarkOrchestrator {
             .collect();
         Ok(ServersStatus {
             total_services: services.len(),
-            running_services: services.iter().filter(|s| s.status == "running").count(),
+            running_services: services
+                .iter()
+                .filter(|s| s.status == ServiceState::Running)
+                .count(),
             services,
         })
     }
@@ -670,7 +632,10 @@ impl BenchmarkOrchestrator {
             .collect();
         Ok(ClientsStatus {
             total_clients: clients.len(),
-            running_clients: clients.iter().filter(|c| c.status == "running").count(),
+            running_clients: clients
+                .iter()
+                .filter(|c| c.status == ClientState::Running)
+                .count(),
             clients,
         })
     }
@@ -691,8 +656,7 @@ impl BenchmarkOrchestrator {
         let mut ended_shown = 0;
         let mut sessions = Vec::new();
         for s in all {
-            let ended = matches!(s.state.as_str(), "completed" | "failed" | "cancelled");
-            if ended {
+            if s.state.is_final() {
                 if recent.is_some_and(|n| ended_shown >= n) {
                     continue;
                 }
@@ -741,25 +705,25 @@ impl BenchmarkOrchestrator {
     /// An unknown id, the cluster or the store failing.
     pub async fn debug_services(&self, id: Option<&str>) -> Result<Vec<DebugEntry>, CoreError> {
         self.reconcile().await?;
-        let owners: Vec<(String, String, String, String, String)> = match id {
+        let owners: Vec<(String, String, String, String, OwnerState)> = match id {
             None => self
                 .state
                 .services(None)?
                 .into_iter()
-                .map(|s| ("service".into(), s.id, s.name, s.session_id, s.state))
+                .map(|s| ("service".into(), s.id, s.name, s.session_id, s.state.into()))
                 .collect(),
             Some(id) => {
                 let mut owners = Vec::new();
                 if let Some(s) = self.state.service(id)? {
-                    owners.push(("service".into(), s.id, s.name, s.session_id, s.state));
+                    owners.push(("service".into(), s.id, s.name, s.session_id, s.state.into()));
                 } else if let Some(c) = self.state.client(id)? {
-                    owners.push(("client".into(), c.id, c.name, c.session_id, c.state));
+                    owners.push(("client".into(), c.id, c.name, c.session_id, c.state.into()));
                 } else if self.state.session(id)?.is_some() {
                     for s in self.state.services(Some(id))? {
-                        owners.push(("service".into(), s.id, s.name, s.session_id, s.state));
+                        owners.push(("service".into(), s.id, s.name, s.session_id, s.state.into()));
                     }
                     for c in self.state.clients(Some(id))? {
-                        owners.push(("client".into(), c.id, c.name, c.session_id, c.state));
+                        owners.push(("client".into(), c.id, c.name, c.session_id, c.state.into()));
                     }
                 } else {
                     return Err(CoreError::NotFound {
@@ -975,11 +939,11 @@ pub struct ServiceStatus {
     /// Its driver.
     pub driver: String,
     /// `pending`, `starting`, `running`, `failed`, `stopped`, `completed`.
-    pub status: String,
+    pub status: ServiceState,
     /// The scheduler's id.
     pub job_id: Option<String>,
     /// The scheduler's state.
-    pub job_state: Option<String>,
+    pub job_state: Option<JobRecordState>,
     /// The node.
     pub node: Option<String>,
     /// The port.
@@ -1026,11 +990,11 @@ pub struct ClientStatus {
     /// Its workload driver.
     pub workload: String,
     /// `pending`, `running`, `completed`, `failed`, `cancelled`.
-    pub status: String,
+    pub status: ClientState,
     /// The scheduler's id.
     pub job_id: Option<String>,
     /// The scheduler's state.
-    pub job_state: Option<String>,
+    pub job_state: Option<JobRecordState>,
     /// The node.
     pub node: Option<String>,
     /// The service it loads.
@@ -1097,7 +1061,7 @@ pub struct SessionStatus {
     /// The recipe file.
     pub recipe_path: Option<String>,
     /// `starting`, `running`, `completed`, `failed`, `cancelled`.
-    pub state: String,
+    pub state: SessionState,
     /// Why it failed.
     pub error: Option<String>,
     /// Jobs not yet ended.
@@ -1168,7 +1132,7 @@ pub struct DebugEntry {
     /// Its session.
     pub session_id: String,
     /// Its state.
-    pub state: String,
+    pub state: OwnerState,
     /// Its latest job, with the rendered script.
     pub job: Option<JobRow>,
     /// What the scheduler says now.
@@ -1234,7 +1198,7 @@ impl ServersModule<'_> {
             .await?;
         self.orch
             .state
-            .set_session_state(&plan.session_id, "running", None, false)?;
+            .set_session_state(&plan.session_id, SessionState::Running, None)?;
         Ok(service.id.clone())
     }
 
@@ -1269,27 +1233,23 @@ impl ServersModule<'_> {
         let mut tracked = vec![tracked_of(&job, row.name.clone())?];
         loop {
             self.orch.refresh(&mut tracked, progress).await?;
-            let info = tracked[0].info.clone();
-            match info {
-                Some(i) if i.state.is_terminal() => {
-                    return Err(self.orch.startup_error(&tracked[0]).await);
-                }
-                Some(i) if i.state.is_running() && i.node.is_some() => {
-                    let node = i.node.unwrap_or_default();
-                    self.orch
-                        .health_gate(
-                            &row.session_id,
-                            &service,
-                            &node,
-                            &mut tracked,
-                            0,
-                            progress,
-                            cancel,
-                        )
-                        .await?;
-                    return self.check_service_status(service_id).await;
-                }
-                _ => {}
+            if tracked[0].ended() {
+                return Err(self.orch.startup_error(&tracked[0]).await);
+            }
+            if let Some(node) = tracked[0].node().filter(|_| tracked[0].placed()) {
+                let node = node.to_owned();
+                self.orch
+                    .health_gate(
+                        &row.session_id,
+                        &service,
+                        &node,
+                        &mut tracked,
+                        0,
+                        progress,
+                        cancel,
+                    )
+                    .await?;
+                return self.check_service_status(service_id).await;
             }
             tokio::select! {
                 () = cancel.cancelled() => return Err(CoreError::Interrupted { session_id: row.session_id.clone() }),
@@ -1307,7 +1267,7 @@ impl ServersModule<'_> {
         let cancelled = self.orch.cancel_owner(service_id).await?;
         self.orch
             .state
-            .set_service_state(service_id, "stopped", None, None, None)?;
+            .set_service_state(service_id, ServiceState::Stopped, None, None, None)?;
         self.orch.settle_sessions()?;
         Ok(cancelled)
     }
@@ -1350,7 +1310,7 @@ fn tracked_of(job: &JobRow, name: String) -> Result<Tracked, CoreError> {
         })?),
         stdout_path: job.stdout_path.clone(),
         stderr_path: job.stderr_path.clone(),
-        info: None,
+        last: None,
     })
 }
 
@@ -1457,7 +1417,7 @@ impl ClientsModule<'_> {
             target_service_id: Some(service_row.id.clone()),
             target_host: Some(node.clone()),
             target_port: Some(client.port),
-            state: "pending".into(),
+            state: ClientState::Pending,
             created_at: now,
             updated_at: now,
         })?;

@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use orchestrator_slurm::JobState;
 use serde::Serialize;
 
 use crate::CoreError;
 use crate::expect::ExpectationResult;
+use crate::lifecycle::JobRecordState;
 use crate::orchestrator::BenchmarkOrchestrator;
 use crate::session::JobSummary;
 use crate::state::{ClientRow, ResultRow, ServiceRow};
@@ -67,7 +69,7 @@ pub struct ReportSession {
     /// The recipe file.
     pub recipe_path: Option<String>,
     /// How it ended.
-    pub state: String,
+    pub state: crate::lifecycle::SessionState,
     /// Why it failed.
     pub error: Option<String>,
     /// `slurm` or `local`.
@@ -330,7 +332,9 @@ impl SessionReport {
             .collect();
         let mut errors: Vec<String> = s.error.iter().cloned().collect();
         for j in &job_rows {
-            if matches!(j.exit_code, Some(code) if code != 0) || j.state == "FAILED" {
+            if matches!(j.exit_code, Some(code) if code != 0)
+                || j.state == JobRecordState::Scheduler(JobState::Failed)
+            {
                 errors.push(format!(
                     "{}: job {} {} with exit code {}",
                     j.job_name,

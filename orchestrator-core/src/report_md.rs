@@ -56,7 +56,7 @@ pub fn markdown(r: &SessionReport) -> String {
     );
     out.push_str("| | |\n|---|---|\n");
     let rows = [
-        ("state", s.state.clone()),
+        ("state", s.state.to_string()),
         ("scheduler", format!("{} on {}", s.scheduler, s.target)),
         ("started", s.started_at.clone()),
         (

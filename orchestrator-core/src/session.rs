@@ -5,13 +5,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use orchestrator_slurm::{JobId, JobInfo, JobKind, JobState};
+use orchestrator_slurm::{JobId, JobInfo, JobKind};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::CoreError;
 use crate::driver::Target;
 use crate::error::{HealthCheckFailure, StartupFailure};
+use crate::lifecycle::{ClientState, JobRecordState, ServiceState, SessionState};
 use crate::orchestrator::BenchmarkOrchestrator;
 use crate::plan::{Plan, ServicePlan, client_job, service_job};
 use crate::state::{ClientRow, JobRow, JobUpdate, ServiceRow, SessionRow};
@@ -91,7 +92,7 @@ pub enum SessionEvent {
         /// The scheduler's id.
         job_id: String,
         /// Its state.
-        state: String,
+        state: JobRecordState,
         /// Its node.
         node: Option<String>,
         /// The scheduler's reason (why pending).
@@ -122,7 +123,7 @@ pub enum SessionEvent {
         /// The client.
         name: String,
         /// Its job's final state.
-        state: String,
+        state: JobRecordState,
         /// Its exit code.
         exit_code: Option<i32>,
     },
@@ -168,7 +169,7 @@ pub struct SessionOutcome {
     /// The session id.
     pub session_id: String,
     /// `completed`, `failed`, `cancelled`, or `running` when services were kept.
-    pub state: String,
+    pub state: SessionState,
     /// Why it failed, if it did.
     pub error: Option<String>,
     /// Its services.
@@ -205,7 +206,7 @@ pub struct JobSummary {
     /// The scheduler's id.
     pub job_id: Option<String>,
     /// Its state.
-    pub state: String,
+    pub state: JobRecordState,
     /// Its node.
     pub node: Option<String>,
     /// Its exit code.
@@ -251,7 +252,8 @@ pub(crate) struct Tracked {
     pub job_id: JobId,
     pub stdout_path: String,
     pub stderr_path: String,
-    pub info: Option<JobInfo>,
+    /// What was last recorded of it; `None` until the scheduler was first asked.
+    pub last: Option<JobUpdate>,
 }
 
 impl Tracked {
@@ -262,8 +264,26 @@ impl Tracked {
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     }
-    fn ended(&self) -> bool {
-        self.info.as_ref().is_some_and(|i| i.state.is_terminal())
+    pub(crate) fn ended(&self) -> bool {
+        self.last.as_ref().is_some_and(|u| u.state.is_final())
+    }
+    /// Its state as last recorded (`GONE` when the scheduler was never asked).
+    pub(crate) fn record_state(&self) -> JobRecordState {
+        self.last
+            .as_ref()
+            .map_or(JobRecordState::Gone, |u| u.state.clone())
+    }
+    pub(crate) fn exit_code(&self) -> Option<i32> {
+        self.last.as_ref().and_then(|u| u.exit_code)
+    }
+    pub(crate) fn node(&self) -> Option<&str> {
+        self.last.as_ref().and_then(|u| u.node.as_deref())
+    }
+    /// Whether it runs on a known node.
+    pub(crate) fn placed(&self) -> bool {
+        self.last
+            .as_ref()
+            .is_some_and(|u| u.state.is_running() && u.node.is_some())
     }
     fn kind_str(&self) -> &'static str {
         match self.kind {
@@ -277,18 +297,16 @@ impl Tracked {
 pub(crate) fn job_update(info: Option<&JobInfo>) -> JobUpdate {
     match info {
         Some(info) => JobUpdate {
-            state: info.state.as_str().to_owned(),
+            state: JobRecordState::Scheduler(info.state.clone()),
             node: info.node.clone(),
             reason: info.reason.clone(),
             exit_code: info.exit_code,
-            ended: info.state.is_terminal(),
         },
         None => JobUpdate {
-            state: "GONE".into(),
+            state: JobRecordState::Gone,
             node: None,
             reason: Some("the scheduler no longer knows this job".into()),
             exit_code: None,
-            ended: true,
         },
     }
 }
@@ -320,7 +338,7 @@ impl BenchmarkOrchestrator {
             recipe: json(&plan.recipe),
             scheduler: self.scheduler().name().to_owned(),
             target: self.shell().target().to_owned(),
-            state: "starting".into(),
+            state: SessionState::Starting,
             error: None,
             keep_services: options.keep_services,
             pid: Some(std::process::id()),
@@ -338,7 +356,7 @@ impl BenchmarkOrchestrator {
                 name: s.recipe.name.clone(),
                 driver: s.driver.name().to_owned(),
                 recipe: json(&s.recipe),
-                state: "pending".into(),
+                state: ServiceState::Pending,
                 host: None,
                 port: s.recipe.ports.first().copied(),
                 health: None,
@@ -358,7 +376,7 @@ impl BenchmarkOrchestrator {
                 target_service_id: Some(plan.services[c.target].id.clone()),
                 target_host: None,
                 target_port: Some(c.port),
-                state: "pending".into(),
+                state: ClientState::Pending,
                 created_at: now,
                 updated_at: now,
             })
@@ -395,19 +413,19 @@ impl BenchmarkOrchestrator {
             Err(error) => {
                 let interrupted = cancel.is_cancelled();
                 let (state, reason) = if interrupted {
-                    ("cancelled", "interrupted".to_owned())
+                    (SessionState::Cancelled, "interrupted".to_owned())
                 } else {
-                    ("failed", error.to_string())
+                    (SessionState::Failed, error.to_string())
                 };
                 progress.event(&SessionEvent::CleaningUp {
                     reason: reason.clone(),
                 });
-                if let Err(cleanup) = self.cancel_session_jobs(&plan.session_id, state).await {
+                if let Err(cleanup) = self.cancel_session_jobs(&plan.session_id).await {
                     tracing::error!(%cleanup, "cleaning up session {} failed", plan.session_id);
                 }
-                let _ =
-                    self.state()
-                        .set_session_state(&plan.session_id, state, Some(&reason), true);
+                let _ = self
+                    .state()
+                    .set_session_state(&plan.session_id, state, Some(&reason));
                 let _ = self.write_report(&plan.session_id, None).await;
                 Err(if interrupted {
                     CoreError::Interrupted {
@@ -463,11 +481,7 @@ impl BenchmarkOrchestrator {
                 if let Some(ended) = jobs.iter().position(Tracked::ended) {
                     return Err(ended);
                 }
-                Ok(jobs.iter().all(|j| {
-                    j.info
-                        .as_ref()
-                        .is_some_and(|i| i.state.is_running() && i.node.is_some())
-                }))
+                Ok(jobs.iter().all(Tracked::placed))
             })
             .await;
         match waited {
@@ -476,14 +490,10 @@ impl BenchmarkOrchestrator {
             Err(WaitError::Ended(job)) => return Err(self.startup_error(&job).await),
         }
         self.state()
-            .set_session_state(sid, "running", None, false)?;
+            .set_session_state(sid, SessionState::Running, None)?;
         let mut targets = Vec::new();
         for (i, service) in plan.services.iter().enumerate() {
-            let node = tracked[i]
-                .info
-                .as_ref()
-                .and_then(|info| info.node.clone())
-                .unwrap_or_else(|| "localhost".into());
+            let node = tracked[i].node().unwrap_or("localhost").to_owned();
             self.health_gate(sid, service, &node, &mut tracked, i, progress, cancel)
                 .await?;
             targets.push(node);
@@ -520,24 +530,19 @@ impl BenchmarkOrchestrator {
         }
         let mut failed_clients = Vec::new();
         for job in &tracked[services_count..] {
-            let info = job.info.as_ref();
-            let ok = info.is_some_and(|i| i.state.is_success());
-            self.state().set_client_state(
-                &job.owner_id,
-                if ok { "completed" } else { "failed" },
-                None,
-            )?;
+            let end = job.record_state();
+            let state = ClientState::after_job(&end, job.exit_code());
+            self.state().set_client_state(&job.owner_id, state, None)?;
             progress.event(&SessionEvent::ClientDone {
                 name: job.name.clone(),
-                state: info.map_or("GONE".into(), |i| i.state.as_str().to_owned()),
-                exit_code: info.and_then(|i| i.exit_code),
+                state: end.clone(),
+                exit_code: job.exit_code(),
             });
-            if !ok {
+            if state != ClientState::Completed {
                 failed_clients.push(format!(
-                    "client `{}` ended {}{}",
+                    "client `{}` ended {end}{}",
                     job.name,
-                    info.map_or("GONE", |i| i.state.as_str()),
-                    info.and_then(|i| i.exit_code)
+                    job.exit_code()
                         .map(|c| format!(" with exit code {c}"))
                         .unwrap_or_default()
                 ));
@@ -558,8 +563,13 @@ impl BenchmarkOrchestrator {
             self.wait_ended(&mut tracked[..services_count], Duration::from_secs(60))
                 .await?;
             for job in &tracked[..services_count] {
-                self.state()
-                    .set_service_state(&job.owner_id, "stopped", None, None, None)?;
+                self.state().set_service_state(
+                    &job.owner_id,
+                    ServiceState::Stopped,
+                    None,
+                    None,
+                    None,
+                )?;
             }
             self.fetch_logs(sid, &tracked[..services_count], &results_dir)
                 .await;
@@ -568,12 +578,17 @@ impl BenchmarkOrchestrator {
             });
         }
         let (state, error) = if failed_clients.is_empty() {
-            (if keep { "running" } else { "completed" }, None)
+            let state = if keep {
+                SessionState::Running
+            } else {
+                SessionState::Completed
+            };
+            (state, None)
         } else {
-            ("failed", Some(failed_clients.join("; ")))
+            (SessionState::Failed, Some(failed_clients.join("; ")))
         };
         self.state()
-            .set_session_state(sid, state, error.as_deref(), state != "running")?;
+            .set_session_state(sid, state, error.as_deref())?;
         let report = self.write_report(sid, Some(&results_dir)).await?;
         let mut outcome = self.outcome(sid)?;
         outcome.report_path = Some(report.display().to_string());
@@ -676,13 +691,14 @@ impl BenchmarkOrchestrator {
         )?;
         self.state().set_client_state(
             client_id,
-            "submitting",
+            ClientState::Submitting,
             Some((&target.service_id, &target.host, target.port)),
         )?;
         let tracked = self
             .submit(session_id, client_id, &recipe.name, JobKind::Client, &spec)
             .await?;
-        self.state().set_client_state(client_id, "pending", None)?;
+        self.state()
+            .set_client_state(client_id, ClientState::Pending, None)?;
         Ok(tracked)
     }
 
@@ -763,7 +779,7 @@ impl BenchmarkOrchestrator {
             scheduler: self.scheduler().name().to_owned(),
             job_name: rendered.job_name.clone(),
             job_id: None,
-            state: "SUBMITTING".into(),
+            state: JobRecordState::Submitting,
             node: None,
             reason: None,
             exit_code: None,
@@ -788,26 +804,31 @@ impl BenchmarkOrchestrator {
                     job_id,
                     stdout_path: rendered.stdout_path,
                     stderr_path: rendered.stderr_path,
-                    info: None,
+                    last: None,
                 })
             }
             Err(error) => {
                 self.state().update_job(
                     row,
                     &JobUpdate {
-                        state: "SUBMIT_FAILED".into(),
+                        state: JobRecordState::SubmitFailed,
                         node: None,
                         reason: Some(error.to_string()),
                         exit_code: None,
-                        ended: true,
                     },
                 )?;
                 match kind {
-                    JobKind::Service => {
+                    JobKind::Service => self.state().set_service_state(
+                        owner_id,
+                        ServiceState::Failed,
+                        None,
+                        None,
+                        None,
+                    )?,
+                    JobKind::Client => {
                         self.state()
-                            .set_service_state(owner_id, "failed", None, None, None)?;
+                            .set_client_state(owner_id, ClientState::Failed, None)?;
                     }
-                    JobKind::Client => self.state().set_client_state(owner_id, "failed", None)?,
                 }
                 Err(error.into())
             }
@@ -831,15 +852,9 @@ impl BenchmarkOrchestrator {
         let answer = self.scheduler().query(&ids).await?;
         let mut changed = false;
         for job in jobs.iter_mut().filter(|j| !j.ended()) {
-            let info = answer.get(&job.job_id).cloned().unwrap_or_else(|| {
-                let mut gone = JobInfo::new(job.job_id.clone(), JobState::Unknown("GONE".into()));
-                gone.reason = Some("the scheduler no longer knows this job".into());
-                gone
-            });
-            let gone = matches!(&info.state, JobState::Unknown(s) if s == "GONE");
-            let update = job_update(if gone { None } else { Some(&info) });
-            let moved =
-                job.info.as_ref().map(|i| (&i.state, &i.node)) != Some((&info.state, &info.node));
+            let update = job_update(answer.get(&job.job_id));
+            let moved = job.last.as_ref().map(|u| (&u.state, &u.node))
+                != Some((&update.state, &update.node));
             self.state().update_job(job.row, &update)?;
             if moved {
                 changed = true;
@@ -848,20 +863,15 @@ impl BenchmarkOrchestrator {
                     name: job.name.clone(),
                     job_id: job.job_id.to_string(),
                     state: update.state.clone(),
-                    node: info.node.clone(),
-                    reason: info.reason.clone(),
+                    node: update.node.clone(),
+                    reason: update.reason.clone(),
                 });
-                if job.kind == JobKind::Client && info.state.is_running() {
+                if job.kind == JobKind::Client && update.state.is_running() {
                     self.state()
-                        .set_client_state(&job.owner_id, "running", None)?;
+                        .set_client_state(&job.owner_id, ClientState::Running, None)?;
                 }
             }
-            let terminal_gone = gone.then(|| {
-                let mut i = info.clone();
-                i.state = JobState::Unknown("GONE".into());
-                i
-            });
-            job.info = Some(terminal_gone.unwrap_or(info));
+            job.last = Some(update);
         }
         Ok(changed)
     }
@@ -897,8 +907,8 @@ impl BenchmarkOrchestrator {
     pub(crate) async fn startup_error(&self, job: &Tracked) -> CoreError {
         let _ = self.state().set_service_state(
             &job.owner_id,
-            "failed",
-            job.info.as_ref().and_then(|i| i.node.as_deref()),
+            ServiceState::Failed,
+            job.node(),
             None,
             None,
         );
@@ -906,11 +916,8 @@ impl BenchmarkOrchestrator {
             service: job.name.clone(),
             service_id: job.owner_id.clone(),
             job_id: job.job_id.to_string(),
-            state: job
-                .info
-                .as_ref()
-                .map_or("GONE".into(), |i| i.state.as_str().to_owned()),
-            exit_code: job.info.as_ref().and_then(|i| i.exit_code),
+            state: job.record_state(),
+            exit_code: job.exit_code(),
             log_tail: self
                 .log_tail(&job.stdout_path, &job.stderr_path, 1500)
                 .await,
@@ -949,11 +956,11 @@ impl BenchmarkOrchestrator {
             .and_then(|p| p.port)
             .or_else(|| service.recipe.ports.first().copied());
         self.state()
-            .set_service_state(id, "starting", Some(node), None, None)?;
+            .set_service_state(id, ServiceState::Starting, Some(node), None, None)?;
         let Some(probe) = &service.probe else {
             self.state().set_service_state(
                 id,
-                "running",
+                ServiceState::Running,
                 Some(node),
                 None,
                 Some("running (no health check)"),
@@ -972,7 +979,7 @@ impl BenchmarkOrchestrator {
             if result.healthy {
                 self.state().set_service_state(
                     id,
-                    "running",
+                    ServiceState::Running,
                     Some(node),
                     Some(port),
                     Some(&result.response),
@@ -1019,8 +1026,13 @@ impl BenchmarkOrchestrator {
                 return Err(self.startup_error(&tracked[index]).await);
             }
         }
-        self.state()
-            .set_service_state(id, "failed", Some(node), Some(port), Some(&last))?;
+        self.state().set_service_state(
+            id,
+            ServiceState::Failed,
+            Some(node),
+            Some(port),
+            Some(&last),
+        )?;
         Err(CoreError::ServiceHealthCheck(Box::new(
             HealthCheckFailure {
                 service: service.recipe.name.clone(),
@@ -1335,11 +1347,8 @@ impl WaitError {
                 service: job.name.clone(),
                 service_id: job.owner_id.clone(),
                 job_id: job.job_id.to_string(),
-                state: job
-                    .info
-                    .as_ref()
-                    .map_or("GONE".into(), |i| i.state.as_str().to_owned()),
-                exit_code: job.info.as_ref().and_then(|i| i.exit_code),
+                state: job.record_state(),
+                exit_code: job.exit_code(),
                 log_tail: String::new(),
             })),
         }

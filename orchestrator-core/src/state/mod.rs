@@ -15,10 +15,15 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
-use serde::Serialize;
 
 use crate::CoreError;
+use crate::lifecycle::{ClientState, JobRecordState, ServiceState, SessionState};
 use crate::util::now_ms;
+
+mod rows;
+
+pub use rows::{ClientRow, EventRow, JobRow, JobUpdate, ResultRow, ServiceRow, SessionRow};
+use rows::{client_row, job_row, service_row, session_row};
 
 /// The database file's name inside `state_dir`.
 pub const DATABASE_FILE: &str = "state.db";
@@ -114,200 +119,11 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
-/// A session: one run of a recipe.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SessionRow {
-    /// `ses-` and 8 hex digits.
-    pub id: String,
-    /// The recipe's name.
-    pub name: Option<String>,
-    /// The recipe file, when it came from one.
-    pub recipe_path: Option<String>,
-    /// The recipe as JSON.
-    pub recipe: String,
-    /// `slurm` or `local`.
-    pub scheduler: String,
-    /// Where commands run: `local` or `user@host:port`.
-    pub target: String,
-    /// `starting`, `running`, `completed`, `failed`, `cancelled`.
-    pub state: String,
-    /// Why it failed or was cancelled.
-    pub error: Option<String>,
-    /// Whether services stay up after the clients finish.
-    pub keep_services: bool,
-    /// The orchestrator process that runs it.
-    pub pid: Option<u32>,
-    /// Its report file.
-    pub report_path: Option<String>,
-    /// Milliseconds since the epoch.
-    pub created_at: i64,
-    /// Last change.
-    pub updated_at: i64,
-    /// When it ended.
-    pub finished_at: Option<i64>,
-}
-
-/// A service of a session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ServiceRow {
-    /// `svc-` and 8 hex digits.
-    pub id: String,
-    /// Its session.
-    pub session_id: String,
-    /// The recipe's name.
-    pub name: String,
-    /// The service driver.
-    pub driver: String,
-    /// The recipe as JSON.
-    pub recipe: String,
-    /// `pending`, `starting`, `running`, `failed`, `stopped`, `completed`.
-    pub state: String,
-    /// The node it runs on.
-    pub host: Option<String>,
-    /// The port clients load.
-    pub port: Option<u16>,
-    /// The last health check's answer.
-    pub health: Option<String>,
-    /// Created.
-    pub created_at: i64,
-    /// Last change.
-    pub updated_at: i64,
-}
-
-/// A benchmark client of a session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ClientRow {
-    /// `cli-` and 8 hex digits.
-    pub id: String,
-    /// Its session.
-    pub session_id: String,
-    /// The recipe's name.
-    pub name: String,
-    /// The workload driver.
-    pub driver: String,
-    /// The recipe as JSON.
-    pub recipe: String,
-    /// The service it loads.
-    pub target_service_id: Option<String>,
-    /// That service's host.
-    pub target_host: Option<String>,
-    /// That service's port.
-    pub target_port: Option<u16>,
-    /// `pending`, `running`, `completed`, `failed`, `cancelled`.
-    pub state: String,
-    /// Created.
-    pub created_at: i64,
-    /// Last change.
-    pub updated_at: i64,
-}
-
-/// A scheduler job of a service or client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct JobRow {
-    /// The row id.
-    pub row: i64,
-    /// Its session.
-    pub session_id: String,
-    /// `service` or `client`.
-    pub owner_kind: String,
-    /// The service's or client's id.
-    pub owner_id: String,
-    /// `slurm` or `local`.
-    pub scheduler: String,
-    /// `orch-<session>-<name>`.
-    pub job_name: String,
-    /// The scheduler's id, once submitted.
-    pub job_id: Option<String>,
-    /// `SUBMITTING`, `SUBMIT_FAILED`, `GONE` or the scheduler's state.
-    pub state: String,
-    /// The node it runs on.
-    pub node: Option<String>,
-    /// The scheduler's reason (why pending, why it failed).
-    pub reason: Option<String>,
-    /// Its exit code.
-    pub exit_code: Option<i32>,
-    /// Its directory on the cluster.
-    pub job_dir: String,
-    /// Its script there.
-    pub script_path: String,
-    /// Its standard output there.
-    pub stdout_path: String,
-    /// Its standard error there.
-    pub stderr_path: String,
-    /// The rendered script.
-    pub script: String,
-    /// Recorded.
-    pub created_at: i64,
-    /// Submitted.
-    pub submitted_at: Option<i64>,
-    /// Last change.
-    pub updated_at: i64,
-    /// Ended (empty while active).
-    pub ended_at: Option<i64>,
-}
-
-/// One entry of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EventRow {
-    /// Its order.
-    pub id: i64,
-    /// When.
-    pub at: i64,
-    /// Which process wrote it.
-    pub pid: u32,
-    /// The session it concerns.
-    pub session_id: Option<String>,
-    /// The service, client or job it concerns.
-    pub subject: Option<String>,
-    /// What happened: `session.start`, `job.submit`, `job.state`, `health.pass`, ...
-    pub action: String,
-    /// Details.
-    pub detail: Option<String>,
-}
-
-/// A file fetched from a client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ResultRow {
-    /// Its order.
-    pub id: i64,
-    /// The session.
-    pub session_id: String,
-    /// The client.
-    pub client_id: String,
-    /// `stdout`, `stderr` or the result file's name.
-    pub name: String,
-    /// Where it is on this machine.
-    pub path: String,
-    /// Its size.
-    pub bytes: i64,
-    /// Fetched.
-    pub created_at: i64,
-}
-
-/// What a job update says.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobUpdate {
-    /// The new state.
-    pub state: String,
-    /// The node, if known now.
-    pub node: Option<String>,
-    /// The reason, if any.
-    pub reason: Option<String>,
-    /// The exit code, if ended.
-    pub exit_code: Option<i32>,
-    /// Whether the job has ended.
-    pub ended: bool,
-}
-
 /// The state database. One connection per process, behind a mutex: calls are short.
 #[derive(Debug)]
 pub struct StateStore {
     path: PathBuf,
     conn: Mutex<Connection>,
-}
-
-fn to_u16(v: Option<i64>) -> Option<u16> {
-    v.and_then(|v| u16::try_from(v).ok())
 }
 
 impl StateStore {
@@ -485,16 +301,18 @@ impl StateStore {
         })
     }
 
-    /// Sets a session's state (and error); a final state also sets `finished_at`.
+    /// Sets a session's state (and error). A final state also sets `finished_at`, and
+    /// every service and client of the session that is not final yet follows
+    /// ([`ServiceState::after_session`], [`ClientState::after_session`]) in the same
+    /// transaction: an ended session leaves nothing that claims to be live.
     ///
     /// # Errors
     /// The database failing.
     pub fn set_session_state(
         &self,
         id: &str,
-        state: &str,
+        state: SessionState,
         error: Option<&str>,
-        finished: bool,
     ) -> Result<(), CoreError> {
         self.write(|tx| {
             let now = now_ms();
@@ -502,9 +320,58 @@ impl StateStore {
                 "UPDATE sessions SET state = ?2, error = COALESCE(?3, error), updated_at = ?4,
                     finished_at = CASE WHEN ?5 THEN COALESCE(finished_at, ?4) ELSE finished_at END
                  WHERE id = ?1",
-                params![id, state, error, now, finished],
+                params![id, state, error, now, state.is_final()],
             )?;
-            log_event(tx, Some(id), None, &format!("session.{state}"), error)
+            log_event(tx, Some(id), None, &format!("session.{state}"), error)?;
+            if !state.is_final() {
+                return Ok(());
+            }
+            let why = format!("its session ended {state}");
+            let services: Vec<(String, ServiceState)> = collect(
+                tx,
+                "SELECT id, state FROM services WHERE session_id = ?1 ORDER BY created_at, id",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            for (service, current) in services {
+                if !current.is_final() {
+                    let next = ServiceState::after_session(state);
+                    tx.execute(
+                        "UPDATE services SET state = ?2, updated_at = ?3 WHERE id = ?1",
+                        params![service, next, now],
+                    )?;
+                    log_event(
+                        tx,
+                        Some(id),
+                        Some(&service),
+                        &format!("service.{next}"),
+                        Some(&why),
+                    )?;
+                }
+            }
+            let clients: Vec<(String, ClientState)> = collect(
+                tx,
+                "SELECT id, state FROM clients WHERE session_id = ?1 ORDER BY created_at, id",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            for (client, current) in clients {
+                if !current.is_final() {
+                    let next = ClientState::after_session(state);
+                    tx.execute(
+                        "UPDATE clients SET state = ?2, updated_at = ?3 WHERE id = ?1",
+                        params![client, next, now],
+                    )?;
+                    log_event(
+                        tx,
+                        Some(id),
+                        Some(&client),
+                        &format!("client.{next}"),
+                        Some(&why),
+                    )?;
+                }
+            }
+            Ok(())
         })
     }
 
@@ -529,7 +396,7 @@ impl StateStore {
     pub fn set_service_state(
         &self,
         id: &str,
-        state: &str,
+        state: ServiceState,
         host: Option<&str>,
         port: Option<u16>,
         health: Option<&str>,
@@ -572,7 +439,7 @@ impl StateStore {
     pub fn set_client_state(
         &self,
         id: &str,
-        state: &str,
+        state: ClientState,
         target: Option<(&str, &str, u16)>,
     ) -> Result<(), CoreError> {
         self.write(|tx| {
@@ -678,8 +545,8 @@ impl StateStore {
     pub fn update_job(&self, row: i64, update: &JobUpdate) -> Result<bool, CoreError> {
         self.write(|tx| {
             let now = now_ms();
-            let (old, session, owner, job_id): (String, String, String, Option<String>) = tx
-                .query_row(
+            let (old, session, owner, job_id): (JobRecordState, String, String, Option<String>) =
+                tx.query_row(
                     "SELECT state, session_id, owner_id, job_id FROM jobs WHERE row = ?1",
                     [row],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -696,7 +563,7 @@ impl StateStore {
                     update.reason,
                     update.exit_code,
                     now,
-                    update.ended
+                    update.state.is_final()
                 ],
             )?;
             let changed = old != update.state;
@@ -1049,83 +916,15 @@ fn log_event(
             detail
         ],
     )?;
+    // Every state change and action passes here: the one place that logs them.
+    tracing::debug!(
+        target: "orchestrator::state",
+        session = session.unwrap_or("-"),
+        subject = subject.unwrap_or("-"),
+        detail = detail.unwrap_or(""),
+        "{action}"
+    );
     Ok(())
-}
-
-fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
-    Ok(SessionRow {
-        id: r.get("id")?,
-        name: r.get("name")?,
-        recipe_path: r.get("recipe_path")?,
-        recipe: r.get("recipe")?,
-        scheduler: r.get("scheduler")?,
-        target: r.get("target")?,
-        state: r.get("state")?,
-        error: r.get("error")?,
-        keep_services: r.get("keep_services")?,
-        pid: r.get("pid")?,
-        report_path: r.get("report_path")?,
-        created_at: r.get("created_at")?,
-        updated_at: r.get("updated_at")?,
-        finished_at: r.get("finished_at")?,
-    })
-}
-
-fn service_row(r: &Row<'_>) -> rusqlite::Result<ServiceRow> {
-    Ok(ServiceRow {
-        id: r.get("id")?,
-        session_id: r.get("session_id")?,
-        name: r.get("name")?,
-        driver: r.get("driver")?,
-        recipe: r.get("recipe")?,
-        state: r.get("state")?,
-        host: r.get("host")?,
-        port: to_u16(r.get("port")?),
-        health: r.get("health")?,
-        created_at: r.get("created_at")?,
-        updated_at: r.get("updated_at")?,
-    })
-}
-
-fn client_row(r: &Row<'_>) -> rusqlite::Result<ClientRow> {
-    Ok(ClientRow {
-        id: r.get("id")?,
-        session_id: r.get("session_id")?,
-        name: r.get("name")?,
-        driver: r.get("driver")?,
-        recipe: r.get("recipe")?,
-        target_service_id: r.get("target_service_id")?,
-        target_host: r.get("target_host")?,
-        target_port: to_u16(r.get("target_port")?),
-        state: r.get("state")?,
-        created_at: r.get("created_at")?,
-        updated_at: r.get("updated_at")?,
-    })
-}
-
-fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
-    Ok(JobRow {
-        row: r.get("row")?,
-        session_id: r.get("session_id")?,
-        owner_kind: r.get("owner_kind")?,
-        owner_id: r.get("owner_id")?,
-        scheduler: r.get("scheduler")?,
-        job_name: r.get("job_name")?,
-        job_id: r.get("job_id")?,
-        state: r.get("state")?,
-        node: r.get("node")?,
-        reason: r.get("reason")?,
-        exit_code: r.get("exit_code")?,
-        job_dir: r.get("job_dir")?,
-        script_path: r.get("script_path")?,
-        stdout_path: r.get("stdout_path")?,
-        stderr_path: r.get("stderr_path")?,
-        script: r.get("script")?,
-        created_at: r.get("created_at")?,
-        submitted_at: r.get("submitted_at")?,
-        updated_at: r.get("updated_at")?,
-        ended_at: r.get("ended_at")?,
-    })
 }
 
 #[cfg(test)]
@@ -1177,6 +976,142 @@ mod tests {
         let store = StateStore::open(dir.path()).unwrap();
         assert_eq!(store.events(None, None, 1000).unwrap().len(), 200);
         assert_eq!(store.integrity_check().unwrap(), "ok");
+    }
+
+    fn session(id: &str) -> (SessionRow, ServiceRow, ClientRow) {
+        let now = now_ms();
+        let session = SessionRow {
+            id: id.into(),
+            name: None,
+            recipe_path: None,
+            recipe: "{}".into(),
+            scheduler: "local".into(),
+            target: "local".into(),
+            state: SessionState::Starting,
+            error: None,
+            keep_services: false,
+            pid: None,
+            report_path: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        };
+        let service = ServiceRow {
+            id: format!("svc-{id}"),
+            session_id: id.into(),
+            name: "db".into(),
+            driver: "generic".into(),
+            recipe: "{}".into(),
+            state: ServiceState::Pending,
+            host: None,
+            port: None,
+            health: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let client = ClientRow {
+            id: format!("cli-{id}"),
+            session_id: id.into(),
+            name: "load".into(),
+            driver: "command".into(),
+            recipe: "{}".into(),
+            target_service_id: Some(service.id.clone()),
+            target_host: None,
+            target_port: None,
+            state: ClientState::Pending,
+            created_at: now,
+            updated_at: now,
+        };
+        (session, service, client)
+    }
+
+    /// The bug of issue #16: a session cancelled before its client was submitted left
+    /// that client `pending` for ever.
+    #[test]
+    fn an_ended_session_leaves_no_service_or_client_that_claims_to_be_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let (s, svc, cli) = session("ses-1");
+        store
+            .insert_session(&s, std::slice::from_ref(&svc), std::slice::from_ref(&cli))
+            .unwrap();
+        store
+            .set_service_state(&svc.id, ServiceState::Running, Some("node1"), None, None)
+            .unwrap();
+        store
+            .set_session_state(&s.id, SessionState::Cancelled, Some("interrupted"))
+            .unwrap();
+        assert_eq!(
+            store.client(&cli.id).unwrap().unwrap().state,
+            ClientState::Cancelled
+        );
+        assert_eq!(
+            store.service(&svc.id).unwrap().unwrap().state,
+            ServiceState::Stopped
+        );
+        let row = store.session(&s.id).unwrap().unwrap();
+        assert_eq!(row.state, SessionState::Cancelled);
+        assert!(row.finished_at.is_some());
+        let actions: Vec<String> = store
+            .events(Some(&s.id), None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert!(
+            actions.contains(&"client.cancelled".to_owned()),
+            "{actions:?}"
+        );
+
+        // A failed session fails what was live; what had ended keeps its end.
+        let (s, svc, cli) = session("ses-2");
+        store
+            .insert_session(&s, std::slice::from_ref(&svc), std::slice::from_ref(&cli))
+            .unwrap();
+        store
+            .set_client_state(&cli.id, ClientState::Completed, None)
+            .unwrap();
+        store
+            .set_session_state(&s.id, SessionState::Failed, None)
+            .unwrap();
+        assert_eq!(
+            store.client(&cli.id).unwrap().unwrap().state,
+            ClientState::Completed
+        );
+        assert_eq!(
+            store.service(&svc.id).unwrap().unwrap().state,
+            ServiceState::Failed
+        );
+
+        // A session that goes on running touches nothing.
+        let (s, svc, cli) = session("ses-3");
+        store
+            .insert_session(&s, std::slice::from_ref(&svc), std::slice::from_ref(&cli))
+            .unwrap();
+        store
+            .set_session_state(&s.id, SessionState::Running, None)
+            .unwrap();
+        assert_eq!(
+            store.client(&cli.id).unwrap().unwrap().state,
+            ClientState::Pending
+        );
+        assert!(store.session(&s.id).unwrap().unwrap().finished_at.is_none());
+    }
+
+    #[test]
+    fn a_state_text_the_orchestrator_did_not_write_is_an_error_not_a_guess() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let (s, svc, cli) = session("ses-1");
+        store.insert_session(&s, &[svc], &[cli]).unwrap();
+        let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        conn.execute("UPDATE sessions SET state = 'exploded'", [])
+            .unwrap();
+        let error = store.sessions().unwrap_err().to_string();
+        assert!(
+            error.contains("`exploded` is not a session state"),
+            "{error}"
+        );
     }
 
     #[test]
