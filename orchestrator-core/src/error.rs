@@ -159,6 +159,20 @@ pub struct SetupFailure {
     pub output: String,
 }
 
+impl CoreError {
+    /// Whether the same request may succeed a little later: the cluster could not be
+    /// reached, or a scheduler command failed outright (a controller restarting), as
+    /// opposed to an answer that refuses or cannot be read.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Shell(e) | Self::Slurm(SlurmError::Shell(e)) => e.is_transient(),
+            Self::Slurm(SlurmError::Command { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
 /// A service's job ended before the service became healthy (the original's
 /// `ServiceStartupError`).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

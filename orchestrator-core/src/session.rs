@@ -239,10 +239,14 @@ impl From<&JobRow> for JobSummary {
     }
 }
 
-/// A job the session waits on.
 /// The longest a service's `setup_script` may take.
 const SETUP_LIMIT: Duration = Duration::from_secs(600);
 
+/// How long the scheduler may fail to answer (a controller restarting, the login node
+/// unreachable) before a session gives up.
+const POLL_FAILURES_TOLERATED: Duration = Duration::from_secs(120);
+
+/// A job the session waits on.
 #[derive(Debug, Clone)]
 pub(crate) struct Tracked {
     pub row: i64,
@@ -477,7 +481,7 @@ impl BenchmarkOrchestrator {
         }
         // Wait until every service runs, then gate each on its health check.
         let waited = self
-            .wait_until(&mut tracked, progress, cancel, |jobs| {
+            .wait_until(sid, &mut tracked, progress, cancel, |jobs| {
                 if let Some(ended) = jobs.iter().position(Tracked::ended) {
                     return Err(ended);
                 }
@@ -522,7 +526,7 @@ impl BenchmarkOrchestrator {
             tracked.push(t);
         }
         if !plan.clients.is_empty() {
-            self.wait_until(&mut tracked, progress, cancel, |jobs| {
+            self.wait_until(sid, &mut tracked, progress, cancel, |jobs| {
                 Ok(jobs[services_count..].iter().all(Tracked::ended))
             })
             .await
@@ -880,17 +884,35 @@ impl BenchmarkOrchestrator {
     /// job whose end is a failure.
     async fn wait_until(
         &self,
+        session_id: &str,
         jobs: &mut [Tracked],
         progress: &dyn Progress,
         cancel: &CancellationToken,
         done: impl Fn(&[Tracked]) -> Result<bool, usize>,
     ) -> Result<(), WaitError> {
         let mut interval = self.poll_policy().min;
+        let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
-            let changed = self
-                .refresh(jobs, progress)
-                .await
-                .map_err(WaitError::Core)?;
+            let changed = match self.refresh(jobs, progress).await {
+                Ok(changed) => {
+                    failing_since = None;
+                    changed
+                }
+                Err(error) => {
+                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                    if !error.is_transient() || since.elapsed() >= POLL_FAILURES_TOLERATED {
+                        return Err(WaitError::Core(error));
+                    }
+                    tracing::warn!(%error, "asking the scheduler failed; asking again");
+                    let _ = self.state().event(
+                        Some(session_id),
+                        None,
+                        "poll.failed",
+                        Some(&error.to_string()),
+                    );
+                    false
+                }
+            };
             match done(jobs) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
@@ -898,7 +920,7 @@ impl BenchmarkOrchestrator {
             }
             interval = self.poll_policy().next(interval, changed);
             tokio::select! {
-                () = cancel.cancelled() => return Err(WaitError::Core(CoreError::Interrupted { session_id: String::new() })),
+                () = cancel.cancelled() => return Err(WaitError::Core(CoreError::Interrupted { session_id: session_id.to_owned() })),
                 () = tokio::time::sleep(interval) => {}
             }
         }
@@ -1018,7 +1040,7 @@ impl BenchmarkOrchestrator {
                 break;
             }
             tokio::select! {
-                () = cancel.cancelled() => return Err(CoreError::Interrupted { session_id: String::new() }),
+                () = cancel.cancelled() => return Err(CoreError::Interrupted { session_id: session_id.to_owned() }),
                 () = tokio::time::sleep(probe.interval) => {}
             }
             self.refresh(tracked, progress).await?;
@@ -1192,7 +1214,7 @@ impl BenchmarkOrchestrator {
             Some(&format!("{} lines", script.lines().count())),
         )?;
         let exit = format!("{dir}/setup.exit");
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let outcome = loop {
             let read = self
                 .shell()
@@ -1205,7 +1227,7 @@ impl BenchmarkOrchestrator {
                 break String::new();
             }
             tokio::select! {
-                () = cancel.cancelled() => return Err(CoreError::Interrupted { session_id: String::new() }),
+                () = cancel.cancelled() => return Err(CoreError::Interrupted { session_id: session_id.to_owned() }),
                 () = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         };

@@ -375,6 +375,20 @@ impl StateStore {
         })
     }
 
+    /// Records the orchestrator process that drives a session now.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn set_session_pid(&self, id: &str, pid: u32) -> Result<(), CoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE sessions SET pid = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, pid, now_ms()],
+            )?;
+            log_event(tx, Some(id), None, "session.pid", Some(&pid.to_string()))
+        })
+    }
+
     /// Records a session's report file.
     ///
     /// # Errors

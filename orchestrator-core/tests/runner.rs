@@ -1,0 +1,617 @@
+//! The session runner's decisions, driven in-process against a scripted **fake**
+//! scheduler and a **fake** shell (no cluster, no processes, tokio's paused clock):
+//! each test scripts what the scheduler answers and whether the service's port
+//! answers its health check, and checks what the runner decided and recorded.
+//!
+//! The same behaviour is tested end to end against the real SLURM test cluster in
+//! `orchestrator-cli/tests/`; these tests name each decision and run in milliseconds.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orchestrator_core::lifecycle::{ClientState, JobRecordState, ServiceState, SessionState};
+use orchestrator_core::{
+    BenchmarkOrchestrator, CoreError, PollPolicy, Progress, RunOptions, SessionEvent,
+};
+use orchestrator_recipes::Config;
+use orchestrator_slurm::{JobId, JobInfo, JobState, RenderedJob, Scheduler, SlurmError};
+use orchestrator_ssh::{BoxedStream, Output, Shell, ShellError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+// Links the generic service driver and the `command` workload.
+use orchestrator_plugin_generic as _;
+
+/// What the fake scheduler says of one job at its `n`th query (0-based), given its
+/// name (`orch-<session>-<recipe name>`) and whether it was cancelled; `None`: the
+/// scheduler does not know it (any more).
+type Script = dyn Fn(&str, usize, bool) -> Option<JobState> + Send + Sync;
+
+struct FakeJob {
+    name: String,
+    queries: usize,
+    cancelled: bool,
+}
+
+/// A scheduler that runs nothing: it answers from a script.
+struct FakeScheduler {
+    script: Box<Script>,
+    jobs: Mutex<BTreeMap<JobId, FakeJob>>,
+    /// Every call, in order: `submit NAME`, `query N`, `cancel ID,ID`.
+    calls: Mutex<Vec<String>>,
+    /// Queries that fail before the first one that answers.
+    failing_queries: AtomicUsize,
+}
+
+impl std::fmt::Debug for FakeScheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FakeScheduler")
+    }
+}
+
+impl FakeScheduler {
+    fn new(script: impl Fn(&str, usize, bool) -> Option<JobState> + Send + Sync + 'static) -> Self {
+        Self {
+            script: Box::new(script),
+            jobs: Mutex::new(BTreeMap::new()),
+            calls: Mutex::new(Vec::new()),
+            failing_queries: AtomicUsize::new(0),
+        }
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn cancelled(&self) -> Vec<String> {
+        let jobs = self.jobs.lock().unwrap();
+        jobs.values()
+            .filter(|j| j.cancelled)
+            .map(|j| j.name.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Scheduler for FakeScheduler {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn submit(&self, job: &RenderedJob) -> Result<JobId, SlurmError> {
+        let mut jobs = self.jobs.lock().unwrap();
+        let id = JobId((jobs.len() + 100).to_string());
+        jobs.insert(
+            id.clone(),
+            FakeJob {
+                name: job.job_name.clone(),
+                queries: 0,
+                cancelled: false,
+            },
+        );
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("submit {}", job.job_name));
+        Ok(id)
+    }
+
+    async fn cancel(&self, ids: &[JobId]) -> Result<(), SlurmError> {
+        let mut jobs = self.jobs.lock().unwrap();
+        for id in ids {
+            if let Some(job) = jobs.get_mut(id) {
+                job.cancelled = true;
+            }
+        }
+        let list: Vec<&str> = ids.iter().map(JobId::as_str).collect();
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("cancel {}", list.join(",")));
+        Ok(())
+    }
+
+    async fn query(&self, ids: &[JobId]) -> Result<BTreeMap<JobId, JobInfo>, SlurmError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("query {}", ids.len()));
+        if self
+            .failing_queries
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(SlurmError::Command {
+                command: "squeue".into(),
+                exit_code: 1,
+                stderr:
+                    "slurm_load_jobs error: Unable to contact slurm controller (connect failure)"
+                        .into(),
+            });
+        }
+        let mut jobs = self.jobs.lock().unwrap();
+        let mut answer = BTreeMap::new();
+        for id in ids {
+            let Some(job) = jobs.get_mut(id) else {
+                continue;
+            };
+            let state = if job.cancelled {
+                Some(JobState::Cancelled)
+            } else {
+                (self.script)(&job.name, job.queries, job.cancelled)
+            };
+            job.queries += 1;
+            if let Some(state) = state {
+                let mut info = JobInfo::new(id.clone(), state.clone());
+                if state.is_running() || state.is_terminal() {
+                    info.node = Some("node1".into());
+                }
+                if state == JobState::Failed {
+                    info.exit_code = Some(2);
+                }
+                answer.insert(id.clone(), info);
+            }
+        }
+        Ok(answer)
+    }
+
+    async fn raw_status(&self) -> Result<String, SlurmError> {
+        Ok(String::new())
+    }
+}
+
+/// Whether the service's port answers.
+#[derive(Debug, Clone, Copy)]
+enum Port {
+    /// `200 OK` to every request.
+    Up,
+    /// Connection refused, always.
+    Down,
+}
+
+/// A shell that runs nothing: it keeps written files in memory, says where the work
+/// directory is, and opens TCP streams to a scripted HTTP answer.
+#[derive(Debug)]
+struct FakeShell {
+    port: Port,
+    files: Mutex<BTreeMap<String, Vec<u8>>>,
+    commands: Mutex<Vec<String>>,
+}
+
+impl FakeShell {
+    fn new(port: Port) -> Self {
+        Self {
+            port,
+            files: Mutex::new(BTreeMap::new()),
+            commands: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+fn output(exit_code: i32, stdout: &[u8]) -> Output {
+    Output {
+        exit_code,
+        stdout: stdout.to_vec(),
+        stderr: Vec::new(),
+    }
+}
+
+#[async_trait]
+impl Shell for FakeShell {
+    fn target(&self) -> &str {
+        "fake"
+    }
+
+    async fn run(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        _timeout: Option<Duration>,
+    ) -> Result<Output, ShellError> {
+        self.commands.lock().unwrap().push(command.to_owned());
+        if command.starts_with("cd && mkdir -p -- ") {
+            return Ok(output(0, b"/fake/work\n"));
+        }
+        if command == "cd && pwd -P" {
+            return Ok(output(0, b"/fake/home\n"));
+        }
+        let last = command
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .trim_matches('\'');
+        if command.starts_with("mkdir -p -- ") && command.contains("&& cat > ") {
+            let bytes = stdin.unwrap_or_default().to_vec();
+            self.files.lock().unwrap().insert(last.to_owned(), bytes);
+            return Ok(output(0, b""));
+        }
+        if let Some(path) = command.strip_prefix("cat -- ") {
+            let path = path.trim_matches('\'');
+            return Ok(match self.files.lock().unwrap().get(path) {
+                Some(bytes) => output(0, bytes),
+                None => output(1, b""),
+            });
+        }
+        // Log tails, tar of results: nothing there.
+        Ok(output(0, b""))
+    }
+
+    async fn connect_tcp(&self, host: &str, port: u16) -> Result<BoxedStream, ShellError> {
+        if let Port::Down = self.port {
+            return Err(ShellError::TcpConnect {
+                target: "fake".into(),
+                host: host.into(),
+                port,
+                reason: "connection refused".into(),
+            });
+        }
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match theirs.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let _ = theirs
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                .await;
+        });
+        Ok(Box::new(ours))
+    }
+}
+
+/// Records the events it is given.
+#[derive(Default)]
+struct Events(Mutex<Vec<SessionEvent>>);
+
+impl Progress for Events {
+    fn event(&self, event: &SessionEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    orch: BenchmarkOrchestrator,
+    scheduler: Arc<FakeScheduler>,
+    recipe: orchestrator_recipes::BenchmarkRecipe,
+}
+
+const RECIPE: &str = "
+name: fake-session
+services:
+  - name: svc
+    command: sleep
+    args: [3600]
+    ports: [8080]
+    health_check: {endpoint: /health, interval: 1s, timeout: 1s, retries: 3}
+clients:
+  - name: load
+    command: 'true'
+    target_service: {name: svc}
+";
+
+fn harness(port: Port, scheduler: FakeScheduler) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        results_dir: dir.path().join("results").display().to_string(),
+        work_dir: "/fake/work".into(),
+        ..Config::default()
+    };
+    let scheduler = Arc::new(scheduler);
+    let orch = BenchmarkOrchestrator::with_backend(
+        config,
+        &dir.path().join("state"),
+        Arc::new(FakeShell::new(port)),
+        scheduler.clone(),
+    )
+    .unwrap()
+    .with_poll_policy(PollPolicy {
+        min: Duration::from_millis(100),
+        max: Duration::from_millis(500),
+        factor: 1.5,
+    });
+    let file = dir.path().join("recipe.yaml");
+    std::fs::write(&file, RECIPE).unwrap();
+    let recipe = orch.load_recipe(&file).unwrap();
+    Harness {
+        _dir: dir,
+        orch,
+        scheduler,
+        recipe,
+    }
+}
+
+/// A job that is pending once, then runs, and (a client) completes after two polls.
+fn ordinary(name: &str, n: usize, _cancelled: bool) -> Option<JobState> {
+    Some(match (name.ends_with("-load"), n) {
+        (_, 0) => JobState::Pending,
+        (false, _) | (true, 1..=2) => JobState::Running,
+        (true, _) => JobState::Completed,
+    })
+}
+
+impl Harness {
+    async fn run(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<orchestrator_core::SessionOutcome, CoreError> {
+        self.orch
+            .run_session(&self.recipe, &RunOptions::default(), &(), cancel)
+            .await
+    }
+
+    fn only_session(&self) -> orchestrator_core::state::SessionRow {
+        let mut sessions = self.orch.state().sessions().unwrap();
+        assert_eq!(sessions.len(), 1);
+        sessions.remove(0)
+    }
+
+    fn client_state(&self) -> ClientState {
+        self.orch.state().clients(None).unwrap()[0].state
+    }
+
+    fn service_state(&self) -> ServiceState {
+        self.orch.state().services(None).unwrap()[0].state
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ordinary_session_completes_and_stops_its_service_after_the_client() {
+    let h = harness(Port::Up, FakeScheduler::new(ordinary));
+    let events = Events::default();
+    let outcome = h
+        .orch
+        .run_session(
+            &h.recipe,
+            &RunOptions::default(),
+            &events,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SessionState::Completed);
+    assert_eq!(h.client_state(), ClientState::Completed);
+    assert_eq!(h.service_state(), ServiceState::Stopped);
+    let calls = h.scheduler.calls();
+    let submits: Vec<&String> = calls.iter().filter(|c| c.starts_with("submit")).collect();
+    assert_eq!(submits.len(), 2, "{calls:?}");
+    assert!(
+        submits[0].ends_with("-svc") && submits[1].ends_with("-load"),
+        "{calls:?}"
+    );
+    // The service is cancelled once, after the client ended, by its own id.
+    let cancels: Vec<&String> = calls.iter().filter(|c| c.starts_with("cancel")).collect();
+    assert_eq!(cancels, [&"cancel 100".to_owned()], "{calls:?}");
+    assert!(outcome.report_path.is_some());
+    let events = events.0.lock().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Healthy { name, .. } if name == "svc")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_job_that_vanishes_from_the_queue_fails_the_session_instead_of_waiting_for_ever() {
+    let h = harness(
+        Port::Up,
+        FakeScheduler::new(|name, n, _| match (name.ends_with("-load"), n) {
+            (true, 0) => Some(JobState::Running),
+            (true, _) => None,
+            (false, _) => Some(JobState::Running),
+        }),
+    );
+    let outcome = tokio::time::timeout(Duration::from_secs(3600), h.run(&CancellationToken::new()))
+        .await
+        .expect("the runner must not wait for a job the scheduler forgot")
+        .unwrap();
+    assert_eq!(outcome.state, SessionState::Failed);
+    assert_eq!(h.client_state(), ClientState::Failed);
+    let error = outcome.error.unwrap();
+    assert!(error.contains("client `load` ended GONE"), "{error}");
+    let job = &outcome.jobs.iter().find(|j| j.kind == "client").unwrap();
+    assert_eq!(job.state, JobRecordState::Gone);
+    // The service was still stopped.
+    assert_eq!(h.service_state(), ServiceState::Stopped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_that_ends_while_starting_fails_the_session_and_its_client_never_runs() {
+    let h = harness(
+        Port::Down,
+        FakeScheduler::new(|_, n, _| {
+            Some(if n < 2 {
+                JobState::Running
+            } else {
+                JobState::Failed
+            })
+        }),
+    );
+    let error = h.run(&CancellationToken::new()).await.unwrap_err();
+    let CoreError::ServiceStartup(failure) = &error else {
+        panic!("expected a startup failure, got {error}");
+    };
+    assert_eq!(failure.state, JobRecordState::Scheduler(JobState::Failed));
+    assert_eq!(failure.exit_code, Some(2));
+    let session = h.only_session();
+    assert_eq!(session.state, SessionState::Failed);
+    assert_eq!(h.service_state(), ServiceState::Failed);
+    assert_eq!(h.client_state(), ClientState::Cancelled);
+    let calls = h.scheduler.calls();
+    assert!(!calls.iter().any(|c| c.ends_with("-load")), "{calls:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_health_gate_that_never_passes_fails_after_its_retries_and_cancels_the_service() {
+    let h = harness(
+        Port::Down,
+        FakeScheduler::new(|_, _, _| Some(JobState::Running)),
+    );
+    let error = h.run(&CancellationToken::new()).await.unwrap_err();
+    let CoreError::ServiceHealthCheck(failure) = &error else {
+        panic!("expected a health check failure, got {error}");
+    };
+    assert_eq!(failure.attempts, 3);
+    assert!(
+        failure.last_response.contains("connection refused"),
+        "{failure:?}"
+    );
+    assert_eq!(h.only_session().state, SessionState::Failed);
+    assert_eq!(h.service_state(), ServiceState::Failed);
+    assert_eq!(h.client_state(), ClientState::Cancelled);
+    assert_eq!(
+        h.scheduler.cancelled().len(),
+        1,
+        "{:?}",
+        h.scheduler.calls()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_during_the_health_gate_cancels_the_jobs_and_names_the_session() {
+    let h = harness(
+        Port::Down,
+        FakeScheduler::new(|_, _, _| Some(JobState::Running)),
+    );
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        trigger.cancel();
+    });
+    let error = h.run(&cancel).await.unwrap_err();
+    let session = h.only_session();
+    let CoreError::Interrupted { session_id } = &error else {
+        panic!("expected an interruption, got {error}");
+    };
+    assert_eq!(session_id, &session.id);
+    assert_eq!(session.state, SessionState::Cancelled);
+    assert_eq!(h.service_state(), ServiceState::Stopped);
+    assert_eq!(h.client_state(), ClientState::Cancelled);
+    assert_eq!(h.scheduler.cancelled().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_fails_fails_the_session_with_its_exit_code_and_still_stops_the_service() {
+    let h = harness(
+        Port::Up,
+        FakeScheduler::new(|name, n, _| {
+            Some(match (name.ends_with("-load"), n) {
+                (true, 0) => JobState::Running,
+                (true, _) => JobState::Failed,
+                (false, _) => JobState::Running,
+            })
+        }),
+    );
+    let outcome = h.run(&CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.state, SessionState::Failed);
+    let error = outcome.error.unwrap();
+    assert!(
+        error.contains("client `load` ended FAILED with exit code 2"),
+        "{error}"
+    );
+    assert_eq!(h.client_state(), ClientState::Failed);
+    assert_eq!(h.service_state(), ServiceState::Stopped);
+    assert!(outcome.report_path.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poll_error_that_heals_does_not_end_the_session() {
+    let scheduler = FakeScheduler::new(ordinary);
+    scheduler.failing_queries.store(2, Ordering::SeqCst);
+    let h = harness(Port::Up, scheduler);
+    let outcome = h.run(&CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.state, SessionState::Completed);
+    let events = h.orch.state().events(None, None, 1000).unwrap();
+    let failed_polls = events.iter().filter(|e| e.action == "poll.failed").count();
+    assert_eq!(failed_polls, 2, "{events:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poll_error_that_lasts_ends_the_session_with_the_schedulers_message() {
+    let scheduler = FakeScheduler::new(ordinary);
+    scheduler
+        .failing_queries
+        .store(usize::MAX, Ordering::SeqCst);
+    let h = harness(Port::Up, scheduler);
+    let error = h.run(&CancellationToken::new()).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("Unable to contact slurm controller"),
+        "{error}"
+    );
+    assert_eq!(h.only_session().state, SessionState::Failed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_submitting_row_whose_orchestrator_died_is_lost_and_its_session_failed() {
+    let h = harness(Port::Up, FakeScheduler::new(ordinary));
+    // A session recorded by an orchestrator that died between recording its
+    // service's job and hearing the scheduler's id.
+    let plan = h
+        .orch
+        .prepare_session(&h.recipe, &RunOptions::default())
+        .unwrap();
+    let dead = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    h.orch
+        .state()
+        .set_session_pid(&plan.session_id, dead)
+        .unwrap();
+    let service = &h.orch.state().services(None).unwrap()[0];
+    let row = h
+        .orch
+        .state()
+        .insert_job(&orchestrator_core::state::JobRow {
+            row: 0,
+            session_id: plan.session_id.clone(),
+            owner_kind: "service".into(),
+            owner_id: service.id.clone(),
+            scheduler: "fake".into(),
+            job_name: format!("orch-{}-svc", plan.session_id),
+            job_id: None,
+            state: JobRecordState::Submitting,
+            node: None,
+            reason: None,
+            exit_code: None,
+            job_dir: "/fake/work/x".into(),
+            script_path: "/fake/work/x/job.sh".into(),
+            stdout_path: "/fake/work/x/stdout.log".into(),
+            stderr_path: "/fake/work/x/stderr.log".into(),
+            script: String::new(),
+            created_at: 0,
+            submitted_at: None,
+            updated_at: 0,
+            ended_at: None,
+        })
+        .unwrap();
+    assert!(row > 0);
+    h.orch.reconcile().await.unwrap();
+    let job = &h.orch.state().jobs(None).unwrap()[0];
+    assert_eq!(job.state, JobRecordState::Lost);
+    assert!(job.ended_at.is_some());
+    assert_eq!(h.service_state(), ServiceState::Failed);
+    assert_eq!(h.client_state(), ClientState::Cancelled);
+    let session = h.only_session();
+    assert_eq!(session.state, SessionState::Failed);
+    assert!(
+        session
+            .error
+            .unwrap()
+            .contains("orchestrator process ended"),
+        "the session says why"
+    );
+}
