@@ -65,7 +65,7 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Exit {
             Ok(id) => id,
             Err(error) => return fail(&error),
         };
-        match SessionReport::build(&orch, &id) {
+        match orch.report(&id) {
             Ok(report) => emit(&report, args),
             Err(error) => fail(&error),
         }
@@ -143,10 +143,7 @@ fn deltas(a: &SessionReport, b: &SessionReport) -> Vec<Delta> {
 
 fn compare(cli: &Cli, a: &str, b: &str, json: bool) -> Exit {
     with_orchestrator(cli, |orch| async move {
-        let (ra, rb) = match (
-            SessionReport::build(&orch, a),
-            SessionReport::build(&orch, b),
-        ) {
+        let (ra, rb) = match (orch.report(a), orch.report(b)) {
             (Ok(ra), Ok(rb)) => (ra, rb),
             (Err(error), _) | (_, Err(error)) => return fail(&error),
         };
@@ -246,7 +243,7 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Exit {
         sessions.truncate(args.limit);
         let mut rows = Vec::new();
         for s in &sessions {
-            match SessionReport::build(&orch, &s.id) {
+            match orch.report(&s.id) {
                 Ok(report) => rows.push(history_row(&report)),
                 Err(error) => return fail(&error),
             }

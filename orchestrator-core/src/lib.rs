@@ -24,24 +24,31 @@
 
 #![allow(clippy::print_stdout)]
 
+mod backend;
 mod driver;
 mod error;
 pub mod expect;
 mod health;
 pub mod lifecycle;
+mod loading;
 pub mod monitor;
 mod orchestrator;
 pub mod plan;
+mod reconcile;
 mod report;
 mod report_html;
 mod report_md;
+mod runner;
 pub mod script;
 mod session;
 pub mod state;
+mod status;
 mod transfer;
 mod util;
+mod views;
 pub mod workload;
 
+pub use backend::PollPolicy;
 pub use driver::{
     Arg, DriverError, GENERIC_WORKLOAD_TYPES, HANDLED_ORIGINAL_PARAMETERS, Launch, Registry,
     Resolved, ServiceDriver, ServiceDriverEntry, Target, VersionQuery, WorkloadDriver,
@@ -49,18 +56,20 @@ pub use driver::{
 };
 pub use error::{CoreError, HealthCheckFailure, SetupFailure, StartupFailure};
 pub use health::{HealthProbe, ProbeKind, ProbeResult};
-pub use orchestrator::{
-    BenchmarkOrchestrator, ClientStatus, ClientsModule, ClientsStatus, DebugEntry, RecipeFile,
-    ServersModule, ServersStatus, ServiceStatus, SessionStatus, SlurmStatus, StopSummary,
-    SystemStatus, load_client, load_recipe, load_recipe_file, load_service,
-};
+pub use loading::{RecipeFile, load_client, load_recipe, load_recipe_file, load_service};
+pub use orchestrator::BenchmarkOrchestrator;
 pub use report::{
     ClientRun, JobResources, REPORT_VERSION, ReportFormat, ReportSession, ServiceMonitoring,
     SessionReport, TimelineEntry,
 };
-pub use session::{JobSummary, PollPolicy, Progress, RunOptions, SessionEvent, SessionOutcome};
+pub use session::{JobSummary, Progress, RunOptions, SessionEvent, SessionOutcome};
+pub use status::{
+    ClientStatus, ClientsStatus, DebugEntry, ServersStatus, ServiceStatus, SessionStatus,
+    SlurmStatus, StopSummary, SystemStatus,
+};
 pub use transfer::TunnelInfo;
 pub use util::{new_id, now_ms, redact_url, rfc3339};
+pub use views::{ClientsModule, ServersModule};
 
 // Re-exported so that embedding programs and plugins use the same versions.
 pub use inventory;

@@ -8,10 +8,11 @@ use orchestrator_slurm::JobState;
 use serde::Serialize;
 
 use crate::CoreError;
+use crate::backend::Backend;
 use crate::expect::ExpectationResult;
 use crate::lifecycle::JobRecordState;
-use crate::orchestrator::BenchmarkOrchestrator;
 use crate::session::JobSummary;
+use crate::state::StateStore;
 use crate::state::{ClientRow, ResultRow, ServiceRow};
 use crate::util::{now_ms, rfc3339};
 
@@ -231,8 +232,7 @@ impl SessionReport {
     ///
     /// # Errors
     /// An unknown session, or the store failing.
-    pub fn build(orch: &BenchmarkOrchestrator, session_id: &str) -> Result<Self, CoreError> {
-        let state = orch.state();
+    pub fn build(state: &StateStore, session_id: &str) -> Result<Self, CoreError> {
         let s = state
             .session(session_id)?
             .ok_or_else(|| CoreError::NotFound {
@@ -478,4 +478,21 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Writes `report.json` into the session's results directory (or `dir`) and records
+/// it.
+pub(crate) fn write_report(
+    b: &Backend,
+    session_id: &str,
+    dir: Option<&Path>,
+) -> Result<std::path::PathBuf, CoreError> {
+    let dir = dir.map_or_else(|| b.results_dir().join(session_id), Path::to_path_buf);
+    std::fs::create_dir_all(&dir)
+        .map_err(CoreError::io(format!("cannot create {}", dir.display())))?;
+    let path = dir.join("report.json");
+    b.state()
+        .set_session_report(session_id, &path.display().to_string())?;
+    SessionReport::build(b.state(), session_id)?.write(&path)?;
+    Ok(path)
 }

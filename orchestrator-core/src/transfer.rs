@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::CoreError;
+use crate::error::CoreError;
+use crate::lifecycle::ServiceState;
 use crate::orchestrator::BenchmarkOrchestrator;
 
 /// An open tunnel, as `tunnel` announces it.
@@ -22,53 +23,6 @@ pub struct TunnelInfo {
 }
 
 impl BenchmarkOrchestrator {
-    /// Unpacks `what` (a path relative to `remote_dir`) from the cluster into `dest`,
-    /// through `tar` on both sides. `Ok(false)` when there is nothing to copy.
-    pub(crate) async fn untar_from(
-        &self,
-        remote_dir: &str,
-        what: &str,
-        dest: &Path,
-    ) -> Result<bool, CoreError> {
-        let q = orchestrator_ssh::quote;
-        let command = format!(
-            "cd -- {} && if [ -e {what} ]; then tar -cf - {what}; fi",
-            q(remote_dir),
-            what = q(what)
-        );
-        let out = self.shell().exec(&command).await?;
-        if !out.success() || out.stdout.is_empty() {
-            return Ok(false);
-        }
-        std::fs::create_dir_all(dest)
-            .map_err(CoreError::io(format!("cannot create {}", dest.display())))?;
-        let mut tar = std::process::Command::new("tar")
-            .arg("-xf")
-            .arg("-")
-            .arg("-C")
-            .arg(dest)
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .map_err(CoreError::io("cannot run tar to unpack fetched files"))?;
-        {
-            use std::io::Write;
-            let mut stdin = tar.stdin.take().expect("piped");
-            stdin
-                .write_all(&out.stdout)
-                .map_err(CoreError::io("cannot unpack fetched files"))?;
-        }
-        let status = tar
-            .wait()
-            .map_err(CoreError::io("cannot unpack fetched files"))?;
-        if !status.success() {
-            return Err(CoreError::Io {
-                what: format!("unpacking {what} of {remote_dir}"),
-                source: std::io::Error::other(format!("tar exited with {status}")),
-            });
-        }
-        Ok(true)
-    }
-
     /// Downloads every job directory of a session (its script, logs and, for engine
     /// clients, `results/`) into `to/<service or client name>/`, as they are on the
     /// cluster now. Returns each name and where it went.
@@ -80,7 +34,7 @@ impl BenchmarkOrchestrator {
         session_id: &str,
         to: &Path,
     ) -> Result<Vec<(String, PathBuf)>, CoreError> {
-        let state = self.state();
+        let state = self.backend.state();
         if state.session(session_id)?.is_none() {
             return Err(CoreError::NotFound {
                 what: "session",
@@ -105,7 +59,7 @@ impl BenchmarkOrchestrator {
                 .find(|(id, _)| *id == job.owner_id)
                 .map_or_else(|| job.owner_id.clone(), |(_, n)| n.clone());
             let dest = to.join(&name);
-            if self.untar_from(&job.job_dir, ".", &dest).await? {
+            if self.backend.untar_from(&job.job_dir, ".", &dest).await? {
                 fetched.push((name, dest));
             }
         }
@@ -134,8 +88,8 @@ impl BenchmarkOrchestrator {
                 what: "service",
                 id: service_id.to_owned(),
             })?;
-        let (Some(host), Some(port), "running") =
-            (service.host.clone(), service.port, service.state.as_str())
+        let (Some(host), Some(port), ServiceState::Running) =
+            (service.host.clone(), service.port, service.state)
         else {
             return Err(CoreError::plan(
                 service_id,
@@ -176,7 +130,7 @@ impl BenchmarkOrchestrator {
                 },
             };
             carried += 1;
-            let shell = self.shell().clone();
+            let shell = self.backend.shell().clone();
             let (host, cancel) = (host.clone(), cancel.clone());
             tokio::spawn(async move {
                 match shell.connect_tcp(&host, port).await {

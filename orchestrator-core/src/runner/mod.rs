@@ -1,0 +1,244 @@
+//! The session runner: submit the services, wait until they run, gate each on its
+//! health check, submit the clients, wait for them, fetch their outputs, stop the
+//! services, write the report. It runs on a [`Backend`] and reports to a
+//! [`Progress`]; it does not know the orchestrator that owns it.
+
+mod fetch;
+mod gate;
+
+use std::time::Duration;
+
+use orchestrator_slurm::{JobId, JobKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, Tracked, WaitError};
+use crate::driver::Target;
+use crate::error::CoreError;
+use crate::lifecycle::{ClientState, ServiceState, SessionState};
+use crate::plan::{Plan, ServicePlan, client_job, service_job};
+use crate::session::{Progress, RunOptions, SessionEvent, SessionOutcome};
+
+pub(crate) use fetch::upload_script;
+
+/// One session being driven: where it runs, who hears of it, and what stops it.
+pub(crate) struct Runner<'a> {
+    pub(crate) backend: &'a Backend,
+    pub(crate) progress: &'a dyn Progress,
+    pub(crate) cancel: &'a CancellationToken,
+}
+
+impl Runner<'_> {
+    pub(crate) async fn drive(
+        &self,
+        plan: &Plan,
+        options: &RunOptions,
+    ) -> Result<SessionOutcome, CoreError> {
+        let sid = &plan.session_id;
+        let mut tracked = Vec::new();
+        for service in &plan.services {
+            tracked.push(submit_service(self.backend, sid, service, None).await?);
+            let t = tracked.last().expect("just pushed");
+            self.progress.event(&SessionEvent::Submitted {
+                kind: "service".into(),
+                name: t.name.clone(),
+                job_id: t.job_id.to_string(),
+            });
+        }
+        // Wait until every service runs, then gate each on its health check.
+        let waited = self
+            .backend
+            .wait_until(sid, &mut tracked, self.progress, self.cancel, |jobs| {
+                if let Some(ended) = jobs.iter().position(Tracked::ended) {
+                    return Err(ended);
+                }
+                Ok(jobs.iter().all(Tracked::placed))
+            })
+            .await;
+        match waited {
+            Ok(()) => {}
+            Err(WaitError::Core(e)) => return Err(e),
+            Err(WaitError::Ended(job)) => return Err(self.backend.startup_error(&job).await),
+        }
+        self.backend
+            .state()
+            .set_session_state(sid, SessionState::Running, None)?;
+        let mut targets = Vec::new();
+        for (i, service) in plan.services.iter().enumerate() {
+            let node = tracked[i].node().unwrap_or("localhost").to_owned();
+            self.health_gate(sid, service, &node, &mut tracked, i)
+                .await?;
+            targets.push(node);
+        }
+        // Clients.
+        let services_count = tracked.len();
+        for client in &plan.clients {
+            let service = &plan.services[client.target];
+            let host = &targets[client.target];
+            let target = target_of(service, host, client.port, &client.recipe);
+            let t = submit_client(
+                self.backend,
+                sid,
+                &client.id,
+                &client.recipe,
+                client.driver,
+                &target,
+                &client.recipe.name,
+            )
+            .await?;
+            self.progress.event(&SessionEvent::Submitted {
+                kind: "client".into(),
+                name: t.name.clone(),
+                job_id: t.job_id.to_string(),
+            });
+            tracked.push(t);
+        }
+        if !plan.clients.is_empty() {
+            self.backend
+                .wait_until(sid, &mut tracked, self.progress, self.cancel, |jobs| {
+                    Ok(jobs[services_count..].iter().all(Tracked::ended))
+                })
+                .await
+                .map_err(WaitError::into_core)?;
+        }
+        let mut failed_clients = Vec::new();
+        for job in &tracked[services_count..] {
+            let end = job.record_state();
+            let state = ClientState::after_job(&end, job.exit_code());
+            self.backend
+                .state()
+                .set_client_state(&job.owner_id, state, None)?;
+            self.progress.event(&SessionEvent::ClientDone {
+                name: job.name.clone(),
+                state: end.clone(),
+                exit_code: job.exit_code(),
+            });
+            if state != ClientState::Completed {
+                failed_clients.push(format!(
+                    "client `{}` ended {end}{}",
+                    job.name,
+                    job.exit_code()
+                        .map(|c| format!(" with exit code {c}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        let results_dir =
+            fetch::fetch_outputs(self.backend, sid, &tracked[services_count..]).await?;
+        self.progress.event(&SessionEvent::Fetched {
+            dir: results_dir.display().to_string(),
+        });
+        // With no clients, the services are what the user asked for: they stay up.
+        let keep = options.keep_services || plan.clients.is_empty();
+        if !keep {
+            let ids: Vec<JobId> = tracked[..services_count]
+                .iter()
+                .map(|t| t.job_id.clone())
+                .collect();
+            self.backend.scheduler().cancel(&ids).await?;
+            self.backend
+                .wait_ended(&mut tracked[..services_count], Duration::from_secs(60))
+                .await?;
+            for job in &tracked[..services_count] {
+                self.backend.state().set_service_state(
+                    &job.owner_id,
+                    ServiceState::Stopped,
+                    None,
+                    None,
+                    None,
+                )?;
+            }
+            fetch::fetch_logs(self.backend, sid, &tracked[..services_count], &results_dir).await;
+            self.progress.event(&SessionEvent::Stopped {
+                services: services_count,
+            });
+        }
+        let (state, error) = if failed_clients.is_empty() {
+            let state = if keep {
+                SessionState::Running
+            } else {
+                SessionState::Completed
+            };
+            (state, None)
+        } else {
+            (SessionState::Failed, Some(failed_clients.join("; ")))
+        };
+        self.backend
+            .state()
+            .set_session_state(sid, state, error.as_deref())?;
+        let report = crate::report::write_report(self.backend, sid, Some(&results_dir))?;
+        let mut outcome = crate::session::outcome(self.backend, sid)?;
+        outcome.report_path = Some(report.display().to_string());
+        outcome.results_dir = Some(results_dir.display().to_string());
+        Ok(outcome)
+    }
+}
+
+pub(crate) fn target_of(
+    service: &ServicePlan,
+    host: &str,
+    port: u16,
+    client: &orchestrator_recipes::ClientRecipe,
+) -> Target {
+    let endpoint = client
+        .target_service
+        .as_ref()
+        .and_then(|t| t.endpoint.clone())
+        .unwrap_or_default();
+    Target {
+        service_id: service.id.clone(),
+        service_name: service.recipe.name.clone(),
+        service_type: service.driver.name().to_owned(),
+        host: host.to_owned(),
+        port,
+        url: format!("http://{host}:{port}{endpoint}"),
+    }
+}
+
+/// Renders, records and submits a service's job.
+pub(crate) async fn submit_service(
+    b: &Backend,
+    session_id: &str,
+    service: &ServicePlan,
+    dir_name: Option<&str>,
+) -> Result<Tracked, CoreError> {
+    let r = &service.recipe;
+    let job_dir = b.job_dir(session_id, dir_name.unwrap_or(&r.name)).await?;
+    let spec = service_job(b.job_defaults(), session_id, service, job_dir);
+    b.submit(session_id, &service.id, &r.name, JobKind::Service, &spec)
+        .await
+}
+
+/// Renders, records and submits a client's job against `target`.
+pub(crate) async fn submit_client(
+    b: &Backend,
+    session_id: &str,
+    client_id: &str,
+    recipe: &orchestrator_recipes::ClientRecipe,
+    driver: &'static dyn crate::WorkloadDriver,
+    target: &Target,
+    dir_name: &str,
+) -> Result<Tracked, CoreError> {
+    let job_dir = b.job_dir(session_id, dir_name).await?;
+    if crate::plan::runs_script(recipe) {
+        upload_script(b, recipe).await?;
+    }
+    let spec = client_job(
+        b.job_defaults(),
+        session_id,
+        recipe,
+        driver,
+        target,
+        job_dir,
+    )?;
+    b.state().set_client_state(
+        client_id,
+        ClientState::Submitting,
+        Some((&target.service_id, &target.host, target.port)),
+    )?;
+    let tracked = b
+        .submit(session_id, client_id, &recipe.name, JobKind::Client, &spec)
+        .await?;
+    b.state()
+        .set_client_state(client_id, ClientState::Pending, None)?;
+    Ok(tracked)
+}
