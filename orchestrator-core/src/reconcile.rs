@@ -1,13 +1,81 @@
 //! Reconcile: bring the recorded jobs, services, clients and sessions in line with
 //! what the scheduler says now and with which orchestrator processes are alive.
+//!
+//! The decisions are pure functions of (rows, the scheduler's answer, liveness):
+//! [`job_changes`] and [`ended_sessions`]; [`reconcile`] gathers their inputs in one
+//! scheduler query and applies what they decide.
 
 use std::collections::BTreeMap;
 
-use orchestrator_slurm::JobId;
+use orchestrator_slurm::{JobId, JobInfo};
 
 use crate::backend::{Backend, job_update};
 use crate::error::CoreError;
 use crate::lifecycle::{ClientState, JobRecordState, SessionState};
+use crate::state::{JobRow, JobUpdate, SessionRow};
+
+/// The update each active job gets, by its index in `active`. A job with no
+/// scheduler id was recorded and never confirmed: only the process that submits it
+/// can finish the record, so it is left alone while that session's orchestrator
+/// lives (`alive` says, by session id), and is `LOST` once it does not.
+pub(crate) fn job_changes(
+    active: &[JobRow],
+    answer: &BTreeMap<JobId, JobInfo>,
+    alive: impl Fn(&str) -> bool,
+) -> Vec<(usize, JobUpdate)> {
+    active
+        .iter()
+        .enumerate()
+        .filter_map(|(i, job)| {
+            let update = match &job.job_id {
+                Some(id) => job_update(answer.get(&JobId(id.clone()))),
+                None if alive(&job.session_id) => return None,
+                None => JobUpdate {
+                    state: JobRecordState::Lost,
+                    node: None,
+                    reason: Some(
+                        "the orchestrator stopped before the scheduler confirmed the job".into(),
+                    ),
+                    exit_code: None,
+                },
+            };
+            Some((i, update))
+        })
+        .collect()
+}
+
+/// The sessions that are over, with how they ended: those not final whose
+/// orchestrator process is gone (`alive` says) and that have no active job left. A
+/// session that kept its services completed when they ended; any other failed.
+pub(crate) fn ended_sessions<'a>(
+    sessions: &'a [SessionRow],
+    active: &[JobRow],
+    alive: impl Fn(&SessionRow) -> bool,
+) -> Vec<(&'a str, SessionState, Option<&'static str>)> {
+    sessions
+        .iter()
+        .filter(|s| !s.state.is_final() && !alive(s))
+        .filter(|s| !active.iter().any(|j| j.session_id == s.id))
+        .map(|s| {
+            if s.state == SessionState::Running && s.keep_services {
+                (s.id.as_str(), SessionState::Completed, None)
+            } else {
+                (
+                    s.id.as_str(),
+                    SessionState::Failed,
+                    Some("the orchestrator process ended before the session finished"),
+                )
+            }
+        })
+        .collect()
+}
+
+/// Whether the orchestrator process recorded for a session still runs.
+pub(crate) fn session_alive(session: &SessionRow) -> bool {
+    session
+        .pid
+        .is_some_and(|pid| orchestrator_slurm::process::alive(pid, session.pid_start.as_deref()))
+}
 
 /// Asks the scheduler about every job that has not ended, in one query, and records
 /// what it says; then brings services, clients and sessions in line. Returns how
@@ -26,31 +94,11 @@ pub(crate) async fn reconcile(b: &Backend) -> Result<usize, CoreError> {
     } else {
         b.scheduler.query(&ids).await?
     };
+    let sessions = b.state.sessions()?;
+    let alive = |id: &str| sessions.iter().any(|s| s.id == id && session_alive(s));
     let mut changed = 0;
-    for job in &active {
-        let update = match &job.job_id {
-            Some(id) => job_update(answer.get(&JobId(id.clone()))),
-            None => {
-                // Recorded but never confirmed: only the process that submits it
-                // can finish the record. If that process is gone, so is the job.
-                let owner_alive = b
-                    .state
-                    .session(&job.session_id)?
-                    .and_then(|s| s.pid)
-                    .is_some_and(process_alive);
-                if owner_alive {
-                    continue;
-                }
-                crate::state::JobUpdate {
-                    state: JobRecordState::Lost,
-                    node: None,
-                    reason: Some(
-                        "the orchestrator stopped before the scheduler confirmed the job".into(),
-                    ),
-                    exit_code: None,
-                }
-            }
-        };
+    for (i, update) in job_changes(&active, &answer, alive) {
+        let job = &active[i];
         if b.state.update_job(job.row, &update)? {
             changed += 1;
         }
@@ -65,38 +113,115 @@ pub(crate) async fn reconcile(b: &Backend) -> Result<usize, CoreError> {
     Ok(changed)
 }
 
-/// A session whose process is gone and whose jobs have all ended is over.
+/// Ends the sessions [`ended_sessions`] says are over.
 pub(crate) fn settle_sessions(b: &Backend) -> Result<(), CoreError> {
-    let active_sessions: Vec<String> = b
-        .state
-        .active_jobs()?
-        .into_iter()
-        .map(|j| j.session_id)
-        .collect();
-    for session in b.state.sessions()? {
-        if session.state.is_final() {
-            continue;
-        }
-        if session.pid.is_some_and(process_alive) || active_sessions.contains(&session.id) {
-            continue;
-        }
-        // Kept services that ended, or a process that died: nothing runs any more.
-        let error = if session.state == SessionState::Running && session.keep_services {
-            None
-        } else {
-            Some("the orchestrator process ended before the session finished")
-        };
-        let state = if error.is_some() {
-            SessionState::Failed
-        } else {
-            SessionState::Completed
-        };
-        b.state.set_session_state(&session.id, state, error)?;
+    let sessions = b.state.sessions()?;
+    let active = b.state.active_jobs()?;
+    for (id, state, error) in ended_sessions(&sessions, &active, session_alive) {
+        b.state.set_session_state(id, state, error)?;
     }
     Ok(())
 }
 
-/// Whether a local process is alive (the orchestrator that runs a session).
-fn process_alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+#[cfg(test)]
+mod tests {
+    use orchestrator_slurm::JobState;
+
+    use super::*;
+
+    fn job(row: i64, session: &str, job_id: Option<&str>) -> JobRow {
+        JobRow {
+            row,
+            session_id: session.into(),
+            owner_kind: "client".into(),
+            owner_id: format!("cli-{row}"),
+            scheduler: "slurm".into(),
+            job_name: format!("orch-{session}-{row}"),
+            job_id: job_id.map(str::to_owned),
+            state: JobRecordState::Submitting,
+            node: None,
+            reason: None,
+            exit_code: None,
+            job_dir: String::new(),
+            script_path: String::new(),
+            stdout_path: String::new(),
+            stderr_path: String::new(),
+            script: String::new(),
+            created_at: 0,
+            submitted_at: None,
+            updated_at: 0,
+            ended_at: None,
+        }
+    }
+
+    fn session(id: &str, state: SessionState, keep: bool) -> SessionRow {
+        SessionRow {
+            id: id.into(),
+            name: None,
+            recipe_path: None,
+            recipe: "{}".into(),
+            scheduler: "slurm".into(),
+            target: "local".into(),
+            state,
+            error: None,
+            keep_services: keep,
+            pid: Some(1),
+            pid_start: None,
+            report_path: None,
+            created_at: 0,
+            updated_at: 0,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn each_job_follows_the_scheduler_and_a_forgotten_one_is_gone() {
+        let active = [job(1, "s", Some("10")), job(2, "s", Some("11"))];
+        let mut answer = BTreeMap::new();
+        let mut running = JobInfo::new(JobId("10".into()), JobState::Running);
+        running.node = Some("node1".into());
+        answer.insert(JobId("10".into()), running);
+        let changes = job_changes(&active, &answer, |_| true);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(
+            changes[0].1.state,
+            JobRecordState::Scheduler(JobState::Running)
+        );
+        assert_eq!(changes[0].1.node.as_deref(), Some("node1"));
+        assert_eq!(changes[1].1.state, JobRecordState::Gone);
+        assert!(changes[1].1.state.is_final());
+    }
+
+    #[test]
+    fn an_unconfirmed_job_is_left_to_its_living_orchestrator_and_lost_with_a_dead_one() {
+        let active = [job(1, "alive", None), job(2, "dead", None)];
+        let changes = job_changes(&active, &BTreeMap::new(), |s| s == "alive");
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].0, 1);
+        assert_eq!(changes[0].1.state, JobRecordState::Lost);
+    }
+
+    #[test]
+    fn a_session_ends_only_when_its_process_is_gone_and_no_job_is_active() {
+        let sessions = [
+            session("running-alive", SessionState::Running, false),
+            session("starting-dead", SessionState::Starting, false),
+            session("kept-dead", SessionState::Running, true),
+            session("dead-with-a-job", SessionState::Running, false),
+            session("done", SessionState::Completed, false),
+        ];
+        let active = [job(1, "dead-with-a-job", Some("10"))];
+        let ended = ended_sessions(&sessions, &active, |s| s.id == "running-alive");
+        assert_eq!(
+            ended,
+            [
+                (
+                    "starting-dead",
+                    SessionState::Failed,
+                    Some("the orchestrator process ended before the session finished")
+                ),
+                ("kept-dead", SessionState::Completed, None),
+            ]
+        );
+    }
 }

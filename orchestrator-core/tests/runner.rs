@@ -569,7 +569,7 @@ async fn a_submitting_row_whose_orchestrator_died_is_lost_and_its_session_failed
     };
     h.orch
         .state()
-        .set_session_pid(&plan.session_id, dead)
+        .set_session_pid(&plan.session_id, dead, None)
         .unwrap();
     let service = &h.orch.state().services(None).unwrap()[0];
     let row = h

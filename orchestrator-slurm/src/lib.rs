@@ -9,6 +9,7 @@
 mod error;
 mod job;
 mod local;
+pub mod process;
 mod script;
 mod slurm;
 

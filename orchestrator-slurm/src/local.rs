@@ -96,7 +96,7 @@ impl LocalScheduler {
         // then ends, so a dead wrapper with no code really ended without one.
         let alive = read("pid")
             .and_then(|p| p.parse::<u32>().ok())
-            .is_some_and(|pid| process_matches(pid, read("start_time").as_deref()));
+            .is_some_and(|pid| crate::process::alive(pid, read("start_time").as_deref()));
         if let Some(code) = read("exit_code").and_then(|c| c.parse::<i32>().ok()) {
             info.exit_code = Some(code);
             info.state = if cancelled {
@@ -130,21 +130,6 @@ impl LocalScheduler {
         };
         Some(info)
     }
-}
-
-/// Whether process `pid` is alive and is the one recorded (its start time matches, so
-/// a reused pid is not mistaken for the job).
-fn process_matches(pid: u32, start_time: Option<&str>) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => start_time.is_none_or(|t| proc_start_time(&stat).as_deref() == Some(t)),
-        Err(_) => false,
-    }
-}
-
-/// Field 22 of `/proc/PID/stat` (after the parenthesised command name).
-fn proc_start_time(stat: &str) -> Option<String> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19).map(str::to_owned)
 }
 
 /// Whether any process of group `pgid` is left.
@@ -226,10 +211,7 @@ impl Scheduler for LocalScheduler {
             let mut child = child;
             let _ = child.wait();
         });
-        let start_time = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| proc_start_time(&s));
-        if let Some(t) = start_time {
+        if let Some(t) = crate::process::start_time(pid) {
             std::fs::write(record.join("start_time"), t)
                 .map_err(SlurmError::io("cannot write the job record"))?;
         }

@@ -43,6 +43,7 @@ impl BenchmarkOrchestrator {
             error: None,
             keep_services: options.keep_services,
             pid: Some(std::process::id()),
+            pid_start: orchestrator_slurm::process::start_time(std::process::id()),
             report_path: None,
             created_at: now,
             updated_at: now,

@@ -157,12 +157,12 @@ impl StateStore {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO sessions (id, name, recipe_path, recipe, scheduler, target, state, error,
-                    keep_services, pid, report_path, created_at, updated_at, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    keep_services, pid, pid_start, report_path, created_at, updated_at, finished_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     session.id, session.name, session.recipe_path, session.recipe,
                     session.scheduler, session.target, session.state, session.error,
-                    session.keep_services, session.pid, session.report_path,
+                    session.keep_services, session.pid, session.pid_start, session.report_path,
                     session.created_at, session.updated_at, session.finished_at
                 ],
             )?;
@@ -286,15 +286,21 @@ impl StateStore {
         })
     }
 
-    /// Records the orchestrator process that drives a session now.
+    /// Records the orchestrator process that drives a session now (`pid`, started at
+    /// `pid_start` as [`orchestrator_slurm::process::start_time`] reads it).
     ///
     /// # Errors
     /// The database failing.
-    pub fn set_session_pid(&self, id: &str, pid: u32) -> Result<(), CoreError> {
+    pub fn set_session_pid(
+        &self,
+        id: &str,
+        pid: u32,
+        pid_start: Option<&str>,
+    ) -> Result<(), CoreError> {
         self.write(|tx| {
             tx.execute(
-                "UPDATE sessions SET pid = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, pid, now_ms()],
+                "UPDATE sessions SET pid = ?2, pid_start = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, pid, pid_start, now_ms()],
             )?;
             log_event(tx, Some(id), None, "session.pid", Some(&pid.to_string()))
         })

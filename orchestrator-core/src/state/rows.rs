@@ -28,6 +28,9 @@ pub struct SessionRow {
     pub keep_services: bool,
     /// The orchestrator process that runs it.
     pub pid: Option<u32>,
+    /// That process's start time (`/proc/PID/stat`), which tells it from a later
+    /// process with the same pid.
+    pub pid_start: Option<String>,
     /// Its report file.
     pub report_path: Option<String>,
     /// Milliseconds since the epoch.
@@ -204,6 +207,7 @@ pub(super) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
         error: r.get("error")?,
         keep_services: r.get("keep_services")?,
         pid: r.get("pid")?,
+        pid_start: r.get("pid_start")?,
         report_path: r.get("report_path")?,
         created_at: r.get("created_at")?,
         updated_at: r.get("updated_at")?,

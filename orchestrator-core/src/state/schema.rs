@@ -90,4 +90,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_session ON events(session_id);
     ",
+    // 2: the start time of the session's orchestrator process, so that a reused pid
+    // is not taken for it.
+    "ALTER TABLE sessions ADD COLUMN pid_start TEXT;",
 ];

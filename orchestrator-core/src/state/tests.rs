@@ -62,6 +62,7 @@ fn session(id: &str) -> (SessionRow, ServiceRow, ClientRow) {
         error: None,
         keep_services: false,
         pid: None,
+        pid_start: None,
         report_path: None,
         created_at: now,
         updated_at: now,
