@@ -14,7 +14,8 @@ Exit status:
 
 Environment:
   ORCHESTRATOR_CONFIG     config file to use when --config is not given
-  ORCHESTRATOR_LOG_LEVEL  log level (DEBUG, INFO, WARNING, ERROR)
+  ORCHESTRATOR_LOG_LEVEL  log level on stderr (DEBUG, INFO, WARNING, ERROR; default WARNING);
+                          a session's debug log is also kept in RESULTS_DIR/SESSION/orchestrator.log
   SSH_KEY_PATH            overrides hpc.key_filename
   SLURM_ACCOUNT           overrides slurm.account
   NO_COLOR                turns colours off
@@ -53,9 +54,11 @@ pub struct Cli {
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Say more: which forms of the original tool were read, where the config came from
-    #[arg(long, short = 'v', global = true)]
-    pub verbose: bool,
+    /// Say more: which forms of the original tool were read, where the config came from,
+    /// and log at info level; `-vv` logs at debug level (scheduler commands, every state
+    /// change)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 
     /// Run this recipe (the original tool's flag; same as `run FILE`)
     #[arg(long, hide = true, value_name = "FILE")]

@@ -7,14 +7,11 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-mod bench;
+mod app;
 mod cli;
-mod commands;
-mod demo;
-mod progress;
-mod render;
-mod reports;
-mod sessions;
+mod cmd;
+mod dispatch;
+mod output;
 
 // The bundled driver plugins. A plugin crate the binary never names is not linked, and
 // its drivers would be missing from the registry: name each one here.
@@ -29,36 +26,23 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+pub use app::Exit;
 pub use cli::Cli;
-
-/// Exit status of a command, as documented in `orchestrator --help`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Everything asked for was done.
-    Success = 0,
-    /// Something failed while running (I/O, the cluster, a service).
-    Failure = 1,
-    /// The input is invalid: a recipe, the config or the command line.
-    Invalid = 2,
-    /// The session ran, but a client's result missed a reference value in its
-    /// recipe's `expect`.
-    ExpectationMissed = 3,
-    /// Interrupted by Ctrl-C or SIGTERM; the session's jobs were cancelled.
-    Interrupted = 130,
-}
-
-impl From<Exit> for ExitCode {
-    fn from(exit: Exit) -> Self {
-        ExitCode::from(exit as u8)
-    }
-}
 
 /// Runs the CLI on the process's arguments and returns its exit status.
 #[must_use]
 pub fn main() -> ExitCode {
     quiet_broken_pipe();
     let cli = Cli::parse();
-    commands::run(&cli).into()
+    let from_env = std::env::var("ORCHESTRATOR_LOG_LEVEL").ok();
+    match output::logging::level(from_env.as_deref(), cli.verbose) {
+        Ok(level) => output::logging::init(level),
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Exit::Invalid.into();
+        }
+    }
+    dispatch::run(&cli).into()
 }
 
 /// `orchestrator status | head` closes stdout early: end quietly, as other Unix tools

@@ -98,6 +98,7 @@ impl Setup {
             .env_remove("ORCHESTRATOR_CONFIG")
             .env_remove("SSH_KEY_PATH")
             .env_remove("SLURM_ACCOUNT")
+            .env_remove("ORCHESTRATOR_LOG_LEVEL")
             .env("NO_COLOR", "1");
         command
     }
@@ -842,6 +843,83 @@ fn the_local_demo_recipe_runs_with_the_original_recipe_flag() {
     assert!(stdout.contains("P99.9"), "{stdout}");
     assert!(stdout.contains("report: "), "{stdout}");
     assert!(setup.live_local_jobs().is_empty());
+}
+
+/// Issue #16: `ORCHESTRATOR_LOG_LEVEL=DEBUG` shows the scheduler's commands and every
+/// state change on stderr, the default shows none of it, the session's directory keeps
+/// a private debug log, and a secret of the recipe's environment is in neither.
+#[test]
+fn debug_logs_show_scheduler_commands_and_state_changes_and_never_a_secret() {
+    let setup = Setup::local();
+    let demo = std::fs::read_to_string(root().join("recipes/complete/local-demo.yaml")).unwrap();
+    let port = free_port().to_string();
+    let secret = "s3cr3t-token-4711";
+    let with_secret = demo.replace("18787", &port).replacen(
+        &format!("    ports: [{port}]\n"),
+        &format!("    ports: [{port}]\n    environment:\n      API_TOKEN: {secret}\n"),
+        1,
+    );
+    assert!(with_secret.contains(secret));
+    let recipe = setup.recipe("demo.yaml", &with_secret);
+    let out = setup
+        .command(&["run", &recipe, "--json"])
+        .env("ORCHESTRATOR_LOG_LEVEL", "DEBUG")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for wanted in [
+        "orchestrator::scheduler: local submit",
+        "orchestrator::scheduler: local query",
+        "orchestrator::state: job.state",
+        "-> RUNNING",
+        "orchestrator::state: service.running",
+        "orchestrator::state: client.completed",
+        "orchestrator::state: session.completed",
+    ] {
+        assert!(stderr.contains(wanted), "no `{wanted}` in:\n{stderr}");
+    }
+    assert!(
+        !stderr.contains(secret),
+        "the secret reached stderr:\n{stderr}"
+    );
+    let session = json(&out)["session_id"].as_str().unwrap().to_owned();
+    let log = setup
+        .dir
+        .path()
+        .join("results")
+        .join(&session)
+        .join("orchestrator.log");
+    let logged = std::fs::read_to_string(&log).expect("the session keeps its log");
+    assert!(
+        logged.contains("orchestrator::state: job.state"),
+        "{logged}"
+    );
+    assert!(!logged.contains(secret), "the secret reached the log file");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the log is private to the user");
+
+    // The default level shows no debug or info record on stderr, yet keeps the file.
+    let out = setup.run(&["run", &recipe, "--json"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("orchestrator::"),
+        "the default logs nothing:\n{stderr}"
+    );
+    let session = json(&out)["session_id"].as_str().unwrap().to_owned();
+    let log = setup
+        .dir
+        .path()
+        .join("results")
+        .join(&session)
+        .join("orchestrator.log");
+    assert!(
+        std::fs::read_to_string(log)
+            .unwrap()
+            .contains("session.running")
+    );
 }
 
 #[test]

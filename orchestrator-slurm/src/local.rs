@@ -159,6 +159,7 @@ impl Scheduler for LocalScheduler {
     }
 
     async fn submit(&self, job: &RenderedJob) -> Result<JobId, SlurmError> {
+        tracing::debug!(target: "orchestrator::scheduler", script = %job.script_path, "local submit");
         std::fs::create_dir_all(&job.job_dir)
             .map_err(SlurmError::io(format!("cannot create {}", job.job_dir)))?;
         std::fs::write(&job.script_path, &job.script)
@@ -226,6 +227,7 @@ impl Scheduler for LocalScheduler {
     }
 
     async fn cancel(&self, ids: &[JobId]) -> Result<(), SlurmError> {
+        tracing::debug!(target: "orchestrator::scheduler", ?ids, "local cancel");
         let mut running = Vec::new();
         for id in ids {
             let Some(info) = self.read(id) else { continue };
@@ -262,6 +264,7 @@ impl Scheduler for LocalScheduler {
     }
 
     async fn query(&self, ids: &[JobId]) -> Result<BTreeMap<JobId, JobInfo>, SlurmError> {
+        tracing::debug!(target: "orchestrator::scheduler", jobs = ids.len(), "local query");
         Ok(ids
             .iter()
             .filter_map(|id| self.read(id).map(|info| (id.clone(), info)))

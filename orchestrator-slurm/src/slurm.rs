@@ -31,12 +31,31 @@ impl Slurm {
         &self.shell
     }
 
+    /// Runs one scheduler command, logged at debug level (never its input: a job's
+    /// script may hold secrets from its recipe's environment).
+    async fn command(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<orchestrator_ssh::Output, SlurmError> {
+        let started = std::time::Instant::now();
+        tracing::debug!(target: "orchestrator::scheduler", %command, "slurm");
+        let out = self.shell.run(command, stdin, None).await?;
+        tracing::debug!(
+            target: "orchestrator::scheduler",
+            exit_code = out.exit_code,
+            ms = started.elapsed().as_millis(),
+            "slurm answered"
+        );
+        Ok(out)
+    }
+
     /// Exit codes (and nodes) of jobs that ended, from `scontrol`, all in one command.
     async fn ended(&self, ids: &[&JobId]) -> Result<BTreeMap<JobId, JobInfo>, SlurmError> {
         let list = quote_words(ids.iter().map(|id| id.as_str()));
         let command =
             format!("for j in {list}; do scontrol -o show job \"$j\" 2>/dev/null; done; true");
-        let out = self.shell.exec(&command).await?;
+        let out = self.command(&command, None).await?;
         Ok(out
             .stdout_lossy()
             .lines()
@@ -58,10 +77,7 @@ impl Scheduler for Slurm {
             dir = quote(&job.job_dir),
             script = quote(&job.script_path),
         );
-        let out = self
-            .shell
-            .run(&command, Some(job.script.as_bytes()), None)
-            .await?;
+        let out = self.command(&command, Some(job.script.as_bytes())).await?;
         let stderr = out.stderr_lossy().trim().to_owned();
         if !out.success() {
             if stderr.contains("Requested node configuration is not available")
@@ -102,7 +118,7 @@ impl Scheduler for Slurm {
         }
         let list = quote_words(ids.iter().map(|id| id.as_str()));
         let command = format!("scancel {list}");
-        let out = self.shell.exec(&command).await?;
+        let out = self.command(&command, None).await?;
         if out.success() {
             tracing::info!(jobs = %list, "cancelled");
             Ok(())
@@ -125,7 +141,7 @@ impl Scheduler for Slurm {
             quote(&list),
             quote(SQUEUE_FORMAT)
         );
-        let out = self.shell.exec(&command).await?;
+        let out = self.command(&command, None).await?;
         let stderr = out.stderr_lossy();
         if !out.success() {
             // Every id purged: squeue refuses the whole list.
@@ -165,9 +181,9 @@ impl Scheduler for Slurm {
 
     async fn raw_status(&self) -> Result<String, SlurmError> {
         let out = self
-            .shell
-            .exec(
+            .command(
                 "squeue --user=\"$(id -un)\" --format='%.12i %.9P %.40j %.11T %.10M %.10l %.6D %R'",
+                None,
             )
             .await?;
         if out.success() {

@@ -1,4 +1,8 @@
-//! How diagnostics and tables look on the terminal.
+//! How output looks: diagnostics and tables on the terminal, JSON on stdout, and the
+//! log lines of `tracing` on stderr (and in a file when asked).
+
+pub mod logging;
+pub mod progress;
 
 use std::io::IsTerminal;
 
@@ -50,4 +54,17 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("output serialises")
+    );
+}
+
+/// A value for a table cell, `-` when there is none.
+pub fn dash(v: Option<impl ToString>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
 }

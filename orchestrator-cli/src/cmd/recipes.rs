@@ -1,115 +1,16 @@
-//! One function per command: each turns library results into output and an exit
-//! status.
+//! The commands about recipes and the config, which need no cluster: `validate`,
+//! `schema`, `list`, `config show`.
 
 use std::path::{Path, PathBuf};
 
 use orchestrator_recipes::catalog;
 use orchestrator_recipes::schema;
-use orchestrator_recipes::{
-    Kind, LoadError, LoadedConfig, ProblemRecord, load_config, load_file_checked,
-};
+use orchestrator_recipes::{Kind, LoadError, ProblemRecord, load_file_checked};
 use serde::Serialize;
 
-use crate::cli::{
-    ClearStateArgs, Cli, Command, ConfigCommand, DebugArgs, ListArgs, ListWhat, RunArgs,
-    SchemaArgs, StatusArgs, StopArgs, ValidateArgs,
-};
-use crate::{Exit, render, sessions};
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-/// Runs the parsed command line.
-pub fn run(cli: &Cli) -> Exit {
-    match &cli.command {
-        Some(Command::Validate(args)) => validate(cli, args),
-        Some(Command::Schema(args)) => schema_command(args),
-        Some(Command::List(args)) => list(cli, args),
-        Some(Command::Config(ConfigCommand::Show { json })) => config_show(cli, *json),
-        Some(Command::Run(args)) => sessions::run(cli, args),
-        Some(Command::Status(args)) => sessions::status(cli, args),
-        Some(Command::Service(command)) => sessions::service(cli, command),
-        Some(Command::Client(command)) => sessions::client(cli, command),
-        Some(Command::Stop(args)) => sessions::stop(cli, args),
-        Some(Command::Debug(args)) => sessions::debug(cli, args),
-        Some(Command::ClearState(args)) => sessions::clear_state(cli, args),
-        Some(Command::SlurmStatus(args)) => sessions::slurm_status(cli, args.json),
-        Some(Command::Report(args)) => crate::reports::report(cli, args),
-        Some(Command::History(args)) => crate::reports::history(cli, args),
-        Some(Command::Tunnel(args)) => crate::reports::tunnel(cli, args),
-        Some(Command::Results(command)) => crate::reports::results(cli, command),
-        Some(Command::Demo(command)) => sessions::demo(command),
-        Some(Command::Bench(args)) => crate::bench::bench(args),
-        Some(Command::Workload(command)) => crate::bench::workload_command(command),
-        None => legacy(cli),
-    }
-}
-
-/// The original tool's flags.
-fn legacy(cli: &Cli) -> Exit {
-    match () {
-        () if cli.recipe.is_some() => sessions::run(
-            cli,
-            &RunArgs {
-                recipe: cli.recipe.clone().expect("checked"),
-                dry_run: false,
-                keep_services: false,
-                json: false,
-            },
-        ),
-        () if cli.status => sessions::status(
-            cli,
-            &StatusArgs {
-                all: false,
-                json: false,
-            },
-        ),
-        () if cli.list_services => list(
-            cli,
-            &ListArgs {
-                what: ListWhat::Services,
-                running: false,
-                json: false,
-            },
-        ),
-        () if cli.stop_all_services => sessions::stop(
-            cli,
-            &StopArgs {
-                id: None,
-                session: None,
-                all: true,
-                json: false,
-            },
-        ),
-        () if cli.debug_services => sessions::debug(
-            cli,
-            &DebugArgs {
-                id: None,
-                json: false,
-            },
-        ),
-        () if cli.clear_state => sessions::clear_state(
-            cli,
-            &ClearStateArgs {
-                force: false,
-                json: false,
-            },
-        ),
-        () => {
-            eprintln!("error: no command given; see `orchestrator --help`");
-            Exit::Invalid
-        }
-    }
-}
-
-/// Loads the config, printing its diagnostic on failure.
-pub fn config(cli: &Cli) -> Result<LoadedConfig, Exit> {
-    load_config(cli.config.as_deref(), &env).map_err(|error| {
-        eprint!("{}", render::diagnostic(&error));
-        Exit::Invalid
-    })
-}
+use crate::app::{Exit, config};
+use crate::cli::{Cli, ListArgs, ListWhat, SchemaArgs, ValidateArgs};
+use crate::output::{self, print_json};
 
 #[derive(Serialize)]
 struct FileReport {
@@ -146,7 +47,7 @@ impl From<ProblemRecord> for JsonError {
     }
 }
 
-fn validate(cli: &Cli, args: &ValidateArgs) -> Exit {
+pub fn validate(cli: &Cli, args: &ValidateArgs) -> Exit {
     let expected = args.kind.map(Kind::from);
     let mut reports = Vec::new();
     for file in &args.files {
@@ -159,7 +60,7 @@ fn validate(cli: &Cli, args: &ValidateArgs) -> Exit {
                     for warning in &loaded.warnings {
                         eprintln!("warning: {name}: {warning}");
                     }
-                    if cli.verbose {
+                    if cli.verbose > 0 {
                         for note in &loaded.notes {
                             println!("  read: {note}");
                         }
@@ -176,7 +77,7 @@ fn validate(cli: &Cli, args: &ValidateArgs) -> Exit {
             }
             Err(error) => {
                 if !args.json {
-                    eprint!("{}", render::diagnostic(&error));
+                    eprint!("{}", output::diagnostic(&error));
                 }
                 let errors = match &error {
                     LoadError::Invalid(diagnostics) => diagnostics
@@ -222,14 +123,7 @@ fn validate(cli: &Cli, args: &ValidateArgs) -> Exit {
     }
 }
 
-fn print_json(value: &impl Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("output serialises")
-    );
-}
-
-fn schema_command(args: &SchemaArgs) -> Exit {
+pub fn schema_command(args: &SchemaArgs) -> Exit {
     if let Some(dir) = &args.out {
         if let Err(error) = std::fs::create_dir_all(dir) {
             eprintln!("error: cannot create {}: {error}", dir.display());
@@ -258,12 +152,9 @@ fn schema_command(args: &SchemaArgs) -> Exit {
     Exit::Success
 }
 
-fn list(cli: &Cli, args: &ListArgs) -> Exit {
+pub fn list(cli: &Cli, args: &ListArgs) -> Exit {
     if args.what == ListWhat::Drivers {
         return list_drivers(args.json);
-    }
-    if args.running {
-        return sessions::list_running(cli, args.what == ListWhat::Services, args.json);
     }
     let loaded = match config(cli) {
         Ok(loaded) => loaded,
@@ -292,8 +183,8 @@ fn list(cli: &Cli, args: &ListArgs) -> Exit {
             path.display(),
             path.display()
         );
-        if cli.verbose {
-            eprint!("{}", render::diagnostic(error));
+        if cli.verbose > 0 {
+            eprint!("{}", output::diagnostic(error));
         }
     }
     if args.json {
@@ -317,12 +208,12 @@ fn list(cli: &Cli, args: &ListArgs) -> Exit {
         } else {
             "WORKLOAD"
         };
-        print!("{}", render::table(&["NAME", driver, "DESCRIPTION"], &rows));
+        print!("{}", output::table(&["NAME", driver, "DESCRIPTION"], &rows));
     }
     Exit::Success
 }
 
-fn config_show(cli: &Cli, json: bool) -> Exit {
+pub fn config_show(cli: &Cli, json: bool) -> Exit {
     let loaded = match config(cli) {
         Ok(loaded) => loaded,
         Err(exit) => return exit,
@@ -346,7 +237,7 @@ fn config_show(cli: &Cli, json: bool) -> Exit {
     if loaded.config.hpc.is_none() {
         println!("# no `hpc` section: jobs run on this machine (local scheduler)");
     }
-    if cli.verbose {
+    if cli.verbose > 0 {
         for note in &loaded.notes {
             println!("# read: {note}");
         }
@@ -401,7 +292,7 @@ fn list_drivers(json: bool) -> Exit {
                 ]
             })
             .collect();
-        print!("{}", render::table(&["KIND", "NAME", "DESCRIPTION"], &rows));
+        print!("{}", output::table(&["KIND", "NAME", "DESCRIPTION"], &rows));
     }
     Exit::Success
 }

@@ -7,9 +7,9 @@ use orchestrator_core::expect::metric;
 use orchestrator_core::{BenchmarkOrchestrator, ClientRun, ReportFormat, SessionReport};
 use serde::Serialize;
 
+use crate::app::{Exit, fail, on_signal, with_orchestrator};
 use crate::cli::{Cli, HistoryArgs, ReportArgs, ReportCommand, ResultsCommand, TunnelArgs};
-use crate::sessions::{fail, on_signal, print_json, with_orchestrator};
-use crate::{Exit, render};
+use crate::output::{self, print_json};
 
 /// The figures `report compare` and `history` show, by their `expect` names.
 const COMPARED: [&str; 10] = [
@@ -186,7 +186,7 @@ fn compare(cli: &Cli, a: &str, b: &str, json: bool) -> Exit {
             .collect();
         print!(
             "{}",
-            render::table(
+            output::table(
                 &["CLIENT", "RUN", "METRIC", "A", "B", "DELTA", "CHANGE"],
                 &table
             )
@@ -281,7 +281,7 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Exit {
             .collect();
         print!(
             "{}",
-            render::table(
+            output::table(
                 &[
                     "SESSION", "NAME", "STATE", "STARTED", "SECONDS", "RUNS", "REQ/S", "P99_MS",
                     "TOKENS/S", "EXPECT"

@@ -5,7 +5,9 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::Exit;
+use crate::cli::DemoCommand;
+
+use crate::app::{Exit, runtime};
 
 const BODY: &str = "Hello from the HPC Benchmarking Orchestrator demo service\n";
 
@@ -68,4 +70,13 @@ async fn serve(mut stream: TcpStream) {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `orchestrator demo ...`: no config needed.
+pub fn demo(command: &DemoCommand) -> Exit {
+    runtime(Some(2)).block_on(async {
+        match command {
+            DemoCommand::HttpServer { port, bind } => http_server(bind, *port).await,
+        }
+    })
 }

@@ -10,8 +10,9 @@ use orchestrator_core::workload::{
 };
 use serde_json::{Map, Value};
 
+use crate::app::{Exit, runtime};
 use crate::cli::{BenchArgs, WorkloadCommand};
-use crate::{Exit, render};
+use crate::output;
 
 /// Serves live metrics on 0.0.0.0:`port` (0: any free port) until the token is
 /// cancelled; says where on stderr.
@@ -38,13 +39,6 @@ fn metrics_endpoint(
     ));
     eprintln!("metrics: http://0.0.0.0:{bound}/metrics (Prometheus text format)");
     Ok((live, stop))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the async runtime starts")
 }
 
 fn duration(text: Option<&str>, flag: &str) -> Result<Option<std::time::Duration>, String> {
@@ -128,7 +122,7 @@ pub fn bench(args: &BenchArgs) -> Exit {
             return Exit::Invalid;
         }
     };
-    let rt = runtime();
+    let rt = runtime(None);
     let (live, stop) = match args
         .metrics_port
         .map(|p| metrics_endpoint(&rt, p))
@@ -205,7 +199,7 @@ fn print_summary(target: &str, s: &Summary) {
     }
     print!(
         "{}",
-        render::table(
+        output::table(
             &[
                 "MS", "MEAN", "STD", "MIN", "P50", "P90", "P95", "P99", "P99.9", "MAX"
             ],
@@ -306,7 +300,7 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
             }
         }
     }
-    let rt = runtime();
+    let rt = runtime(None);
     // The endpoint lives as long as the runtime: to the end of the job's last run.
     let (live, _stop) = match metrics_port.map(|p| metrics_endpoint(&rt, p)).transpose() {
         Ok(endpoint) => endpoint.unzip(),
