@@ -10,6 +10,7 @@ Exit status:
   0    everything asked for was done
   1    something failed while running (the cluster, a service, a client, a file)
   2    invalid input: a recipe or the config has problems, or the command line is wrong
+  3    the session ran, but a client's result missed a value its recipe's `expect` asks for
   130  interrupted (Ctrl-C or SIGTERM); the session's jobs were cancelled
 
 Environment:

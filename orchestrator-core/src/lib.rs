@@ -22,8 +22,6 @@
 //! # Ok(()) }
 //! ```
 
-#![allow(clippy::print_stdout)]
-
 mod backend;
 mod driver;
 mod error;

@@ -615,3 +615,63 @@ async fn a_submitting_row_whose_orchestrator_died_is_lost_and_its_session_failed
         "the session says why"
     );
 }
+
+/// Issue #16: `service start --wait` interrupted said "session  was interrupted".
+#[tokio::test(start_paused = true)]
+async fn waiting_for_a_started_service_when_interrupted_names_its_session() {
+    let h = harness(
+        Port::Down,
+        FakeScheduler::new(|_, _, _| Some(JobState::Running)),
+    );
+    let id = h
+        .orch
+        .servers()
+        .start_service(&h.recipe.services[0])
+        .await
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        trigger.cancel();
+    });
+    let error = h
+        .orch
+        .servers()
+        .wait_healthy(&id, &(), &cancel)
+        .await
+        .unwrap_err();
+    let CoreError::Interrupted { session_id } = &error else {
+        panic!("expected an interruption, got {error}");
+    };
+    assert_eq!(session_id, &h.only_session().id);
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("session {session_id} was"))
+    );
+}
+
+/// Issue #16: `stop SESSION` did not reconcile first, so a job that had ended by itself
+/// was recorded as cancelled by the user.
+#[tokio::test(start_paused = true)]
+async fn stopping_a_session_records_first_what_ended_by_itself() {
+    let h = harness(
+        Port::Up,
+        FakeScheduler::new(|_, _, _| Some(JobState::Failed)),
+    );
+    h.orch
+        .servers()
+        .start_service(&h.recipe.services[0])
+        .await
+        .unwrap();
+    let session = h.only_session();
+    assert!(h.orch.stop_benchmark_session(&session.id).await.unwrap());
+    assert_eq!(h.service_state(), ServiceState::Failed);
+    let calls = h.scheduler.calls();
+    assert!(!calls.iter().any(|c| c.starts_with("cancel")), "{calls:?}");
+    let session = h.only_session();
+    assert_eq!(session.state, SessionState::Cancelled);
+    let job = &h.orch.state().jobs(None).unwrap()[0];
+    assert_eq!(job.state, JobRecordState::Scheduler(JobState::Failed));
+}

@@ -294,10 +294,10 @@ fn driver_findings(
                 "workload_type",
             ),
             Checked::Service(service) => (
-                format!(
-                    "for service type `{}`",
-                    service.service_type.as_deref().unwrap_or("generic")
-                ),
+                match &service.service_type {
+                    Some(kind) => format!("for service type `{kind}`"),
+                    None => format!("for service `{}`", service.name),
+                },
                 if service.service_type.is_some() {
                     "type"
                 } else {

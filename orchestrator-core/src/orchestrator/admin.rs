@@ -22,6 +22,8 @@ impl BenchmarkOrchestrator {
         if self.backend.state.session(session_id)?.is_none() {
             return Ok(false);
         }
+        // What ended by itself is recorded as it ended, not as cancelled.
+        self.reconcile().await?;
         self.backend.cancel_session_jobs(session_id).await?;
         let session = self
             .backend
