@@ -603,15 +603,58 @@ fn a_recorded_session_renders_in_every_report_format() {
     }
     reduced.push_str(rest);
     insta::assert_snapshot!("report_html", reduced);
-    // JSON renders what it read.
-    let json: Value = serde_json::from_str(&recorded_report("json")).unwrap();
-    let recorded: Value = serde_json::from_str(
+    // JSON renders what it read: the recorded report is version 2, and reads as
+    // version 3, whose services, clients and results are the report's own types.
+    let mut json: Value = serde_json::from_str(&recorded_report("json")).unwrap();
+    let mut recorded: Value = serde_json::from_str(
         &std::fs::read_to_string(
             root().join("orchestrator-cli/tests/fixtures/recorded-report.json"),
         )
         .unwrap(),
     )
     .unwrap();
+    assert_eq!(recorded["report_version"], 2);
+    assert_eq!(json["report_version"], 3);
+    for list in ["services", "clients"] {
+        let (ours, theirs) = (&json[list], &recorded[list]);
+        assert_eq!(
+            ours.as_array().unwrap().len(),
+            theirs.as_array().unwrap().len()
+        );
+        for (o, t) in ours
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(theirs.as_array().unwrap())
+        {
+            assert_eq!(o["id"], t["id"]);
+            assert_eq!(o["state"], t["state"]);
+            assert!(
+                o.get("session_id").is_none(),
+                "no id that means nothing outside"
+            );
+            let recipe: Value = serde_json::from_str(t["recipe"].as_str().unwrap()).unwrap();
+            assert_eq!(o["recipe"], recipe, "the recipe is a value, not JSON text");
+            let at = o["created_at"].as_str().unwrap();
+            assert!(at.ends_with('Z') && at.contains('T'), "RFC 3339: {at}");
+        }
+    }
+    for (o, t) in json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(recorded["results"].as_array().unwrap())
+    {
+        assert!(o.get("id").is_none() && o.get("session_id").is_none());
+        assert_eq!(o["path"], t["path"]);
+        assert_eq!(o["bytes"], t["bytes"]);
+        assert!(o["fetched_at"].as_str().unwrap().ends_with('Z'));
+    }
+    // Everything else is as recorded.
+    for part in ["services", "clients", "results", "report_version"] {
+        json.as_object_mut().unwrap().remove(part);
+        recorded.as_object_mut().unwrap().remove(part);
+    }
     assert_eq!(json, recorded);
 }
 

@@ -1531,7 +1531,7 @@ fn expectations_set_the_exit_code_and_reports_history_and_compare_show_the_runs(
     assert!(written.status.success(), "{}", text(&written.stderr));
     let report: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(&yaml_path).unwrap()).unwrap();
-    assert_eq!(report["report_version"], serde_yaml::Value::from(2));
+    assert_eq!(report["report_version"], serde_yaml::Value::from(3));
     assert_eq!(report["recipe_sha256"].as_str().unwrap().len(), 64);
     assert_eq!(report["runs"].as_sequence().unwrap().len(), 2);
     assert_eq!(

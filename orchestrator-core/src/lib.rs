@@ -34,8 +34,6 @@ mod orchestrator;
 pub mod plan;
 mod reconcile;
 mod report;
-mod report_html;
-mod report_md;
 mod runner;
 pub mod script;
 mod session;
@@ -57,8 +55,8 @@ pub use health::{HealthProbe, ProbeKind, ProbeResult};
 pub use loading::{RecipeFile, load_client, load_recipe, load_recipe_file, load_service};
 pub use orchestrator::BenchmarkOrchestrator;
 pub use report::{
-    ClientRun, JobResources, REPORT_VERSION, ReportFormat, ReportSession, ServiceMonitoring,
-    SessionReport, TimelineEntry,
+    ClientRun, JobResources, REPORT_VERSION, ReportClient, ReportFormat, ReportResult,
+    ReportService, ReportSession, ServiceMonitoring, SessionReport, TimelineEntry,
 };
 pub use session::{JobSummary, Progress, RunOptions, SessionEvent, SessionOutcome};
 pub use status::{

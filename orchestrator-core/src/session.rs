@@ -7,7 +7,8 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::error::CoreError;
 use crate::lifecycle::{JobRecordState, SessionState};
-use crate::state::{ClientRow, JobRow, ServiceRow};
+use crate::report::{ReportClient, ReportService};
+use crate::state::JobRow;
 
 /// What a session is doing, for progress displays.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -122,9 +123,9 @@ pub struct SessionOutcome {
     /// Why it failed, if it did.
     pub error: Option<String>,
     /// Its services.
-    pub services: Vec<ServiceRow>,
+    pub services: Vec<ReportService>,
     /// Its clients.
-    pub clients: Vec<ClientRow>,
+    pub clients: Vec<ReportClient>,
     /// Its jobs, without their scripts.
     pub jobs: Vec<JobSummary>,
     /// The report file.
@@ -207,8 +208,13 @@ pub(crate) fn outcome(b: &Backend, session_id: &str) -> Result<SessionOutcome, C
         session_id: session.id.clone(),
         state: session.state,
         error: session.error,
-        services: b.state().services(Some(session_id))?,
-        clients,
+        services: b
+            .state()
+            .services(Some(session_id))?
+            .iter()
+            .map(ReportService::from)
+            .collect(),
+        clients: clients.iter().map(ReportClient::from).collect(),
         jobs: b
             .state()
             .jobs(Some(session_id))?

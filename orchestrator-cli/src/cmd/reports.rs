@@ -46,14 +46,12 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Exit {
     if let Some(input) = &args.input {
         let report = std::fs::read_to_string(input)
             .map_err(|e| e.to_string())
-            .and_then(|text| {
-                serde_json::from_str::<SessionReport>(&text).map_err(|e| e.to_string())
-            });
+            .and_then(|text| SessionReport::from_json(&text));
         return match report {
             Ok(report) => emit(&report, args),
             Err(e) => {
                 eprintln!(
-                    "error: {}: not a JSON report ({e})\n  hint: give a session's report.json, or the output of `orchestrator report -o FILE.json`",
+                    "error: {}: not a JSON report ({e})\n  hint: give a session's report.json (version 2 or 3), or the output of `orchestrator report -o FILE.json`",
                     input.display()
                 );
                 Exit::Invalid

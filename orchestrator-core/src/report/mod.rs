@@ -5,160 +5,22 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use orchestrator_slurm::JobState;
-use serde::Serialize;
 
-use crate::CoreError;
+mod html;
+mod markdown;
+mod types;
+
+pub use types::{
+    Bin, ClientRun, JobResources, REPORT_VERSION, ReportClient, ReportFormat, ReportResult,
+    ReportService, ReportSession, SecondCounts, ServiceMonitoring, SessionReport, TimelineEntry,
+};
+
 use crate::backend::Backend;
-use crate::expect::ExpectationResult;
+use crate::error::CoreError;
 use crate::lifecycle::JobRecordState;
 use crate::session::JobSummary;
 use crate::state::StateStore;
-use crate::state::{ClientRow, ResultRow, ServiceRow};
 use crate::util::{now_ms, rfc3339};
-
-/// Bumped when the report's shape changes incompatibly.
-pub const REPORT_VERSION: u32 = 2;
-
-/// A session's report.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct SessionReport {
-    /// The report format's version.
-    pub report_version: u32,
-    /// The orchestrator that wrote it.
-    pub orchestrator_version: String,
-    /// When (RFC 3339).
-    pub generated_at: String,
-    /// The session.
-    pub session: ReportSession,
-    /// The recipe as run.
-    pub recipe: serde_json::Value,
-    /// SHA-256 of the recipe as run (its JSON text in the state store): two sessions
-    /// with the same hash ran the same recipe.
-    pub recipe_sha256: String,
-    /// Its services.
-    pub services: Vec<ServiceRow>,
-    /// Its clients.
-    pub clients: Vec<ClientRow>,
-    /// Its jobs, with times.
-    pub jobs: Vec<JobSummary>,
-    /// What each job asked of the scheduler: the `#SBATCH` lines of its script.
-    pub resources: Vec<JobResources>,
-    /// What happened, in order: job states, health, the session's end.
-    pub timeline: Vec<TimelineEntry>,
-    /// Each client's runs (one per sweep combination) with their metrics.
-    pub runs: Vec<ClientRun>,
-    /// The clients' `expect`, checked.
-    pub expectations: Vec<ExpectationResult>,
-    /// Each service's version, where its driver can ask it (Ollama's `/api/version`).
-    #[serde(default)]
-    pub service_versions: BTreeMap<String, String>,
-    /// What each service job sampled of itself (CPU, memory, GPUs), when monitored.
-    pub monitoring: Vec<ServiceMonitoring>,
-    /// What went wrong: the session's error, failed jobs, failed requests by kind.
-    pub errors: Vec<String>,
-    /// Fetched outputs.
-    pub results: Vec<ResultRow>,
-}
-
-/// The session part of a report.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct ReportSession {
-    /// Its id.
-    pub id: String,
-    /// The recipe's name.
-    pub name: Option<String>,
-    /// The recipe file.
-    pub recipe_path: Option<String>,
-    /// How it ended.
-    pub state: crate::lifecycle::SessionState,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// `slurm` or `local`.
-    pub scheduler: String,
-    /// Where it ran.
-    pub target: String,
-    /// Started (RFC 3339).
-    pub started_at: String,
-    /// Ended (RFC 3339).
-    pub finished_at: Option<String>,
-    /// Seconds from start to end.
-    pub duration_s: Option<f64>,
-}
-
-/// A job's resources as submitted.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct JobResources {
-    /// The job's name.
-    pub job_name: String,
-    /// Its node.
-    pub node: Option<String>,
-    /// `--partition=cpu`, `--mem=8192M`, ... (the `#SBATCH` options of its script).
-    pub sbatch: Vec<String>,
-}
-
-/// One event of the session.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct TimelineEntry {
-    /// When (RFC 3339).
-    pub at: String,
-    /// Seconds since the session started.
-    pub t_s: f64,
-    /// The service or client it concerns, by name.
-    pub subject: Option<String>,
-    /// What happened (`job.state`, `health.pass`, `session.completed`, ...).
-    pub event: String,
-    /// Details (`RUNNING on node1`, ...).
-    pub detail: Option<String>,
-}
-
-/// A service's monitoring series.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct ServiceMonitoring {
-    /// The service's name.
-    pub service: String,
-    /// Its samples and their summary.
-    pub series: crate::monitor::MonitorSeries,
-}
-
-/// One run of a client's workload: its `summary.json`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct ClientRun {
-    /// The client's name.
-    pub client: String,
-    /// `results` for a single run, `run-NNN` in a sweep.
-    pub run: String,
-    /// The run's own parameters (a sweep's combination).
-    pub parameters: serde_json::Value,
-    /// The summary as the engine wrote it, definitions included.
-    pub summary: serde_json::Value,
-    /// Requests completed and failed in each second of the run, from its
-    /// `requests.jsonl` (empty when the run kept no samples).
-    pub per_second: Vec<SecondCounts>,
-    /// Histograms of the per-request TTFT and TPOT, ms (LLM runs).
-    pub histograms: BTreeMap<String, Vec<Bin>>,
-}
-
-/// What one second of a run did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct SecondCounts {
-    /// The second, from the start of the run.
-    pub second: u64,
-    /// Requests that completed in it.
-    pub completed: u64,
-    /// Requests that failed in it.
-    pub failed: u64,
-}
-
-/// One bin of a histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
-pub struct Bin {
-    /// Its lower edge.
-    pub from: f64,
-    /// Its upper edge.
-    pub to: f64,
-    /// Values in `[from, to)` (the last bin includes `to`).
-    pub count: u64,
-}
 
 /// Twenty equal bins over the values' range.
 fn histogram(values: &[f64]) -> Vec<Bin> {
@@ -372,8 +234,8 @@ impl SessionReport {
             },
             recipe: serde_json::from_str(&s.recipe).unwrap_or(serde_json::Value::Null),
             recipe_sha256: sha256_hex(s.recipe.as_bytes()),
-            services,
-            clients,
+            services: services.iter().map(ReportService::from).collect(),
+            clients: clients.iter().map(ReportClient::from).collect(),
             jobs: job_rows.iter().map(JobSummary::from).collect(),
             resources,
             timeline,
@@ -382,7 +244,7 @@ impl SessionReport {
             service_versions,
             monitoring,
             errors,
-            results,
+            results: results.iter().map(ReportResult::from).collect(),
         })
     }
 
@@ -396,8 +258,8 @@ impl SessionReport {
                 t
             }
             ReportFormat::Yaml => serde_yaml::to_string(self).expect("reports serialise"),
-            ReportFormat::Markdown => crate::report_md::markdown(self),
-            ReportFormat::Html => crate::report_html::html(self),
+            ReportFormat::Markdown => markdown::markdown(self),
+            ReportFormat::Html => html::html(self),
         }
     }
 
@@ -421,54 +283,6 @@ impl SessionReport {
         }
         std::fs::write(path, self.render(format))
             .map_err(CoreError::io(format!("cannot write {}", path.display())))
-    }
-}
-
-/// A report's file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportFormat {
-    /// JSON, the whole report.
-    Json,
-    /// YAML, the whole report (the original tool's `benchmark_report.yaml`).
-    Yaml,
-    /// Markdown for people: tables of jobs, timeline, metrics, sweeps, expectations.
-    Markdown,
-    /// One self-contained HTML page: the Markdown's tables and inline SVG charts.
-    Html,
-}
-
-impl ReportFormat {
-    /// The format a file name's extension names.
-    ///
-    /// # Errors
-    /// An extension that names no format.
-    pub fn from_path(path: &Path) -> Result<Self, CoreError> {
-        let ext = path
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
-        Self::from_name(&ext).ok_or_else(|| {
-            CoreError::plan(
-                &path.display().to_string(),
-                format!("a report is .yaml, .json, .md or .html, not `.{ext}`"),
-                Some(
-                    "name the file benchmark_report.yaml, report.json, report.md or report.html"
-                        .into(),
-                ),
-            )
-        })
-    }
-
-    /// `json`, `yaml`/`yml`, `md`/`markdown`, `html`/`htm`.
-    #[must_use]
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "json" => Some(Self::Json),
-            "yaml" | "yml" => Some(Self::Yaml),
-            "md" | "markdown" => Some(Self::Markdown),
-            "html" | "htm" => Some(Self::Html),
-            _ => None,
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use plotters::prelude::*;
 
-use crate::report::SessionReport;
+use super::types::SessionReport;
 
 /// One named series of points.
 type Series = (String, Vec<(f64, f64)>);
@@ -104,7 +104,7 @@ fn chart_with(
 
 const PERCENTILES: [&str; 5] = ["p50", "p90", "p95", "p99", "p999"];
 
-fn label(run: &crate::report::ClientRun) -> String {
+fn label(run: &super::types::ClientRun) -> String {
     format!("{} {}", run.client, run.run)
 }
 
@@ -204,7 +204,7 @@ fn charts(r: &SessionReport) -> Vec<(String, String)> {
         if runs.len() < 2 {
             continue;
         }
-        let pick = |run: &crate::report::ClientRun, stat: &str| -> Option<(f64, f64)> {
+        let pick = |run: &super::types::ClientRun, stat: &str| -> Option<(f64, f64)> {
             let s = &run.summary;
             Some((
                 s.get("requests_per_second")?.as_f64()?,
@@ -316,7 +316,7 @@ fn escape(text: &str) -> String {
 /// The report as one self-contained HTML page.
 #[must_use]
 pub fn html(r: &SessionReport) -> String {
-    let markdown = crate::report_md::markdown(r);
+    let markdown = super::markdown::markdown(r);
     let mut body = String::new();
     let parser = pulldown_cmark::Parser::new_ext(&markdown, pulldown_cmark::Options::ENABLE_TABLES)
         // Raw HTML in a value (a recipe's description, an error) is shown, not run.

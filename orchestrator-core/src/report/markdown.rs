@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::report::{ClientRun, SessionReport};
+use super::types::{ClientRun, SessionReport};
 
 /// The distributions a run may have, in the order tables show them.
 const DISTRIBUTIONS: [(&str, &str); 5] = [
