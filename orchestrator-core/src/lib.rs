@@ -31,7 +31,7 @@ pub mod lifecycle;
 mod loading;
 pub mod monitor;
 mod orchestrator;
-pub mod plan;
+mod plan;
 mod reconcile;
 mod report;
 mod runner;
@@ -45,20 +45,22 @@ mod views;
 pub mod workload;
 
 pub use backend::PollPolicy;
+pub use driver::checks::{check_parameters, check_service_options, check_settings};
 pub use driver::{
     Arg, DriverError, GENERIC_WORKLOAD_TYPES, HANDLED_ORIGINAL_PARAMETERS, Launch, Registry,
     Resolved, ServiceDriver, ServiceDriverEntry, Target, VersionQuery, WorkloadDriver,
-    WorkloadDriverEntry, check_service_options, check_settings, read_parameters,
+    WorkloadDriverEntry, engine_launch, read_parameters,
 };
 pub use error::{CoreError, HealthCheckFailure, SetupFailure, StartupFailure};
 pub use health::{HealthProbe, ProbeKind, ProbeResult};
 pub use loading::{RecipeFile, load_client, load_recipe, load_recipe_file, load_service};
 pub use orchestrator::BenchmarkOrchestrator;
+pub use plan::Plan;
 pub use report::{
-    ClientRun, JobResources, REPORT_VERSION, ReportClient, ReportFormat, ReportResult,
+    ClientRun, JobResources, JobSummary, REPORT_VERSION, ReportClient, ReportFormat, ReportResult,
     ReportService, ReportSession, ServiceMonitoring, SessionReport, TimelineEntry,
 };
-pub use session::{JobSummary, Progress, RunOptions, SessionEvent, SessionOutcome};
+pub use session::{Progress, RunOptions, SessionEvent, SessionOutcome};
 pub use status::{
     ClientStatus, ClientsStatus, DebugEntry, ServersStatus, ServiceStatus, SessionStatus,
     SlurmStatus, StopSummary, SystemStatus,

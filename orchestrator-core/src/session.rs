@@ -4,11 +4,8 @@
 
 use serde::Serialize;
 
-use crate::backend::Backend;
-use crate::error::CoreError;
 use crate::lifecycle::{JobRecordState, SessionState};
-use crate::report::{ReportClient, ReportService};
-use crate::state::JobRow;
+use crate::report::{JobSummary, ReportClient, ReportService};
 
 /// What a session is doing, for progress displays.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -142,87 +139,4 @@ impl SessionOutcome {
     pub fn missed(&self) -> impl Iterator<Item = &crate::expect::ExpectationResult> {
         self.expectations.iter().filter(|e| !e.passed)
     }
-}
-
-/// A job, for summaries and reports.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct JobSummary {
-    /// `service` or `client`.
-    pub kind: String,
-    /// The service's or client's id.
-    pub owner_id: String,
-    /// The SLURM job name.
-    pub job_name: String,
-    /// The scheduler's id.
-    pub job_id: Option<String>,
-    /// Its state.
-    pub state: JobRecordState,
-    /// Its node.
-    pub node: Option<String>,
-    /// Its exit code.
-    pub exit_code: Option<i32>,
-    /// The scheduler's reason.
-    pub reason: Option<String>,
-    /// Submitted (RFC 3339).
-    pub submitted_at: Option<String>,
-    /// Ended (RFC 3339).
-    pub ended_at: Option<String>,
-    /// Its directory on the cluster.
-    pub job_dir: String,
-}
-
-impl From<&JobRow> for JobSummary {
-    fn from(j: &JobRow) -> Self {
-        Self {
-            kind: j.owner_kind.clone(),
-            owner_id: j.owner_id.clone(),
-            job_name: j.job_name.clone(),
-            job_id: j.job_id.clone(),
-            state: j.state.clone(),
-            node: j.node.clone(),
-            exit_code: j.exit_code,
-            reason: j.reason.clone(),
-            submitted_at: j.submitted_at.map(crate::util::rfc3339),
-            ended_at: j.ended_at.map(crate::util::rfc3339),
-            job_dir: j.job_dir.clone(),
-        }
-    }
-}
-
-/// The outcome of a session as the store has it.
-///
-/// # Errors
-/// An unknown session, or the store failing.
-pub(crate) fn outcome(b: &Backend, session_id: &str) -> Result<SessionOutcome, CoreError> {
-    let session = b
-        .state()
-        .session(session_id)?
-        .ok_or_else(|| CoreError::NotFound {
-            what: "session",
-            id: session_id.to_owned(),
-        })?;
-    let clients = b.state().clients(Some(session_id))?;
-    let expectations =
-        crate::expect::session_expectations(&clients, &b.state().results(session_id)?)?;
-    Ok(SessionOutcome {
-        session_id: session.id.clone(),
-        state: session.state,
-        error: session.error,
-        services: b
-            .state()
-            .services(Some(session_id))?
-            .iter()
-            .map(ReportService::from)
-            .collect(),
-        clients: clients.iter().map(ReportClient::from).collect(),
-        jobs: b
-            .state()
-            .jobs(Some(session_id))?
-            .iter()
-            .map(JobSummary::from)
-            .collect(),
-        report_path: session.report_path,
-        results_dir: Some(b.results_dir().join(session_id).display().to_string()),
-        expectations,
-    })
 }

@@ -210,7 +210,7 @@ pub struct SlurmStatus {
     /// The scheduler's own listing (`squeue` for SLURM).
     pub raw: String,
     /// The tracked jobs that have not ended.
-    pub tracked: Vec<crate::session::JobSummary>,
+    pub tracked: Vec<crate::report::JobSummary>,
 }
 
 /// One service or client, as `debug` shows it.

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::forms::Kind;
 use crate::load::{Document, LoadError, load_file};
+use crate::model::Kind;
 
 /// One recipe in a directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -5,49 +5,10 @@
 //! the position they were written at and every later diagnostic still points into the
 //! user's file. Each rewrite is recorded as a note ("which form was read").
 
-use std::fmt;
-
-use crate::diagnostic::{Code, Problem};
+use crate::diagnostic::{Code, Problem, closest};
+use crate::model::Kind;
 use crate::source::{ByteSpan, SourceText};
 use crate::yaml::{Entry, Node, NodeKind};
-
-/// The kinds of file the orchestrator reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// One service.
-    Service,
-    /// One client.
-    Client,
-    /// A complete benchmark: services and clients.
-    Recipe,
-    /// The orchestrator's `config.yaml`.
-    Config,
-}
-
-impl Kind {
-    /// The kind's name as used on the command line and in schema file names.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Service => "service",
-            Self::Client => "client",
-            Self::Recipe => "recipe",
-            Self::Config => "config",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Service => "service recipe",
-            Self::Client => "client recipe",
-            Self::Recipe => "complete recipe",
-            Self::Config => "config",
-        })
-    }
-}
 
 /// A file's documents as one canonical tree.
 #[derive(Debug)]
@@ -479,7 +440,7 @@ impl Normalizer {
                             "force_rebuild" => "container_rebuild",
                             "build_commands" => "container_build_commands",
                             other => {
-                                let hint = crate::schema::closest(other, CONTAINER_BLOCK_KEYS);
+                                let hint = closest(other, CONTAINER_BLOCK_KEYS);
                                 self.problems.push(
                                     Problem::new(
                                         Code::UnknownKey,

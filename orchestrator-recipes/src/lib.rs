@@ -21,6 +21,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod config_file;
 pub mod diagnostic;
 pub mod forms;
 pub mod load;
@@ -31,13 +32,14 @@ pub mod source;
 pub mod values;
 pub mod yaml;
 
-pub use config::{Config, ConfigError, ContainersConfig, HpcConfig, LoadedConfig, load_config};
+pub use config::{Config, ContainersConfig, HpcConfig};
+pub use config_file::{ConfigError, LoadedConfig, load_config};
 pub use diagnostic::{Code, FileDiagnostics, Problem, ProblemRecord};
-pub use forms::Kind;
 pub use load::{
     Checked, Document, IssueAt, LoadError, Loaded, ParameterCheck, ParameterIssue, Severity,
     load_file, load_file_checked, load_source, load_str, read_source,
 };
+pub use model::Kind;
 pub use model::{
     BenchmarkRecipe, ClientRecipe, EXPECT_METRIC_PATTERN, Expectation, HealthCheck, MonitorSpec,
     OutputSpec, Resources, ScriptSpec, ServiceRecipe, SlurmOptions, TargetService,

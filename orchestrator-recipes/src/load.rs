@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::diagnostic::{Code, FileDiagnostics, Problem};
-use crate::forms::{Kind, normalize};
+use crate::forms::normalize;
+use crate::model::Kind;
 use crate::model::{BenchmarkRecipe, ClientRecipe, ServiceRecipe};
 use crate::source::{ByteSpan, SourceText};
 use crate::yaml::{self, Node, NodeKind};

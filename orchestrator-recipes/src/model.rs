@@ -445,3 +445,41 @@ impl BenchmarkRecipe {
         }
     }
 }
+
+/// The kinds of file the orchestrator reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// One service.
+    Service,
+    /// One client.
+    Client,
+    /// A complete benchmark: services and clients.
+    Recipe,
+    /// The orchestrator's `config.yaml`.
+    Config,
+}
+
+impl Kind {
+    /// The kind's name as used on the command line and in schema file names.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Service => "service",
+            Self::Client => "client",
+            Self::Recipe => "recipe",
+            Self::Config => "config",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Service => "service recipe",
+            Self::Client => "client recipe",
+            Self::Recipe => "complete recipe",
+            Self::Config => "config",
+        })
+    }
+}

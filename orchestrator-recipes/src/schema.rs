@@ -9,8 +9,8 @@ use schemars::generate::SchemaSettings;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::diagnostic::{Code, Problem};
-use crate::forms::Kind;
+use crate::diagnostic::{Code, Problem, closest};
+use crate::model::Kind;
 use crate::model::{BenchmarkRecipe, ClientRecipe, ServiceRecipe};
 use crate::source::ByteSpan;
 use crate::yaml::Node;
@@ -110,16 +110,6 @@ fn validator(kind: Kind) -> &'static jsonschema::Validator {
         .iter()
         .position(|k| *k == kind)
         .expect("every kind listed")]
-}
-
-/// The candidate closest to `word`, when one is close enough to be a likely typo.
-pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
 }
 
 /// A JSON pointer's path as people read it: `services[0].resources.gpu`.

@@ -27,11 +27,10 @@ const COMPARED: [&str; 10] = [
 
 /// The newest session, for commands whose session is optional.
 fn latest(orch: &BenchmarkOrchestrator) -> Result<String, orchestrator_core::CoreError> {
-    orch.state()
-        .sessions()?
+    orch.sessions()?
         .into_iter()
-        .max_by_key(|s| s.created_at)
-        .map(|s| s.id)
+        .next()
+        .map(|s| s.session_id)
         .ok_or_else(|| orchestrator_core::CoreError::NotFound {
             what: "session",
             id: "(none recorded yet)".into(),
@@ -233,15 +232,14 @@ fn history_row(report: &SessionReport) -> HistoryRow {
 /// `orchestrator history`.
 pub fn history(cli: &Cli, args: &HistoryArgs) -> Exit {
     with_orchestrator(cli, |orch| async move {
-        let mut sessions = match orch.state().sessions() {
+        let mut sessions = match orch.sessions() {
             Ok(s) => s,
             Err(error) => return fail(&error),
         };
-        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         sessions.truncate(args.limit);
         let mut rows = Vec::new();
         for s in &sessions {
-            match orch.report(&s.id) {
+            match orch.report(&s.session_id) {
                 Ok(report) => rows.push(history_row(&report)),
                 Err(error) => return fail(&error),
             }

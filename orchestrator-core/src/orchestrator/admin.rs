@@ -198,7 +198,7 @@ impl BenchmarkOrchestrator {
             .state
             .active_jobs()?
             .iter()
-            .map(crate::session::JobSummary::from)
+            .map(crate::report::JobSummary::from)
             .collect();
         Ok(SlurmStatus {
             scheduler: self.backend.scheduler.name().to_owned(),

@@ -225,6 +225,24 @@ impl BenchmarkOrchestrator {
         crate::report::SessionReport::build(self.state(), session_id)
     }
 
+    /// The recorded sessions, newest first, as the store has them (not reconciled: see
+    /// [`get_system_status`](Self::get_system_status) for that).
+    ///
+    /// # Errors
+    /// The store failing.
+    pub fn sessions(&self) -> Result<Vec<crate::status::SessionStatus>, CoreError> {
+        let active = self.state().active_jobs()?;
+        Ok(self
+            .state()
+            .sessions()?
+            .into_iter()
+            .map(|s| {
+                let jobs = active.iter().filter(|j| j.session_id == s.id).count();
+                crate::status::SessionStatus::new(s, jobs)
+            })
+            .collect())
+    }
+
     /// Writes the report of a session to `output_path`, in the format its extension
     /// names: `.yaml`/`.yml`, `.json` or `.md`. Returns the path.
     ///

@@ -133,7 +133,7 @@ impl BenchmarkOrchestrator {
                 let _ = self
                     .state()
                     .set_session_state(&plan.session_id, state, Some(&reason));
-                let _ = crate::report::write_report(&self.backend, &plan.session_id, None);
+                let _ = crate::runner::write_report(&self.backend, &plan.session_id, None);
                 Err(if interrupted {
                     CoreError::Interrupted {
                         session_id: plan.session_id.clone(),
@@ -169,7 +169,7 @@ impl BenchmarkOrchestrator {
     /// # Errors
     /// An unknown session, or the store failing.
     pub fn outcome(&self, session_id: &str) -> Result<SessionOutcome, CoreError> {
-        crate::session::outcome(&self.backend, session_id)
+        crate::runner::outcome(&self.backend, session_id)
     }
 
     /// Renders every job of a recipe as `run` would submit it, without submitting or

@@ -11,14 +11,13 @@ mod markdown;
 mod types;
 
 pub use types::{
-    Bin, ClientRun, JobResources, REPORT_VERSION, ReportClient, ReportFormat, ReportResult,
-    ReportService, ReportSession, SecondCounts, ServiceMonitoring, SessionReport, TimelineEntry,
+    Bin, ClientRun, JobResources, JobSummary, REPORT_VERSION, ReportClient, ReportFormat,
+    ReportResult, ReportService, ReportSession, SecondCounts, ServiceMonitoring, SessionReport,
+    TimelineEntry,
 };
 
-use crate::backend::Backend;
 use crate::error::CoreError;
 use crate::lifecycle::JobRecordState;
-use crate::session::JobSummary;
 use crate::state::StateStore;
 use crate::util::{now_ms, rfc3339};
 
@@ -292,21 +291,4 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Writes `report.json` into the session's results directory (or `dir`) and records
-/// it.
-pub(crate) fn write_report(
-    b: &Backend,
-    session_id: &str,
-    dir: Option<&Path>,
-) -> Result<std::path::PathBuf, CoreError> {
-    let dir = dir.map_or_else(|| b.results_dir().join(session_id), Path::to_path_buf);
-    std::fs::create_dir_all(&dir)
-        .map_err(CoreError::io(format!("cannot create {}", dir.display())))?;
-    let path = dir.join("report.json");
-    b.state()
-        .set_session_report(session_id, &path.display().to_string())?;
-    SessionReport::build(b.state(), session_id)?.write(&path)?;
-    Ok(path)
 }

@@ -9,9 +9,8 @@ use serde::Serialize;
 
 use crate::error::CoreError;
 use crate::expect::ExpectationResult;
-use crate::lifecycle::{ClientState, ServiceState, SessionState};
-use crate::session::JobSummary;
-use crate::state::{ClientRow, ResultRow, ServiceRow};
+use crate::lifecycle::{ClientState, JobRecordState, ServiceState, SessionState};
+use crate::state::{ClientRow, JobRow, ResultRow, ServiceRow};
 use crate::util::rfc3339;
 
 /// Bumped when the report's shape changes incompatibly.
@@ -398,4 +397,49 @@ fn upgrade_v2(report: &mut serde_json::Value) {
         }
     }
     report["report_version"] = Value::from(3);
+}
+
+/// A job, for summaries and reports.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct JobSummary {
+    /// `service` or `client`.
+    pub kind: String,
+    /// The service's or client's id.
+    pub owner_id: String,
+    /// The SLURM job name.
+    pub job_name: String,
+    /// The scheduler's id.
+    pub job_id: Option<String>,
+    /// Its state.
+    pub state: JobRecordState,
+    /// Its node.
+    pub node: Option<String>,
+    /// Its exit code.
+    pub exit_code: Option<i32>,
+    /// The scheduler's reason.
+    pub reason: Option<String>,
+    /// Submitted (RFC 3339).
+    pub submitted_at: Option<String>,
+    /// Ended (RFC 3339).
+    pub ended_at: Option<String>,
+    /// Its directory on the cluster.
+    pub job_dir: String,
+}
+
+impl From<&JobRow> for JobSummary {
+    fn from(j: &JobRow) -> Self {
+        Self {
+            kind: j.owner_kind.clone(),
+            owner_id: j.owner_id.clone(),
+            job_name: j.job_name.clone(),
+            job_id: j.job_id.clone(),
+            state: j.state.clone(),
+            node: j.node.clone(),
+            exit_code: j.exit_code,
+            reason: j.reason.clone(),
+            submitted_at: j.submitted_at.map(rfc3339),
+            ended_at: j.ended_at.map(rfc3339),
+            job_dir: j.job_dir.clone(),
+        }
+    }
 }

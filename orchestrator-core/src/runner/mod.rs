@@ -6,6 +6,7 @@
 mod fetch;
 mod gate;
 
+use std::path::Path;
 use std::time::Duration;
 
 use orchestrator_slurm::{JobId, JobKind};
@@ -16,6 +17,7 @@ use crate::driver::Target;
 use crate::error::CoreError;
 use crate::lifecycle::{ClientState, ServiceState, SessionState};
 use crate::plan::{Plan, ServicePlan, client_job, service_job};
+use crate::report::{JobSummary, ReportClient, ReportService};
 use crate::session::{Progress, RunOptions, SessionEvent, SessionOutcome};
 
 pub(crate) use fetch::upload_script;
@@ -165,8 +167,8 @@ impl Runner<'_> {
         self.backend
             .state()
             .set_session_state(sid, state, error.as_deref())?;
-        let report = crate::report::write_report(self.backend, sid, Some(&results_dir))?;
-        let mut outcome = crate::session::outcome(self.backend, sid)?;
+        let report = write_report(self.backend, sid, Some(&results_dir))?;
+        let mut outcome = outcome(self.backend, sid)?;
         outcome.report_path = Some(report.display().to_string());
         outcome.results_dir = Some(results_dir.display().to_string());
         Ok(outcome)
@@ -241,4 +243,59 @@ pub(crate) async fn submit_client(
     b.state()
         .set_client_state(client_id, ClientState::Pending, None)?;
     Ok(tracked)
+}
+
+/// The outcome of a session as the store has it.
+///
+/// # Errors
+/// An unknown session, or the store failing.
+pub(crate) fn outcome(b: &Backend, session_id: &str) -> Result<SessionOutcome, CoreError> {
+    let session = b
+        .state()
+        .session(session_id)?
+        .ok_or_else(|| CoreError::NotFound {
+            what: "session",
+            id: session_id.to_owned(),
+        })?;
+    let clients = b.state().clients(Some(session_id))?;
+    let expectations =
+        crate::expect::session_expectations(&clients, &b.state().results(session_id)?)?;
+    Ok(SessionOutcome {
+        session_id: session.id.clone(),
+        state: session.state,
+        error: session.error,
+        services: b
+            .state()
+            .services(Some(session_id))?
+            .iter()
+            .map(ReportService::from)
+            .collect(),
+        clients: clients.iter().map(ReportClient::from).collect(),
+        jobs: b
+            .state()
+            .jobs(Some(session_id))?
+            .iter()
+            .map(JobSummary::from)
+            .collect(),
+        report_path: session.report_path,
+        results_dir: Some(b.results_dir().join(session_id).display().to_string()),
+        expectations,
+    })
+}
+
+/// Writes `report.json` into the session's results directory (or `dir`) and records
+/// it.
+pub(crate) fn write_report(
+    b: &Backend,
+    session_id: &str,
+    dir: Option<&Path>,
+) -> Result<std::path::PathBuf, CoreError> {
+    let dir = dir.map_or_else(|| b.results_dir().join(session_id), Path::to_path_buf);
+    std::fs::create_dir_all(&dir)
+        .map_err(CoreError::io(format!("cannot create {}", dir.display())))?;
+    let path = dir.join("report.json");
+    b.state()
+        .set_session_report(session_id, &path.display().to_string())?;
+    crate::report::SessionReport::build(b.state(), session_id)?.write(&path)?;
+    Ok(path)
 }

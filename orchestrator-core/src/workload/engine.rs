@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::api::{Connection, Workload};
 use super::rng::Rng;
 use super::stats::{OpenLoopFigures, Outcome, Recorder, Sample, Slo, Summary};
-use super::{Connection, Workload};
 
 /// How requests arrive in an open loop.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

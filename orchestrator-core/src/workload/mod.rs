@@ -3,175 +3,22 @@
 //! request bounds, per-request samples and HDR-histogram summaries. Protocol code lives
 //! in the plugins, behind [`Workload`] and [`Connection`].
 
+mod api;
 mod engine;
 mod live;
 mod rng;
 mod spec;
 mod stats;
 
-use async_trait::async_trait;
-
 pub use engine::{
     Arrival, DEFAULT_MAX_CONCURRENCY, LoadModel, LoadSpec, RunResult, WorkloadError, run, run_live,
 };
 pub use live::{LiveMetrics, serve_metrics};
 pub use rng::{Rng, synthetic_prompt};
-pub use spec::{
-    LOAD_KEYS, RESULTS_DIR, WorkloadSpec, check_parameters, engine_launch, expand_sweep,
-    load_model, load_of,
-};
+pub use spec::{LOAD_KEYS, RESULTS_DIR, WorkloadSpec, expand_sweep, load_model, load_of};
 pub use stats::{
     Goodput, MetricSummary, OpenLoopFigures, Outcome, Recorder, Sample, Slo, Summary, TokenCounts,
     TokenSource,
 };
 
-/// A prepared workload against one target: opens connections.
-#[async_trait]
-pub trait Workload: Send + Sync {
-    /// Opens a connection (or whatever a worker keeps between requests).
-    ///
-    /// # Errors
-    /// The target cannot be reached; the message says why.
-    async fn connect(&self) -> Result<Box<dyn Connection>, String>;
-}
-
-/// A driver's parameters as its typed struct (`deny_unknown_fields` makes a typo an
-/// error): `"DRIVER parameters: …"`, with `known` (the keys it takes) as the hint.
-///
-/// # Errors
-/// A key the struct does not have, or a value of the wrong type.
-pub fn parse_parameters<P: serde::de::DeserializeOwned>(
-    driver: &str,
-    known: &str,
-    parameters: &serde_json::Map<String, serde_json::Value>,
-) -> Result<P, crate::DriverError> {
-    serde_json::from_value(serde_json::Value::Object(parameters.clone())).map_err(|e| {
-        crate::DriverError::new(
-            format!("{driver} parameters: {e}"),
-            format!("the {driver} workload takes {known}"),
-        )
-    })
-}
-
-/// The per-request time limit of a driver: `timeout_s`, else `default` seconds.
-///
-/// # Errors
-/// Zero, negative or not finite.
-pub fn timeout_parameter(
-    timeout_s: Option<f64>,
-    default: f64,
-) -> Result<std::time::Duration, crate::DriverError> {
-    let secs = timeout_s.unwrap_or(default);
-    if secs > 0.0 && secs.is_finite() {
-        Ok(std::time::Duration::from_secs_f64(secs))
-    } else {
-        Err(crate::DriverError::new(
-            "timeout_s must be a positive number of seconds",
-            format!("e.g. timeout_s: {default}"),
-        ))
-    }
-}
-
-/// Runs one request under a time limit: a request slower than `limit` fails as
-/// `timeout` (and its connection is replaced). Drivers wrap their request in it, or,
-/// where requests are many and short, keep a [`Timeout`] per connection.
-pub async fn within(limit: std::time::Duration, request: impl Future<Output = Outcome>) -> Outcome {
-    tokio::time::timeout(limit, request)
-        .await
-        .unwrap_or_else(|_| Outcome::failed("timeout"))
-}
-
-/// A connection's per-request time limit that costs almost nothing per request: one
-/// timer per connection, re-armed only when the armed deadline is too early for the
-/// request at hand, and then to `slack` past it (a tenth of the limit, at most 1 s).
-/// Most requests reuse the armed timer, where [`within`] registers a new one each
-/// time, which at tens of thousands of requests per second costs throughput. A request
-/// fails as `timeout` between `limit` and `limit + slack` after it started.
-pub struct Timeout {
-    limit: std::time::Duration,
-    slack: std::time::Duration,
-    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
-}
-
-impl std::fmt::Debug for Timeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Timeout")
-            .field("limit", &self.limit)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Timeout {
-    /// A limit of `limit` per request.
-    #[must_use]
-    pub fn new(limit: std::time::Duration) -> Self {
-        Self {
-            limit,
-            slack: (limit / 10).min(std::time::Duration::from_secs(1)),
-            timer: Box::pin(tokio::time::sleep(limit)),
-        }
-    }
-
-    /// Runs one request under the limit.
-    pub async fn run(&mut self, request: impl Future<Output = Outcome>) -> Outcome {
-        let wanted = tokio::time::Instant::now() + self.limit;
-        if self.timer.deadline() < wanted {
-            self.timer.as_mut().reset(wanted + self.slack);
-        }
-        tokio::select! {
-            biased;
-            out = request => out,
-            () = &mut self.timer => Outcome::failed("timeout"),
-        }
-    }
-}
-
-/// One worker's connection to the target.
-#[async_trait]
-pub trait Connection: Send {
-    /// Sends request number `n` and waits for its whole answer.
-    async fn request(&mut self, n: u64) -> Outcome;
-}
-
-#[cfg(test)]
-mod timeout_tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_request_past_the_limit_fails_and_the_next_one_has_its_own() {
-        let mut t = Timeout::new(Duration::from_secs(10));
-        let slow = t
-            .run(async {
-                tokio::time::sleep(Duration::from_secs(60)).await;
-                Outcome::default()
-            })
-            .await;
-        assert_eq!(slow.error.as_deref(), Some("timeout"));
-        // Fast requests pass, and reuse the armed timer.
-        for _ in 0..3 {
-            let ok = t
-                .run(async {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    Outcome::default()
-                })
-                .await;
-            assert!(ok.error.is_none());
-        }
-        // A request just past the limit (within the slack of 1 s) may pass; well past
-        // it, it fails.
-        let start = tokio::time::Instant::now();
-        let late = t
-            .run(async {
-                tokio::time::sleep(Duration::from_secs(12)).await;
-                Outcome::default()
-            })
-            .await;
-        assert_eq!(late.error.as_deref(), Some("timeout"));
-        let waited = start.elapsed();
-        assert!(
-            waited >= Duration::from_secs(10) && waited <= Duration::from_secs(11),
-            "{waited:?}"
-        );
-    }
-}
+pub use api::{Connection, Timeout, Workload, parse_parameters, timeout_parameter, within};

@@ -5,13 +5,11 @@
 
 use std::time::Duration;
 
-use orchestrator_recipes::ClientRecipe;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::engine::{Arrival, LoadModel, LoadSpec};
 use super::stats::Slo;
-use crate::driver::{DriverError, Launch, Target};
 
 /// Parameter names that set the load rather than the driver's requests.
 pub const LOAD_KEYS: &[&str] = &[
@@ -47,56 +45,6 @@ pub struct WorkloadSpec {
     /// Measured duration in seconds, unless a parameter says otherwise.
     #[serde(default)]
     pub duration_s: Option<f64>,
-}
-
-/// What a client job runs for an engine-backed workload: the orchestrator binary with
-/// the spec inline (each argument is quoted into the job script).
-///
-/// # Errors
-/// A client with a `command` (it would be ignored): use the `command` workload.
-pub fn engine_launch(
-    driver: &str,
-    client: &ClientRecipe,
-    target: &Target,
-) -> Result<Launch, DriverError> {
-    if client.command.is_some() {
-        return Err(DriverError::new(
-            format!(
-                "client `{}` sets both workload_type `{driver}` and a command",
-                client.name
-            ),
-            "drop the command (the orchestrator runs the workload itself), or drop workload_type to run the command",
-        ));
-    }
-    // The original tool's parameter names, read as this workload's (validated already).
-    let parameters = match crate::Registry::workload_named(driver) {
-        Ok(d) => {
-            crate::driver::read_parameters(d, &client.name, &client.parameters)
-                .map_err(|issue| DriverError::new(issue.message, issue.hint.unwrap_or_default()))?
-                .0
-        }
-        Err(_) => client.parameters.clone(),
-    };
-    let spec = WorkloadSpec {
-        driver: driver.to_owned(),
-        url: target.url.clone(),
-        parameters: parameters.into_iter().collect(),
-        duration_s: client.duration.map(|d| d.to_std().as_secs_f64()),
-    };
-    Ok(Launch {
-        command: "orchestrator".into(),
-        args: vec![
-            "workload".into(),
-            "run".into(),
-            "--spec-json".into(),
-            serde_json::to_string(&spec)
-                .expect("specs serialise")
-                .into(),
-            "--out".into(),
-            RESULTS_DIR.into(),
-        ],
-        ..Launch::default()
-    })
 }
 
 /// Where a client job's engine writes, relative to its job directory.
@@ -268,75 +216,6 @@ pub fn load_model(
             })
         }
     }
-}
-
-/// Checks a client's `parameters` against its workload driver, for
-/// `orchestrator_recipes::load_file_checked`: unknown keys (neither the driver's nor the
-/// load's) and values the driver refuses, each swept value on its own. Drivers that run
-/// a program of their own, and workload types no linked driver has, are not checked
-/// here (planning reports the latter).
-#[must_use]
-pub fn check_parameters(
-    kind: &str,
-    parameters: &std::collections::BTreeMap<String, Value>,
-) -> Vec<orchestrator_recipes::ParameterIssue> {
-    use orchestrator_recipes::ParameterIssue;
-    const PROBE: &str = "http://validate.invalid/";
-    let Ok(driver) = crate::Registry::workload_named(kind) else {
-        return Vec::new();
-    };
-    if driver.workload(PROBE, &Map::new()).is_none() {
-        return Vec::new();
-    }
-    let known = crate::driver::schema_keys(&driver.parameters_schema());
-    let takes = format!(
-        "it takes: {}; the load takes: {}",
-        known.join(", "),
-        LOAD_KEYS.join(", ")
-    );
-    let mut issues = Vec::new();
-    let mut own = Map::new();
-    for (key, value) in parameters {
-        if LOAD_KEYS.contains(&key.as_str()) {
-            continue;
-        }
-        if !known.contains(key) {
-            issues.push(crate::driver::unknown_setting(
-                format!("workload `{kind}` has no parameter `{key}`"),
-                key,
-                &known,
-                &takes,
-            ));
-            continue;
-        }
-        own.insert(key.clone(), value.clone());
-    }
-    // The first combination as a whole (a required parameter may be missing), then each
-    // swept value of each parameter in it, so that a problem is put at its key.
-    let Some(base) = expand_sweep(&own).into_iter().next() else {
-        return issues;
-    };
-    if let Some(Err(e)) = driver.workload(PROBE, &base) {
-        issues.push(crate::driver::driver_issue(e, base.keys()));
-        return issues;
-    }
-    for (key, value) in &own {
-        let single: Map<String, Value> = Map::from_iter([(key.clone(), value.clone())]);
-        for choice in expand_sweep(&single) {
-            let mut run = base.clone();
-            run.extend(choice);
-            if let Some(Err(e)) = driver.workload(PROBE, &run) {
-                issues.push(ParameterIssue {
-                    key: key.clone(),
-                    message: e.message,
-                    hint: e.hint,
-                    ..ParameterIssue::default()
-                });
-                break;
-            }
-        }
-    }
-    issues
 }
 
 #[cfg(test)]

@@ -14,92 +14,15 @@
 
 use std::collections::BTreeMap;
 
-use orchestrator_recipes::{
-    Checked, ClientRecipe, IssueAt, ParameterIssue, ServiceRecipe, Severity,
-};
-use serde::Serialize;
+use orchestrator_recipes::{ClientRecipe, ParameterIssue, ServiceRecipe};
 use serde_json::Value;
 
+pub(crate) mod checks;
+mod types;
+
 use crate::health::HealthProbe;
-pub use orchestrator_slurm::Arg;
-
-/// What a job runs, as a driver decides it from a recipe.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Launch {
-    /// The program.
-    pub command: String,
-    /// Its arguments: literal (`"serve".into()`), or the recipe's own as
-    /// [`Arg::Expanding`], whose `${NAME}` references the job's environment fills in.
-    pub args: Vec<Arg>,
-    /// Environment variables added to the recipe's own (the recipe wins on a clash).
-    pub environment: BTreeMap<String, String>,
-    /// A container image to use when the recipe names none.
-    pub default_image: Option<String>,
-}
-
-/// The service a client loads, once it is up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Target {
-    /// The service's id in the state store.
-    pub service_id: String,
-    /// The service's name.
-    pub service_name: String,
-    /// Its driver.
-    pub service_type: String,
-    /// The host clients reach it on (its compute node).
-    pub host: String,
-    /// The port clients load.
-    pub port: u16,
-    /// `http://HOST:PORT` followed by the client's `target_service.endpoint`, if any.
-    pub url: String,
-}
-
-impl Target {
-    /// The environment a client job finds its target in: `TARGET_HOST`,
-    /// `TARGET_PORT`, `TARGET_URL` and `TARGET_SERVICE_ID`, and `TARGET_SERVICE_HOST`
-    /// (the host again, under the name the original tool's recipes use:
-    /// `--endpoint=${TARGET_SERVICE_HOST}:3306`).
-    #[must_use]
-    pub fn environment(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("TARGET_HOST".to_owned(), self.host.clone()),
-            ("TARGET_SERVICE_HOST".to_owned(), self.host.clone()),
-            ("TARGET_PORT".to_owned(), self.port.to_string()),
-            ("TARGET_URL".to_owned(), self.url.clone()),
-            ("TARGET_SERVICE_ID".to_owned(), self.service_id.clone()),
-        ])
-    }
-}
-
-/// Where a service tells its version: `GET path`, then `pointer` into the JSON answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VersionQuery {
-    /// The request path.
-    pub path: &'static str,
-    /// A JSON pointer (RFC 6901) to the version string.
-    pub pointer: &'static str,
-}
-
-/// A recipe a driver cannot run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct DriverError {
-    /// What is wrong.
-    pub message: String,
-    /// What to do about it.
-    pub hint: Option<String>,
-}
-
-impl DriverError {
-    /// An error with a hint.
-    #[must_use]
-    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            hint: Some(hint.into()),
-        }
-    }
-}
+use crate::workload::{RESULTS_DIR, WorkloadSpec};
+pub use types::{Arg, DriverError, Launch, Target, VersionQuery};
 
 /// Launches and probes one kind of service.
 pub trait ServiceDriver: Send + Sync + 'static {
@@ -201,13 +124,13 @@ pub trait WorkloadDriver: Send + Sync + 'static {
 
     /// What the client's job runs against `target`: by default the orchestrator's own
     /// engine with this driver (`orchestrator workload run`, see
-    /// [`engine_launch`](crate::workload::engine_launch)); a workload that runs a
+    /// [`engine_launch`]); a workload that runs a
     /// program of its own says which.
     ///
     /// # Errors
     /// A recipe this workload cannot run.
     fn launch(&self, client: &ClientRecipe, target: &Target) -> Result<Launch, DriverError> {
-        crate::workload::engine_launch(self.name(), client, target)
+        engine_launch(self, client, target)
     }
 
     /// The workload for the engine (`orchestrator bench`, `orchestrator workload run`)
@@ -224,118 +147,6 @@ pub trait WorkloadDriver: Send + Sync + 'static {
     ) -> Option<Result<std::sync::Arc<dyn crate::workload::Workload>, DriverError>> {
         let _ = (url, parameters);
         None
-    }
-}
-
-/// The keys of a driver schema's `properties`.
-pub(crate) fn schema_keys(schema: &Value) -> Vec<String> {
-    schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .map(|p| p.keys().cloned().collect())
-        .unwrap_or_default()
-}
-
-/// `key` is not one of `known`: the issue, with the closest known key as a hint and
-/// `takes` (what is accepted) after it.
-pub(crate) fn unknown_setting(
-    message: String,
-    key: &str,
-    known: &[String],
-    takes: &str,
-) -> ParameterIssue {
-    let closest = orchestrator_recipes::schema::closest(key, known.iter().map(String::as_str));
-    ParameterIssue {
-        key: key.to_owned(),
-        message,
-        hint: Some(match closest {
-            Some(c) => format!(
-                "did you mean `{c}`? {}{}",
-                takes[..1].to_uppercase(),
-                &takes[1..]
-            ),
-            None => takes.to_owned(),
-        }),
-        ..ParameterIssue::default()
-    }
-}
-
-/// A driver's error as an issue, put at the key its message names in backquotes.
-pub(crate) fn driver_issue<'k>(
-    error: DriverError,
-    keys: impl IntoIterator<Item = &'k String>,
-) -> ParameterIssue {
-    let culprit = keys
-        .into_iter()
-        .find(|k| error.message.contains(&format!("`{k}`")))
-        .cloned();
-    ParameterIssue {
-        key: culprit.unwrap_or_default(),
-        message: error.message,
-        hint: error.hint,
-        ..ParameterIssue::default()
-    }
-}
-
-/// Checks a service's `options` for its `type`: keys its driver's schema does not
-/// have, then the driver's own [`ServiceDriver::check_options`]. A type without a
-/// driver of its own runs on the fallback driver, so its options are checked there.
-#[must_use]
-pub fn check_service_options(kind: &str, options: &BTreeMap<String, Value>) -> Vec<ParameterIssue> {
-    let Ok(driver) = Registry::service_driver(Some(kind)) else {
-        return Vec::new();
-    };
-    options_issues(driver, kind, options)
-}
-
-fn options_issues(
-    driver: &dyn ServiceDriver,
-    kind: &str,
-    options: &BTreeMap<String, Value>,
-) -> Vec<ParameterIssue> {
-    let known = schema_keys(&driver.options_schema());
-    let who = if driver.name() == kind {
-        format!("service driver `{kind}`")
-    } else {
-        format!(
-            "service driver `{}` (type `{kind}` has none of its own)",
-            driver.name()
-        )
-    };
-    let takes = if known.is_empty() {
-        "it takes no options; remove `options`".to_owned()
-    } else {
-        format!("it takes: {}", known.join(", "))
-    };
-    let mut issues = Vec::new();
-    let mut own = serde_json::Map::new();
-    for (key, value) in options {
-        if known.contains(key) {
-            own.insert(key.clone(), value.clone());
-        } else {
-            issues.push(unknown_setting(
-                format!("{who} has no option `{key}`"),
-                key,
-                &known,
-                &takes,
-            ));
-        }
-    }
-    if issues.is_empty() {
-        if let Err(e) = driver.check_options(&own) {
-            issues.push(driver_issue(e, own.keys()));
-        }
-    }
-    issues
-}
-
-/// An issue about the driver a recipe names (its `workload_type` or `type`).
-fn kind_issue(error: DriverError) -> ParameterIssue {
-    ParameterIssue {
-        message: error.message,
-        hint: error.hint,
-        at: IssueAt::Kind,
-        ..ParameterIssue::default()
     }
 }
 
@@ -358,8 +169,8 @@ pub const HANDLED_ORIGINAL_PARAMETERS: &[(&str, &str)] = &[
 ///
 /// # Errors
 /// A parameter given under both names, at the original one.
-pub fn read_parameters(
-    driver: &dyn WorkloadDriver,
+pub fn read_parameters<D: WorkloadDriver + ?Sized>(
+    driver: &D,
     client: &str,
     parameters: &BTreeMap<String, Value>,
 ) -> Result<(BTreeMap<String, Value>, Vec<String>), ParameterIssue> {
@@ -395,91 +206,6 @@ pub fn read_parameters(
         read.insert(name, value.clone());
     }
     Ok((read, notes))
-}
-
-fn said(message: String, severity: Severity) -> ParameterIssue {
-    ParameterIssue {
-        message,
-        severity,
-        ..ParameterIssue::default()
-    }
-}
-
-/// The [`ParameterCheck`](orchestrator_recipes::ParameterCheck) of every recipe this
-/// program loads, the same resolution that planning does: a client's workload
-/// ([`Registry::workload_driver`]: an unknown `workload_type` is refused, a generic one
-/// resolved by its target's type) and its `parameters`
-/// ([`check_parameters`](crate::workload::check_parameters)); a service's driver
-/// ([`Registry::service_driver_for`]), its `options` and what the driver has to say
-/// about the recipe ([`ServiceDriver::review`]).
-#[must_use]
-pub fn check_settings(checked: Checked<'_>) -> Vec<ParameterIssue> {
-    match checked {
-        Checked::Client { client, target } => match Registry::workload_driver(client, target) {
-            Err(e) => vec![kind_issue(e)],
-            Ok(resolved) => {
-                let mut issues = Vec::new();
-                if client.workload_type.is_some() {
-                    let (parameters, notes) =
-                        match read_parameters(resolved.driver, &client.name, &client.parameters) {
-                            Ok(read) => read,
-                            Err(issue) => return vec![issue],
-                        };
-                    let renamed = |key: &str| {
-                        resolved
-                            .driver
-                            .original_parameters()
-                            .iter()
-                            .find(|(original, here)| {
-                                *here == key && client.parameters.contains_key(*original)
-                            })
-                            .map_or_else(|| key.to_owned(), |(original, _)| (*original).to_owned())
-                    };
-                    issues.extend(
-                        crate::workload::check_parameters(resolved.driver.name(), &parameters)
-                            .into_iter()
-                            .map(|mut issue| {
-                                // At the key as the file writes it.
-                                issue.key = renamed(&issue.key);
-                                issue
-                            }),
-                    );
-                    issues.extend(notes.into_iter().map(|n| said(n, Severity::Note)));
-                    if client.script.is_some() {
-                        issues.push(said(
-                            format!(
-                                "client `{}`: its `script:` block is not run: `workload_type: {}` runs the `{}` workload on this tool's engine",
-                                client.name,
-                                client.workload_type.as_deref().unwrap_or_default(),
-                                resolved.driver.name()
-                            ),
-                            Severity::Note,
-                        ));
-                    }
-                }
-                issues.extend(resolved.note.map(|n| said(n, Severity::Note)));
-                issues
-            }
-        },
-        Checked::Service(service) => match Registry::service_driver_for(service) {
-            Err(e) => vec![kind_issue(e)],
-            Ok(resolved) => {
-                let kind = service
-                    .service_type
-                    .as_deref()
-                    .unwrap_or(resolved.driver.name());
-                let mut issues = options_issues(resolved.driver, kind, &service.options);
-                issues.extend(resolved.note.map(|n| said(n, Severity::Note)));
-                issues.extend(resolved.driver.review(service).into_iter().map(|w| {
-                    said(
-                        format!("service `{}`: {w}", service.name),
-                        Severity::Warning,
-                    )
-                }));
-                issues
-            }
-        },
-    }
 }
 
 /// Workload types that name a kind of load rather than a driver, as the original
@@ -766,4 +492,50 @@ fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     } else {
         list.join(", ")
     }
+}
+
+/// What a client job runs for an engine-backed workload: the orchestrator binary with
+/// the spec inline (each argument is quoted into the job script).
+///
+/// # Errors
+/// A client with a `command` (it would be ignored): use the `command` workload.
+pub fn engine_launch<D: WorkloadDriver + ?Sized>(
+    workload: &D,
+    client: &ClientRecipe,
+    target: &Target,
+) -> Result<Launch, DriverError> {
+    let driver = workload.name();
+    if client.command.is_some() {
+        return Err(DriverError::new(
+            format!(
+                "client `{}` sets both workload_type `{driver}` and a command",
+                client.name
+            ),
+            "drop the command (the orchestrator runs the workload itself), or drop workload_type to run the command",
+        ));
+    }
+    // The original tool's parameter names, read as this workload's (validated already).
+    let parameters = read_parameters(workload, &client.name, &client.parameters)
+        .map_err(|issue| DriverError::new(issue.message, issue.hint.unwrap_or_default()))?
+        .0;
+    let spec = WorkloadSpec {
+        driver: driver.to_owned(),
+        url: target.url.clone(),
+        parameters: parameters.into_iter().collect(),
+        duration_s: client.duration.map(|d| d.to_std().as_secs_f64()),
+    };
+    Ok(Launch {
+        command: "orchestrator".into(),
+        args: vec![
+            "workload".into(),
+            "run".into(),
+            "--spec-json".into(),
+            serde_json::to_string(&spec)
+                .expect("specs serialise")
+                .into(),
+            "--out".into(),
+            RESULTS_DIR.into(),
+        ],
+        ..Launch::default()
+    })
 }
