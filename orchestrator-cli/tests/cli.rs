@@ -535,7 +535,10 @@ fn help_documents_exit_codes_and_the_original_flags() {
     let stdout = text(&output.stdout);
     assert!(stdout.contains("Exit status:"));
     assert!(stdout.contains("2    invalid input"));
+    // Issue #16: the code `run` exits with when an expectation is missed was missing.
+    assert!(stdout.contains("3    the session ran, but a client's result missed"));
     assert!(stdout.contains("130  interrupted"));
+    assert!(stdout.contains("ORCHESTRATOR_LOG_LEVEL"));
     for flag in [
         "--recipe FILE",
         "--status",
@@ -656,6 +659,24 @@ fn a_recorded_session_renders_in_every_report_format() {
         recorded.as_object_mut().unwrap().remove(part);
     }
     assert_eq!(json, recorded);
+}
+
+/// Issue #16: a service without `type` was said to be "service type `generic`", a
+/// name of a driver the recipes crate should not know and the user never wrote.
+#[test]
+fn a_service_without_a_type_is_named_by_its_name_in_a_driver_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain.yaml");
+    std::fs::write(
+        &file,
+        "name: plain\ncommand: sleep\nargs: [10]\noptions:\n  nope: 1\n",
+    )
+    .unwrap();
+    let output = orchestrator(&["validate", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("for service `plain`"), "{stderr}");
+    assert!(!stderr.contains("service type `generic`"), "{stderr}");
 }
 
 #[test]
