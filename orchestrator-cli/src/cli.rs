@@ -507,7 +507,8 @@ pub enum WorkloadCommand {
 /// `orchestrator demo ...`.
 #[derive(Debug, Subcommand)]
 pub enum DemoCommand {
-    /// Serve HTTP: `/` answers a small text, `/health` answers `ok`
+    /// Serve HTTP: `/` answers a small text, `/health` answers `ok`, `/flaky` answers
+    /// `500` to every tenth request (to see how failures are reported)
     HttpServer {
         /// Port to listen on
         #[arg(long, default_value_t = 8787)]

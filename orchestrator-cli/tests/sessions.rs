@@ -1417,6 +1417,122 @@ fn http_recipe(port: u16, service_slurm: &str, parameters: &str) -> String {
     )
 }
 
+/// Issue #17: with the service process killed 5 s into the load, the session ended
+/// `completed`, exit 0, the service `stopped`. Now: exit 1 with `service::died`, the
+/// client (which asked to `finish`) runs out its time against the dead port, and the
+/// report marks its results invalid; nothing is left in the queue.
+#[test]
+fn a_service_killed_during_the_load_fails_the_session_and_marks_its_results_invalid() {
+    let setup = Setup::cluster("service-died");
+    let port = u16::try_from(node_port(71)).unwrap();
+    let recipe = http_recipe(port, "", "{concurrency: 2, duration_s: 10, path: /}").replace(
+        "    workload_type: http\n",
+        "    workload_type: http\n    on_service_failure: finish\n",
+    );
+    let recipe = setup.recipe("died.yaml", &recipe);
+    let child = KillOnDrop(setup.spawn(&["run", &recipe, "--json"]));
+    let status = setup.wait_status("the client to run", Duration::from_secs(120), |s| {
+        s["clients"]["clients"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["job_state"] == "RUNNING"))
+    });
+    let session = status["sessions"][0]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::thread::sleep(Duration::from_secs(3));
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f", &format!("demo http-server --port {port}")])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "the service's process was there to kill");
+    let out = {
+        let mut child = child;
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        (child.0.wait().unwrap().code(), stdout, stderr)
+    };
+    let (code, stdout, stderr) = out;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("service::died"), "{stderr}");
+    assert!(stderr.contains("service `web`"), "{stderr}");
+    assert!(
+        stderr.contains("after its clients started; clients let finish: load"),
+        "{stderr}"
+    );
+    let outcome: Value = serde_json::from_str(&stdout).expect("--json prints the outcome");
+    assert_eq!(outcome["state"], "failed");
+    assert_eq!(outcome["services"][0]["state"], "failed");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(outcome["report_path"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let run = &report["runs"][0];
+    let invalid = run["invalid"].as_str().expect("the run is marked invalid");
+    assert!(invalid.starts_with("service `web` ended"), "{invalid}");
+    assert!(
+        run["summary"]["requests_failed"].as_u64().unwrap() > 0,
+        "{run}"
+    );
+    assert!(
+        report["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "service.died"),
+        "the timeline says when"
+    );
+    assert!(
+        squeue_names(&session).is_empty(),
+        "left: {:?}",
+        squeue_names(&session)
+    );
+}
+
+/// Issue #17: a run whose requests fail past 1 % missed nothing and exited 0. Now the
+/// client's summary line starts with the failures, and `run` exits 3 naming the
+/// default bound (the demo server's `/flaky` fails every tenth request).
+#[test]
+fn a_run_with_failed_requests_past_the_default_bound_exits_3_and_says_so_first() {
+    let setup = Setup::local();
+    let recipe = setup.recipe(
+        "flaky.yaml",
+        &http_recipe(
+            free_port(),
+            "",
+            "{concurrency: 1, requests: 300, path: /flaky}",
+        ),
+    );
+    let out = setup.run(&["run", &recipe]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("FAILED: 10.00 % of requests (30 of 300): http_500 × 30"),
+        "{stdout}"
+    );
+    let failed = stdout.find("FAILED:").unwrap();
+    assert!(
+        failed < stdout.find("requests: 270 completed").unwrap(),
+        "failures first"
+    );
+    assert!(
+        stdout.contains("expectations: 0 of 1 met (exit code 3)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("expectation missed: client load results: error_rate 0.1000 is above the maximum 0.01 (the default bound on failed requests"),
+        "{stderr}"
+    );
+    // The report's run says it first too.
+    let md = text(&setup.run(&["report"]).stdout);
+    assert!(
+        md.contains("**FAILED**: 10.00 % of requests (30 of 300): http_500 × 30"),
+        "{md}"
+    );
+}
+
 #[test]
 fn an_http_workload_sweep_runs_in_the_client_job_and_its_results_are_stored() {
     let setup = Setup::local();

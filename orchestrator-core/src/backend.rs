@@ -698,22 +698,6 @@ pub(crate) enum WaitError {
     Ended(Box<Tracked>),
 }
 
-impl WaitError {
-    pub(crate) fn into_core(self) -> CoreError {
-        match self {
-            Self::Core(e) => e,
-            Self::Ended(job) => CoreError::ServiceStartup(Box::new(StartupFailure {
-                service: job.name.clone(),
-                service_id: job.owner_id.clone(),
-                job_id: job.job_id.to_string(),
-                state: job.record_state(),
-                exit_code: job.exit_code(),
-                log_tail: String::new(),
-            })),
-        }
-    }
-}
-
 pub(crate) fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for item in items {

@@ -54,6 +54,11 @@ pub enum CoreError {
     #[diagnostic(transparent)]
     ServiceHealthCheck(Box<HealthCheckFailure>),
 
+    /// A service ended, or stopped answering its health check, while its clients ran.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    ServiceDied(Box<ServiceDeath>),
+
     /// A service was healthy, and its `setup_script` failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -197,6 +202,40 @@ pub struct StartupFailure {
     pub state: crate::lifecycle::JobRecordState,
     /// Its exit code, when the scheduler knows it.
     pub exit_code: Option<i32>,
+    /// The last lines of its standard error and output.
+    pub log_tail: String,
+}
+
+/// A service ended, or stopped answering its health check, while its clients ran: the
+/// session fails and the clients' results are marked invalid.
+#[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
+#[error(
+    "service `{service}` ({service_id}) {how} {after_s:.1} s after its clients started; {clients}"
+)]
+#[diagnostic(
+    code(service::died),
+    help(
+        "the clients' results are partial and marked invalid in the report; `orchestrator debug {service_id}` shows the service's script and log, whose end is:\n{log_tail}"
+    )
+)]
+pub struct ServiceDeath {
+    /// The service's name.
+    pub service: String,
+    /// The service's id.
+    pub service_id: String,
+    /// The scheduler's job id.
+    pub job_id: String,
+    /// What happened: `ended FAILED with exit code 137`, or `stopped answering its
+    /// health check (…)`.
+    pub how: String,
+    /// Its job's state when it was seen.
+    pub state: crate::lifecycle::JobRecordState,
+    /// Its exit code, when the scheduler knows it.
+    pub exit_code: Option<i32>,
+    /// Seconds from the first client's submission to when it was seen.
+    pub after_s: f64,
+    /// What became of the clients: `clients cancelled: a, b` or `clients let finish: a`.
+    pub clients: String,
     /// The last lines of its standard error and output.
     pub log_tail: String,
 }

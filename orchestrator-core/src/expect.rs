@@ -30,7 +30,17 @@ pub struct ExpectationResult {
     /// Why not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Not in the recipe: the default bound on the failure rate
+    /// ([`DEFAULT_MAX_ERROR_RATE`]) that every run of a workload client must meet unless
+    /// its `expect` names `error_rate` itself; listed only when missed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub implicit: bool,
 }
+
+/// The failure rate above which a run counts as broken unless its client's `expect`
+/// says otherwise (`error_rate: {max: 0.05}`): a benchmark whose requests fail says
+/// little about the service.
+pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
 
 const STATS: [&str; 9] = [
     "mean", "min", "max", "std", "p50", "p90", "p95", "p99", "p999",
@@ -85,6 +95,7 @@ pub fn evaluate(
                 message: Some(
                     "the client wrote no summary.json (only workload clients do)".to_owned(),
                 ),
+                implicit: false,
             });
         }
         for (run, summary) in runs {
@@ -101,6 +112,7 @@ pub fn evaluate(
                 expected: expected.clone(),
                 passed: verdict.is_ok(),
                 message: verdict.err(),
+                implicit: false,
             });
         }
     }
@@ -121,9 +133,6 @@ pub fn session_expectations(
         let Ok(recipe) = serde_json::from_str::<ClientRecipe>(&client.recipe) else {
             continue;
         };
-        if recipe.expect.is_empty() {
-            continue;
-        }
         let mut runs = Vec::new();
         for row in results
             .iter()
@@ -135,6 +144,26 @@ pub fn session_expectations(
             runs.push((run_label(Path::new(&row.path)), summary));
         }
         all.extend(evaluate(&client.name, &recipe.expect, &runs));
+        if !runs.is_empty() && !recipe.expect.contains_key("error_rate") {
+            let bound = BTreeMap::from([(
+                "error_rate".to_owned(),
+                Expectation {
+                    min: None,
+                    max: Some(DEFAULT_MAX_ERROR_RATE),
+                    tolerance: None,
+                },
+            )]);
+            // Only a miss is said: a bound the user did not write, met, is noise.
+            all.extend(
+                evaluate(&client.name, &bound, &runs)
+                    .into_iter()
+                    .filter(|e| !e.passed)
+                    .map(|e| ExpectationResult {
+                        implicit: true,
+                        ..e
+                    }),
+            );
+        }
     }
     Ok(all)
 }
@@ -257,5 +286,71 @@ mod tests {
         let none = evaluate("cmd", &expect, &[]);
         assert_eq!(none.len(), 2);
         assert!(none.iter().all(|r| !r.passed && r.run.is_none()));
+    }
+
+    fn client_with(expect: &str, summary: &Value, dir: &Path) -> (ClientRow, ResultRow) {
+        let recipe =
+            format!("{{\"name\": \"load\", \"workload_type\": \"http\", \"expect\": {expect}}}");
+        let path = dir.join("results/summary.json");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, summary.to_string()).unwrap();
+        let client = ClientRow {
+            id: "cli-1".into(),
+            session_id: "ses-1".into(),
+            name: "load".into(),
+            driver: "http".into(),
+            recipe,
+            target_service_id: None,
+            target_host: None,
+            target_port: None,
+            state: crate::lifecycle::ClientState::Completed,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let result = ResultRow {
+            id: 1,
+            session_id: "ses-1".into(),
+            client_id: "cli-1".into(),
+            name: "summary".into(),
+            path: path.display().to_string(),
+            bytes: 1,
+            created_at: 0,
+        };
+        (client, result)
+    }
+
+    /// Issue #17: 6,583 requests completed and 349,760 failed was a green summary.
+    #[test]
+    fn a_run_whose_requests_fail_past_the_default_bound_misses_an_implicit_expectation() {
+        let dir = tempfile::tempdir().unwrap();
+        let broken = serde_json::json!({"requests_completed": 6583, "requests_failed": 349_760});
+        let (client, result) = client_with("{}", &broken, dir.path());
+        let found = session_expectations(&[client], &[result]).unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(found[0].implicit && !found[0].passed, "{found:?}");
+        assert_eq!(found[0].metric, "error_rate");
+        assert!(
+            found[0]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("above the maximum 0.01")
+        );
+
+        // Within the bound: nothing is said.
+        let fine = serde_json::json!({"requests_completed": 1000, "requests_failed": 5});
+        let (client, result) = client_with("{}", &fine, dir.path());
+        assert!(
+            session_expectations(&[client], &[result])
+                .unwrap()
+                .is_empty()
+        );
+
+        // The recipe's own `error_rate` replaces the default.
+        let (client, result) =
+            client_with("{\"error_rate\": {\"max\": 0.99}}", &broken, dir.path());
+        let found = session_expectations(&[client], &[result]).unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(!found[0].implicit && found[0].passed, "{found:?}");
     }
 }

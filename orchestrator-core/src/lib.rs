@@ -51,7 +51,7 @@ pub use driver::{
     Resolved, ServiceDriver, ServiceDriverEntry, Target, VersionQuery, WorkloadDriver,
     WorkloadDriverEntry, engine_launch, read_parameters,
 };
-pub use error::{CoreError, HealthCheckFailure, SetupFailure, StartupFailure};
+pub use error::{CoreError, HealthCheckFailure, ServiceDeath, SetupFailure, StartupFailure};
 pub use health::{HealthProbe, ProbeKind, ProbeResult};
 pub use loading::{RecipeFile, load_client, load_recipe, load_recipe_file, load_service};
 pub use orchestrator::BenchmarkOrchestrator;

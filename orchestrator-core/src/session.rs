@@ -84,6 +84,13 @@ pub enum SessionEvent {
         /// How many.
         services: usize,
     },
+    /// A service ended, or stopped answering, while its clients ran.
+    ServiceDied {
+        /// The service.
+        name: String,
+        /// What happened, and what became of its clients.
+        detail: String,
+    },
     /// Jobs are being cancelled because the session failed or was interrupted.
     CleaningUp {
         /// Why.

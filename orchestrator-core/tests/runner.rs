@@ -170,6 +170,8 @@ enum Port {
     Up,
     /// Connection refused, always.
     Down,
+    /// `200 OK` to the first N connections, then refused.
+    UpFor(usize),
 }
 
 /// A shell that runs nothing: it keeps written files in memory, says where the work
@@ -177,6 +179,7 @@ enum Port {
 #[derive(Debug)]
 struct FakeShell {
     port: Port,
+    connections: AtomicUsize,
     files: Mutex<BTreeMap<String, Vec<u8>>>,
     commands: Mutex<Vec<String>>,
 }
@@ -185,6 +188,7 @@ impl FakeShell {
     fn new(port: Port) -> Self {
         Self {
             port,
+            connections: AtomicUsize::new(0),
             files: Mutex::new(BTreeMap::new()),
             commands: Mutex::new(Vec::new()),
         }
@@ -240,7 +244,8 @@ impl Shell for FakeShell {
     }
 
     async fn connect_tcp(&self, host: &str, port: u16) -> Result<BoxedStream, ShellError> {
-        if let Port::Down = self.port {
+        let n = self.connections.fetch_add(1, Ordering::SeqCst);
+        if matches!(self.port, Port::Down) || matches!(self.port, Port::UpFor(up) if n >= up) {
             return Err(ShellError::TcpConnect {
                 target: "fake".into(),
                 host: host.into(),
@@ -298,6 +303,10 @@ clients:
 ";
 
 fn harness(port: Port, scheduler: FakeScheduler) -> Harness {
+    harness_with(port, scheduler, RECIPE)
+}
+
+fn harness_with(port: Port, scheduler: FakeScheduler, recipe: &str) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         results_dir: dir.path().join("results").display().to_string(),
@@ -318,7 +327,7 @@ fn harness(port: Port, scheduler: FakeScheduler) -> Harness {
         factor: 1.5,
     });
     let file = dir.path().join("recipe.yaml");
-    std::fs::write(&file, RECIPE).unwrap();
+    std::fs::write(&file, recipe).unwrap();
     let recipe = orch.load_recipe(&file).unwrap();
     Harness {
         _dir: dir,
@@ -674,4 +683,130 @@ async fn stopping_a_session_records_first_what_ended_by_itself() {
     assert_eq!(session.state, SessionState::Cancelled);
     let job = &h.orch.state().jobs(None).unwrap()[0];
     assert_eq!(job.state, JobRecordState::Scheduler(JobState::Failed));
+}
+
+/// A client that runs until it is cancelled; the service ends after `alive` polls.
+fn service_dies_after(alive: usize) -> impl Fn(&str, usize, bool) -> Option<JobState> {
+    move |name, n, _| {
+        Some(match (name.ends_with("-load"), n) {
+            (true, 0) | (false, 0) => JobState::Pending,
+            (true, _) => JobState::Running,
+            (false, n) if n < alive => JobState::Running,
+            (false, _) => JobState::Failed,
+        })
+    }
+}
+
+/// Issue #17: a service killed 5 s into the load ended the session `completed`.
+#[tokio::test(start_paused = true)]
+async fn a_service_that_dies_while_its_client_runs_fails_the_session_and_cancels_the_client() {
+    let h = harness(Port::Up, FakeScheduler::new(service_dies_after(5)));
+    let error = h.run(&CancellationToken::new()).await.unwrap_err();
+    let CoreError::ServiceDied(death) = &error else {
+        panic!("expected a service death, got {error}");
+    };
+    assert_eq!(death.state, JobRecordState::Scheduler(JobState::Failed));
+    assert_eq!(death.exit_code, Some(2));
+    assert_eq!(death.clients, "clients cancelled: load");
+    let message = error.to_string();
+    assert!(
+        message.contains("ended FAILED with exit code 2"),
+        "{message}"
+    );
+    assert!(message.contains("s after its clients started"), "{message}");
+    let code = miette::Diagnostic::code(&error).unwrap().to_string();
+    assert_eq!(code, "service::died");
+    let session = h.only_session();
+    assert_eq!(session.state, SessionState::Failed);
+    assert!(session.error.unwrap().contains("service `svc`"));
+    assert_eq!(h.service_state(), ServiceState::Failed);
+    assert_eq!(h.client_state(), ClientState::Cancelled);
+    assert_eq!(
+        h.scheduler.cancelled(),
+        vec![format!("orch-{}-load", session.id)]
+    );
+    let events = h
+        .orch
+        .state()
+        .events(Some(&session.id), None, 1000)
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.action == "service.died"),
+        "{events:?}"
+    );
+    assert!(session.report_path.is_some(), "the report is still written");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_asked_to_finish_runs_to_its_end_and_the_session_still_fails() {
+    let recipe = RECIPE.replace(
+        "    command: 'true'\n",
+        "    command: 'true'\n    on_service_failure: finish\n",
+    );
+    assert!(recipe.contains("on_service_failure"));
+    let h = harness_with(
+        Port::Up,
+        FakeScheduler::new(|name, n, _| {
+            Some(match (name.ends_with("-load"), n) {
+                (_, 0) => JobState::Pending,
+                (true, 1..=6) => JobState::Running,
+                (true, _) => JobState::Completed,
+                (false, 1..=2) => JobState::Running,
+                (false, _) => JobState::Failed,
+            })
+        }),
+        &recipe,
+    );
+    let error = h.run(&CancellationToken::new()).await.unwrap_err();
+    let CoreError::ServiceDied(death) = &error else {
+        panic!("expected a service death, got {error}");
+    };
+    assert_eq!(death.clients, "clients let finish: load");
+    assert!(
+        h.scheduler.cancelled().is_empty(),
+        "{:?}",
+        h.scheduler.calls()
+    );
+    assert_eq!(h.client_state(), ClientState::Completed);
+    assert_eq!(h.only_session().state, SessionState::Failed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_that_stops_answering_during_the_run_counts_as_died_when_asked() {
+    let recipe = RECIPE.replace("retries: 3}", "retries: 3, during_run: true}");
+    assert!(recipe.contains("during_run"));
+    // Healthy for the gate's first attempt and two checks during the run.
+    let h = harness_with(
+        Port::UpFor(3),
+        FakeScheduler::new(|name, n, _| {
+            Some(match (name.ends_with("-load"), n) {
+                (_, 0) => JobState::Pending,
+                _ => JobState::Running,
+            })
+        }),
+        &recipe,
+    );
+    let error = h.run(&CancellationToken::new()).await.unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, CoreError::ServiceDied(_)), "{message}");
+    assert!(
+        message.contains("stopped answering its health check"),
+        "{message}"
+    );
+    assert!(message.contains("3 times in a row"), "{message}");
+    assert_eq!(h.client_state(), ClientState::Cancelled);
+    // Without `during_run`, the same service is never asked again and the client's
+    // end decides.
+    let h = harness(
+        Port::UpFor(1),
+        FakeScheduler::new(|name, n, _| {
+            Some(match (name.ends_with("-load"), n) {
+                (_, 0) => JobState::Pending,
+                (true, 1..=5) | (false, _) => JobState::Running,
+                (true, _) => JobState::Completed,
+            })
+        }),
+    );
+    let outcome = h.run(&CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.state, SessionState::Completed);
 }

@@ -42,6 +42,7 @@ pub use load::{
 pub use model::Kind;
 pub use model::{
     BenchmarkRecipe, ClientRecipe, EXPECT_METRIC_PATTERN, Expectation, HealthCheck, MonitorSpec,
-    OutputSpec, Resources, ScriptSpec, ServiceRecipe, SlurmOptions, TargetService,
+    OnServiceFailure, OutputSpec, Resources, ScriptSpec, ServiceRecipe, SlurmOptions,
+    TargetService,
 };
 pub use values::{Duration, Gres, Memory, ScalarString, Tolerance, ValueError};

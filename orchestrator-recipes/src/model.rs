@@ -216,6 +216,10 @@ pub struct HealthCheck {
     #[serde(default = "HealthCheck::default_retries")]
     #[schemars(range(min = 1))]
     pub retries: u32,
+    /// Keep asking while the clients run: a service that fails `retries` attempts in a
+    /// row then counts as died (`service::died`), as if its job had ended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub during_run: bool,
 }
 
 impl HealthCheck {
@@ -320,6 +324,11 @@ pub struct ClientRecipe {
     /// A script to upload and run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<ScriptSpec>,
+    /// What happens to this client when the service it loads dies while it runs:
+    /// `cancel` it (the default) or let it `finish`. Either way the session fails
+    /// (`service::died`) and the client's results are marked invalid in the report.
+    #[serde(default, skip_serializing_if = "OnServiceFailure::is_default")]
+    pub on_service_failure: OnServiceFailure,
     /// Reference values the client's results must meet, by metric (`ttft_p99_ms`,
     /// `output_tokens_per_second`, ...): `orchestrator run` exits 3 when one is missed,
     /// like a failing regression test. Checked on every run of a sweep.
@@ -481,5 +490,22 @@ impl std::fmt::Display for Kind {
             Self::Recipe => "complete recipe",
             Self::Config => "config",
         })
+    }
+}
+
+/// What a client does when the service it loads dies during its run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnServiceFailure {
+    /// Cancel the client's job at once.
+    #[default]
+    Cancel,
+    /// Let it run to its end (its results stay marked invalid).
+    Finish,
+}
+
+impl OnServiceFailure {
+    fn is_default(&self) -> bool {
+        *self == Self::Cancel
     }
 }

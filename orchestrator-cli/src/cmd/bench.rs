@@ -175,6 +175,24 @@ fn verdict(summary: &Summary) -> Exit {
 }
 
 fn print_summary(target: &str, s: &Summary) {
+    // Failures first: a figure measured while requests failed is not the service's.
+    let all = s.requests_completed + s.requests_failed;
+    if s.requests_failed > 0 {
+        let mut kinds: Vec<(&String, &u64)> = s.errors.iter().collect();
+        kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let top: Vec<String> = kinds
+            .iter()
+            .take(3)
+            .map(|(kind, n)| format!("{kind} × {n}"))
+            .collect();
+        #[allow(clippy::cast_precision_loss)]
+        let rate = s.requests_failed as f64 * 100.0 / all as f64;
+        println!(
+            "FAILED: {rate:.2} % of requests ({} of {all}): {}",
+            s.requests_failed,
+            top.join(", ")
+        );
+    }
     println!("target: {target}");
     println!(
         "requests: {} completed, {} failed in {:.2} s: {:.1} req/s",

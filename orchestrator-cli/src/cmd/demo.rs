@@ -29,6 +29,9 @@ pub async fn http_server(bind: &str, port: u16) -> Exit {
     }
 }
 
+/// Requests to `/flaky` so far, over all connections.
+static FLAKY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 async fn serve(mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let mut buffer = Vec::with_capacity(1024);
@@ -54,6 +57,13 @@ async fn serve(mut stream: TcpStream) {
         let (status, body) = match (method, path) {
             ("GET", "/health") => ("200 OK", "ok\n"),
             ("GET" | "HEAD", "/") => ("200 OK", BODY),
+            ("GET", "/flaky") => {
+                if FLAKY.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10 == 9 {
+                    ("500 Internal Server Error", "flaky\n")
+                } else {
+                    ("200 OK", BODY)
+                }
+            }
             ("GET", _) => ("404 Not Found", "not found\n"),
             _ => ("405 Method Not Allowed", "only GET\n"),
         };

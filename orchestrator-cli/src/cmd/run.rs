@@ -77,11 +77,17 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Exit {
             Ok(outcome) if outcome.missed().next().is_some() => {
                 for e in outcome.missed() {
                     eprintln!(
-                        "expectation missed: client {} {}: {} {}",
+                        "expectation missed: client {} {}: {} {}{}",
                         e.client,
                         e.run.as_deref().unwrap_or("-"),
                         e.metric,
-                        e.message.as_deref().unwrap_or_default()
+                        e.message.as_deref().unwrap_or_default(),
+                        if e.implicit {
+                            " (the default bound on failed requests; the client's \
+                             `expect: {error_rate: {max: …}}` changes it)"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 Exit::ExpectationMissed

@@ -140,6 +140,10 @@ impl Progress for Reporter {
             SessionEvent::Stopped { services } => {
                 self.line(&format!("stopped {services} service(s)"));
             }
+            SessionEvent::ServiceDied { name, detail } => {
+                self.line(&format!("service {name} DIED: {detail}"));
+                self.status("waiting for the clients to end".into());
+            }
             SessionEvent::CleaningUp { reason } => {
                 self.line(&format!("cancelling the session's jobs: {reason}"));
                 self.status("cleaning up".into());

@@ -235,6 +235,36 @@ fn run_section(out: &mut String, run: &ClientRun) {
         run.run,
         cell(&parameters(&run.parameters))
     );
+    if let Some(why) = &run.invalid {
+        let _ = writeln!(out, "**INVALID**: {}\n", cell(why));
+    }
+    let count = |key: &str| s.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let failed = count("requests_failed");
+    if failed > 0 {
+        let all = failed + count("requests_completed");
+        let mut kinds: Vec<(&String, u64)> = s
+            .get("errors")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k, v.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let top: Vec<String> = kinds
+            .iter()
+            .take(3)
+            .map(|(k, n)| format!("{k} × {n}"))
+            .collect();
+        #[allow(clippy::cast_precision_loss)]
+        let rate = failed as f64 * 100.0 / all as f64;
+        let _ = writeln!(
+            out,
+            "**FAILED**: {rate:.2} % of requests ({failed} of {all}): {}\n",
+            cell(&top.join(", "))
+        );
+    }
     let _ = writeln!(
         out,
         "{} requests completed, {} failed, {} req/s over {} s{}{}\n",

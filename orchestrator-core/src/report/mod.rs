@@ -138,6 +138,24 @@ impl SessionReport {
                     .collect(),
             })
             .collect();
+        // Services that died while their clients ran, and what was said of each.
+        let deaths: BTreeMap<&str, String> = events
+            .iter()
+            .filter(|e| e.action == "service.died")
+            .filter_map(|e| {
+                let id = e.subject.as_deref()?;
+                let name = names.get(id).map_or(id, |n| n);
+                Some((id, format!("service `{name}` {}", e.detail.as_deref()?)))
+            })
+            .collect();
+        let invalid = |client_id: &str| {
+            let target = clients
+                .iter()
+                .find(|c| c.id == client_id)?
+                .target_service_id
+                .as_deref()?;
+            deaths.get(target).cloned()
+        };
         let mut runs = Vec::new();
         for row in results.iter().filter(|r| r.name == "summary") {
             let Ok(text) = std::fs::read_to_string(&row.path) else {
@@ -163,6 +181,7 @@ impl SessionReport {
                     .cloned()
                     .unwrap_or(serde_json::Value::Null),
                 summary,
+                invalid: invalid(&row.client_id),
             });
         }
         let expectations = crate::expect::session_expectations(&clients, &results)?;

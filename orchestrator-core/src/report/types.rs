@@ -133,6 +133,10 @@ pub struct ClientRun {
     pub per_second: Vec<SecondCounts>,
     /// Histograms of the per-request TTFT and TPOT, ms (LLM runs).
     pub histograms: BTreeMap<String, Vec<Bin>>,
+    /// Why its figures cannot be trusted, when they cannot: the service it loaded died
+    /// during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
 }
 
 /// What one second of a run did.

@@ -5,6 +5,7 @@
 
 mod fetch;
 mod gate;
+mod watch;
 
 use std::path::Path;
 use std::time::Duration;
@@ -73,6 +74,7 @@ impl Runner<'_> {
         }
         // Clients.
         let services_count = tracked.len();
+        let clients_started = tokio::time::Instant::now();
         for client in &plan.clients {
             let service = &plan.services[client.target];
             let host = &targets[client.target];
@@ -94,14 +96,12 @@ impl Runner<'_> {
             });
             tracked.push(t);
         }
-        if !plan.clients.is_empty() {
-            self.backend
-                .wait_until(sid, &mut tracked, self.progress, self.cancel, |jobs| {
-                    Ok(jobs[services_count..].iter().all(Tracked::ended))
-                })
-                .await
-                .map_err(WaitError::into_core)?;
-        }
+        let death = if plan.clients.is_empty() {
+            None
+        } else {
+            self.wait_for_clients(plan, &mut tracked, clients_started)
+                .await?
+        };
         let mut failed_clients = Vec::new();
         for job in &tracked[services_count..] {
             let end = job.record_state();
@@ -134,25 +134,41 @@ impl Runner<'_> {
         if !keep {
             let ids: Vec<JobId> = tracked[..services_count]
                 .iter()
+                .filter(|t| !t.ended())
                 .map(|t| t.job_id.clone())
                 .collect();
-            self.backend.scheduler().cancel(&ids).await?;
+            if !ids.is_empty() {
+                self.backend.scheduler().cancel(&ids).await?;
+            }
             self.backend
                 .wait_ended(&mut tracked[..services_count], Duration::from_secs(60))
                 .await?;
             for job in &tracked[..services_count] {
-                self.backend.state().set_service_state(
-                    &job.owner_id,
-                    ServiceState::Stopped,
-                    None,
-                    None,
-                    None,
-                )?;
+                // Stopped by us, unless its job had ended otherwise before.
+                let state = if job.ended() {
+                    ServiceState::after_job(&job.record_state(), job.exit_code())
+                } else {
+                    ServiceState::Stopped
+                };
+                self.backend
+                    .state()
+                    .set_service_state(&job.owner_id, state, None, None, None)?;
             }
             fetch::fetch_logs(self.backend, sid, &tracked[..services_count], &results_dir).await;
             self.progress.event(&SessionEvent::Stopped {
                 services: services_count,
             });
+        }
+        if let Some(death) = death {
+            // Results are fetched and the report written (its runs marked invalid) by
+            // the caller's clean-up, which records the session as failed with this.
+            self.backend.state().set_session_state(
+                sid,
+                SessionState::Failed,
+                Some(&CoreError::ServiceDied(Box::new(death.clone())).to_string()),
+            )?;
+            write_report(self.backend, sid, Some(&results_dir))?;
+            return Err(CoreError::ServiceDied(Box::new(death)));
         }
         let (state, error) = if failed_clients.is_empty() {
             let state = if keep {
