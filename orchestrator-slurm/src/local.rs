@@ -167,19 +167,32 @@ impl Scheduler for LocalScheduler {
         let (id, record) = self.allocate()?;
         let record_str = record.to_string_lossy();
         let limit = job.time_limit.map(|t| t.as_secs().max(1));
-        // The job runs in the wrapper's process group. A watchdog enforces the time
-        // limit by marking the record and signalling the whole group; at the end the
-        // wrapper records the exit code, then ends whatever the job left running in
-        // the background, as SLURM does at the end of a job.
+        // The job runs in the wrapper's process group. A watchdog in a session of its
+        // own enforces the time limit as SLURM does: it marks the record, sends TERM to
+        // the whole group, and KILL after the grace period to whatever ignored it. At
+        // the end the wrapper records the exit code, stops the watchdog, then ends
+        // whatever the job left running in the background, as SLURM does at the end of
+        // a job. A cancelled wrapper (TERM) stops the watchdog too, unless the
+        // watchdog is the one that sent it.
         let watchdog = match limit {
-            Some(secs) => format!(
-                "( sleep {secs}; : > {rec}/timed_out; kill -TERM -- -$$ ) &\n",
-                rec = quote(&record_str)
-            ),
+            Some(secs) => {
+                let script = format!(
+                    "sleep {secs}; : > {rec}/timed_out; kill -TERM -- -\"$1\"; sleep {grace}; kill -KILL -- -\"$1\"",
+                    rec = quote(&record_str),
+                    grace = self.kill_wait.as_secs().max(1)
+                );
+                format!(
+                    "setsid bash -c {} watchdog \"$$\" < /dev/null > /dev/null 2>&1 &\n\
+                     wd=$!\n\
+                     trap '[ -e \"$rec/timed_out\" ] || kill -KILL -- -\"$wd\" 2>/dev/null; exit 143' TERM\n",
+                    quote(&script),
+                )
+            }
             None => String::new(),
         };
         let wrapper = format!(
             "cd {dir} || exit 1\n\
+             rec={rec}\n\
              export SLURM_JOB_ID={id} SLURM_JOB_NAME={name} SLURMD_NODENAME=localhost SLURM_SUBMIT_DIR={dir}\n\
              bash {script} < /dev/null > {out} 2> {err} &\n\
              job=$!\n\
@@ -187,6 +200,7 @@ impl Scheduler for LocalScheduler {
              wait \"$job\"\n\
              code=$?\n\
              printf '%s\\n' \"$code\" > {rec}/exit_code.tmp && mv {rec}/exit_code.tmp {rec}/exit_code\n\
+             [ -n \"${{wd:-}}\" ] && kill -KILL -- -\"$wd\" 2>/dev/null\n\
              kill -TERM -- -$$ 2>/dev/null\n",
             dir = quote(&job.job_dir),
             id = quote(id.as_str()),

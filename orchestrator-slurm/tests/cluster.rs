@@ -325,6 +325,52 @@ async fn a_local_job_past_its_time_limit_times_out() {
     assert_eq!(info.state, JobState::Timeout, "{info:?}");
 }
 
+/// Issue #17: the local scheduler's time limit is SLURM's: TERM, then KILL after the
+/// grace period to a job that ignores TERM; nothing of it is left.
+#[tokio::test]
+async fn a_local_job_that_ignores_term_past_its_time_limit_is_killed_after_the_grace() {
+    let dir = work_dir("local-timeout-kill");
+    let s = LocalScheduler::new(format!("{dir}/.jobs"));
+    let marker = format!("ignores-term-{}", std::process::id());
+    let script = format!("trap '' TERM; exec -a {marker} sleep 600");
+    let mut spec = job(JobKind::Service, "stubborn", &dir, &["bash", "-c", &script]);
+    spec.sbatch.time = Some(Duration::from_secs(1));
+    let started = Instant::now();
+    let id = submit(&s, &spec).await;
+    let (info, _) = wait_until(&s, &id, Duration::from_secs(30), terminal).await;
+    assert_eq!(info.state, JobState::Timeout, "{info:?}");
+    let alive = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    while alive() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "a job that ignores TERM outlived its time limit and the grace"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // TERM at 1 s was ignored; KILL came after the 3 s grace.
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let watchdog = std::process::Command::new("pgrep")
+        .args(["-f", &format!("{dir}/.jobs")])
+        .output()
+        .unwrap();
+    assert!(
+        !watchdog.status.success(),
+        "a watchdog is left: {}",
+        String::from_utf8_lossy(&watchdog.stdout)
+    );
+}
+
 #[tokio::test]
 async fn refused_submissions_carry_sbatchs_own_message() {
     let dir = work_dir("refused");
