@@ -1533,6 +1533,65 @@ fn a_run_with_failed_requests_past_the_default_bound_exits_3_and_says_so_first()
     );
 }
 
+/// Issue #17: an orchestrator killed after `sbatch` took a job and before its id was
+/// recorded left a job nothing tracked. The next `status` finds it by its unique
+/// name (`ORCHESTRATOR_TEST_ABORT_AFTER_SUBMIT` is the test hook that aborts there),
+/// records it and stops it.
+#[test]
+fn a_job_whose_orchestrator_died_before_recording_it_is_found_by_its_name() {
+    let setup = Setup::cluster("found-by-name");
+    let recipe = setup.recipe(
+        "idle.yaml",
+        "name: idle\nservices:\n  - name: idle\n    command: sleep\n    args: [600]\n",
+    );
+    let out = setup
+        .command(&["run", &recipe])
+        .env("ORCHESTRATOR_TEST_ABORT_AFTER_SUBMIT", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the hook aborted it");
+    let db = setup.database();
+    let (session, job_name, job_id): (String, String, Option<String>) = db
+        .query_row("SELECT session_id, job_name, job_id FROM jobs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    drop(db);
+    /// Whatever happens, the job does not outlive the test.
+    struct ScancelNameOnDrop(String);
+    impl Drop for ScancelNameOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("scancel")
+                .arg(format!("--name={}", self.0))
+                .status();
+        }
+    }
+    let _cleanup = ScancelNameOnDrop(job_name.clone());
+    assert_eq!(job_id, None, "the id was never recorded");
+    assert_eq!(squeue_names(&session).len(), 1, "but SLURM has the job");
+    let status = setup.status();
+    let service = &status["services"]["services"][0];
+    assert!(
+        service["job_id"].as_str().is_some(),
+        "found by name: {status:#}"
+    );
+    let start = Instant::now();
+    while !squeue_names(&session).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the found job was not stopped"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let status = setup.wait_status("the session to end", Duration::from_secs(30), |s| {
+        s["sessions"][0]["state"] == "failed"
+    });
+    assert_eq!(
+        status["services"]["services"][0]["job_state"], "CANCELLED",
+        "{status:#}"
+    );
+}
+
 #[test]
 fn an_http_workload_sweep_runs_in_the_client_job_and_its_results_are_stored() {
     let setup = Setup::local();

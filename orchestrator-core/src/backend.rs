@@ -235,6 +235,11 @@ impl Backend {
         })?;
         match self.scheduler().submit(&rendered).await {
             Ok(job_id) => {
+                // A test hook: die as a crash would, after the scheduler took the job
+                // and before its id is recorded (`orchestrator-cli/tests/sessions.rs`).
+                if std::env::var_os("ORCHESTRATOR_TEST_ABORT_AFTER_SUBMIT").is_some() {
+                    std::process::abort();
+                }
                 self.state().job_submitted(row, job_id.as_str())?;
                 Ok(Tracked {
                     row,

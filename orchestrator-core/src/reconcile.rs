@@ -14,33 +14,69 @@ use crate::error::CoreError;
 use crate::lifecycle::{ClientState, JobRecordState, SessionState};
 use crate::state::{JobRow, JobUpdate, SessionRow};
 
-/// The update each active job gets, by its index in `active`. A job with no
+/// What reconcile learnt of one recorded job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JobChange {
+    /// Its new state.
+    pub update: JobUpdate,
+    /// The scheduler's id, when it was never recorded and the job was found by its
+    /// name.
+    pub found: Option<JobId>,
+}
+
+/// The change each active job gets, by its index in `active`. A job with no
 /// scheduler id was recorded and never confirmed: only the process that submits it
 /// can finish the record, so it is left alone while that session's orchestrator
-/// lives (`alive` says, by session id), and is `LOST` once it does not.
+/// lives (`alive` says, by session id); once it does not, the job is what the
+/// scheduler knows under its name (`by_name`: its submission went through), else
+/// `LOST`.
 pub(crate) fn job_changes(
     active: &[JobRow],
     answer: &BTreeMap<JobId, JobInfo>,
+    by_name: &BTreeMap<String, JobInfo>,
     alive: impl Fn(&str) -> bool,
-) -> Vec<(usize, JobUpdate)> {
+) -> Vec<(usize, JobChange)> {
     active
         .iter()
         .enumerate()
         .filter_map(|(i, job)| {
-            let update = match &job.job_id {
-                Some(id) => job_update(answer.get(&JobId(id.clone()))),
+            let change = match &job.job_id {
+                Some(id) => JobChange {
+                    update: job_update(answer.get(&JobId(id.clone()))),
+                    found: None,
+                },
                 None if alive(&job.session_id) => return None,
-                None => JobUpdate {
-                    state: JobRecordState::Lost,
-                    node: None,
-                    reason: Some(
-                        "the orchestrator stopped before the scheduler confirmed the job".into(),
-                    ),
-                    exit_code: None,
+                None => match by_name.get(&job.job_name) {
+                    Some(info) => JobChange {
+                        update: job_update(Some(info)),
+                        found: Some(info.id.clone()),
+                    },
+                    None => JobChange {
+                        update: JobUpdate {
+                            state: JobRecordState::Lost,
+                            node: None,
+                            reason: Some(
+                                "the orchestrator stopped before the scheduler confirmed the job"
+                                    .into(),
+                            ),
+                            exit_code: None,
+                        },
+                        found: None,
+                    },
                 },
             };
-            Some((i, update))
+            Some((i, change))
         })
+        .collect()
+}
+
+/// The names of the jobs [`job_changes`] would look up: recorded, never confirmed,
+/// and their orchestrator gone.
+pub(crate) fn unconfirmed_names(active: &[JobRow], alive: impl Fn(&str) -> bool) -> Vec<String> {
+    active
+        .iter()
+        .filter(|j| j.job_id.is_none() && !alive(&j.session_id))
+        .map(|j| j.job_name.clone())
         .collect()
 }
 
@@ -96,9 +132,34 @@ pub(crate) async fn reconcile(b: &Backend) -> Result<usize, CoreError> {
     };
     let sessions = b.state.sessions()?;
     let alive = |id: &str| sessions.iter().any(|s| s.id == id && session_alive(s));
+    // One query by name for every job whose id was never recorded.
+    let names = unconfirmed_names(&active, alive);
+    let by_name = if names.is_empty() {
+        BTreeMap::new()
+    } else {
+        b.scheduler.find_by_names(&names).await?
+    };
     let mut changed = 0;
-    for (i, update) in job_changes(&active, &answer, alive) {
+    let mut orphans = Vec::new();
+    for (i, JobChange { update, found }) in job_changes(&active, &answer, &by_name, alive) {
         let job = &active[i];
+        if let Some(id) = &found {
+            // Its submission went through: record it, and stop it, since the
+            // orchestrator that was to drive it is gone.
+            b.state.job_submitted(job.row, id.as_str())?;
+            b.state.event(
+                Some(&job.session_id),
+                Some(&job.owner_id),
+                "job.found",
+                Some(&format!(
+                    "job {id} found by its name {} after its orchestrator died",
+                    job.job_name
+                )),
+            )?;
+            if !update.state.is_final() {
+                orphans.push(id.clone());
+            }
+        }
         if b.state.update_job(job.row, &update)? {
             changed += 1;
         }
@@ -108,6 +169,9 @@ pub(crate) async fn reconcile(b: &Backend) -> Result<usize, CoreError> {
             b.state
                 .set_client_state(&job.owner_id, ClientState::Running, None)?;
         }
+    }
+    if !orphans.is_empty() {
+        b.scheduler.cancel(&orphans).await?;
     }
     settle_sessions(b)?;
     Ok(changed)
@@ -181,24 +245,37 @@ mod tests {
         let mut running = JobInfo::new(JobId("10".into()), JobState::Running);
         running.node = Some("node1".into());
         answer.insert(JobId("10".into()), running);
-        let changes = job_changes(&active, &answer, |_| true);
+        let changes = job_changes(&active, &answer, &BTreeMap::new(), |_| true);
         assert_eq!(changes.len(), 2);
-        assert_eq!(
-            changes[0].1.state,
-            JobRecordState::Scheduler(JobState::Running)
-        );
-        assert_eq!(changes[0].1.node.as_deref(), Some("node1"));
-        assert_eq!(changes[1].1.state, JobRecordState::Gone);
-        assert!(changes[1].1.state.is_final());
+        let update = &changes[0].1.update;
+        assert_eq!(update.state, JobRecordState::Scheduler(JobState::Running));
+        assert_eq!(update.node.as_deref(), Some("node1"));
+        assert_eq!(changes[1].1.update.state, JobRecordState::Gone);
+        assert!(changes[1].1.update.state.is_final());
     }
 
     #[test]
     fn an_unconfirmed_job_is_left_to_its_living_orchestrator_and_lost_with_a_dead_one() {
         let active = [job(1, "alive", None), job(2, "dead", None)];
-        let changes = job_changes(&active, &BTreeMap::new(), |s| s == "alive");
+        let alive = |s: &str| s == "alive";
+        assert_eq!(unconfirmed_names(&active, alive), ["orch-dead-2"]);
+        let changes = job_changes(&active, &BTreeMap::new(), &BTreeMap::new(), alive);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].0, 1);
-        assert_eq!(changes[0].1.state, JobRecordState::Lost);
+        assert_eq!(changes[0].1.update.state, JobRecordState::Lost);
+        assert_eq!(changes[0].1.found, None);
+        // Its submission went through: the scheduler knows it by its name.
+        let mut by_name = BTreeMap::new();
+        by_name.insert(
+            "orch-dead-2".to_owned(),
+            JobInfo::new(JobId("77".into()), JobState::Running),
+        );
+        let changes = job_changes(&active, &BTreeMap::new(), &by_name, alive);
+        assert_eq!(changes[0].1.found, Some(JobId("77".into())));
+        assert_eq!(
+            changes[0].1.update.state,
+            JobRecordState::Scheduler(JobState::Running)
+        );
     }
 
     #[test]

@@ -158,6 +158,29 @@ impl Scheduler for FakeScheduler {
         Ok(answer)
     }
 
+    async fn find_by_names(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, JobInfo>, SlurmError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("find {}", names.join(",")));
+        let jobs = self.jobs.lock().unwrap();
+        Ok(jobs
+            .iter()
+            .filter(|(_, j)| names.contains(&j.name))
+            .map(|(id, j)| {
+                let state = if j.cancelled {
+                    JobState::Cancelled
+                } else {
+                    JobState::Running
+                };
+                (j.name.clone(), JobInfo::new(id.clone(), state))
+            })
+            .collect())
+    }
+
     async fn raw_status(&self) -> Result<String, SlurmError> {
         Ok(String::new())
     }
@@ -561,9 +584,9 @@ async fn a_poll_error_that_lasts_ends_the_session_with_the_schedulers_message() 
     assert_eq!(h.only_session().state, SessionState::Failed);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_submitting_row_whose_orchestrator_died_is_lost_and_its_session_failed() {
-    let h = harness(Port::Up, FakeScheduler::new(ordinary));
+/// A session whose orchestrator died between recording its service's job and hearing
+/// the scheduler's id: the job's row, `SUBMITTING`, and its name.
+fn died_while_submitting(h: &Harness) -> String {
     // A session recorded by an orchestrator that died between recording its
     // service's job and hearing the scheduler's id.
     let plan = h
@@ -608,7 +631,16 @@ async fn a_submitting_row_whose_orchestrator_died_is_lost_and_its_session_failed
         })
         .unwrap();
     assert!(row > 0);
+    format!("orch-{}-svc", plan.session_id)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_submitting_row_whose_orchestrator_died_is_lost_and_its_session_failed() {
+    let h = harness(Port::Up, FakeScheduler::new(ordinary));
+    let name = died_while_submitting(&h);
     h.orch.reconcile().await.unwrap();
+    // One search by name, which finds nothing.
+    assert_eq!(h.scheduler.calls(), [format!("find {name}")]);
     let job = &h.orch.state().jobs(None).unwrap()[0];
     assert_eq!(job.state, JobRecordState::Lost);
     assert!(job.ended_at.is_some());
@@ -809,4 +841,48 @@ async fn a_service_that_stops_answering_during_the_run_counts_as_died_when_asked
     );
     let outcome = h.run(&CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.state, SessionState::Completed);
+}
+
+/// Issue #17: a job whose `sbatch` succeeded but whose id was never recorded escaped
+/// tracking; it is found by its unique name, recorded and stopped.
+#[tokio::test(start_paused = true)]
+async fn a_job_submitted_but_never_recorded_is_found_by_its_name_and_stopped() {
+    let h = harness(
+        Port::Up,
+        FakeScheduler::new(|_, _, _| Some(JobState::Running)),
+    );
+    let name = died_while_submitting(&h);
+    // The scheduler did take it.
+    let rendered = RenderedJob {
+        job_name: name.clone(),
+        job_dir: "/fake/work/x".into(),
+        script_path: "/fake/work/x/job.sh".into(),
+        stdout_path: "/fake/work/x/stdout.log".into(),
+        stderr_path: "/fake/work/x/stderr.log".into(),
+        time_limit: None,
+        script: String::new(),
+    };
+    let id = h.scheduler.submit(&rendered).await.unwrap();
+    h.orch.reconcile().await.unwrap();
+    let job = &h.orch.state().jobs(None).unwrap()[0];
+    assert_eq!(
+        job.job_id.as_deref(),
+        Some(id.as_str()),
+        "recorded by its name"
+    );
+    assert_eq!(
+        h.scheduler.cancelled(),
+        std::slice::from_ref(&name),
+        "{:?}",
+        h.scheduler.calls()
+    );
+    let calls = h.scheduler.calls();
+    assert_eq!(calls.iter().filter(|c| c.starts_with("find")).count(), 1);
+    let events = h.orch.state().events(None, None, 100).unwrap();
+    assert!(events.iter().any(|e| e.action == "job.found"), "{events:?}");
+    // The next reconcile sees it end, and the session with it.
+    h.orch.reconcile().await.unwrap();
+    let job = &h.orch.state().jobs(None).unwrap()[0];
+    assert_eq!(job.state, JobRecordState::Scheduler(JobState::Cancelled));
+    assert_eq!(h.only_session().state, SessionState::Failed);
 }

@@ -67,6 +67,21 @@ pub trait Scheduler: Send + Sync + std::fmt::Debug {
             })
     }
 
+    /// The jobs the scheduler knows under these job names (`orch-<session>-<name>`,
+    /// unique), in one call for all, by name: how a job whose submission succeeded but
+    /// whose id was never recorded is found again. A scheduler that cannot search by
+    /// name finds none.
+    ///
+    /// # Errors
+    /// Reaching the cluster, or an answer that cannot be read.
+    async fn find_by_names(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, JobInfo>, SlurmError> {
+        let _ = names;
+        Ok(BTreeMap::new())
+    }
+
     /// The scheduler's own view of all of the user's jobs, as text for people.
     ///
     /// # Errors

@@ -210,6 +210,11 @@ impl Scheduler for LocalScheduler {
             err = quote(&job.stderr_path),
             rec = quote(&record_str),
         );
+        // Named before it starts, so that it can be found by name whatever happens next.
+        std::fs::write(record.join("job_dir"), &job.job_dir)
+            .map_err(SlurmError::io("cannot write the job record"))?;
+        std::fs::write(record.join("name"), &job.job_name)
+            .map_err(SlurmError::io("cannot write the job record"))?;
         let child = std::process::Command::new("bash")
             .arg("-c")
             .arg(&wrapper)
@@ -231,10 +236,6 @@ impl Scheduler for LocalScheduler {
                 .map_err(SlurmError::io("cannot write the job record"))?;
         }
         std::fs::write(record.join("pid"), pid.to_string())
-            .map_err(SlurmError::io("cannot write the job record"))?;
-        std::fs::write(record.join("job_dir"), &job.job_dir)
-            .map_err(SlurmError::io("cannot write the job record"))?;
-        std::fs::write(record.join("name"), &job.job_name)
             .map_err(SlurmError::io("cannot write the job record"))?;
         tracing::info!(job = %id, name = %job.job_name, pid, "started locally");
         Ok(id)
@@ -275,6 +276,30 @@ impl Scheduler for LocalScheduler {
             signal_group(pgid, "KILL").await;
         }
         Ok(())
+    }
+
+    async fn find_by_names(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, JobInfo>, SlurmError> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Ok(BTreeMap::new());
+        };
+        let mut found = BTreeMap::new();
+        for entry in entries.flatten() {
+            let Ok(name) = std::fs::read_to_string(entry.path().join("name")) else {
+                continue;
+            };
+            let name = name.trim();
+            if !names.iter().any(|n| n == name) {
+                continue;
+            }
+            let id = JobId(entry.file_name().to_string_lossy().into_owned());
+            if let Some(info) = self.read(&id) {
+                found.insert(name.to_owned(), info);
+            }
+        }
+        Ok(found)
     }
 
     async fn query(&self, ids: &[JobId]) -> Result<BTreeMap<JobId, JobInfo>, SlurmError> {

@@ -179,6 +179,44 @@ impl Scheduler for Slurm {
         Ok(jobs)
     }
 
+    async fn find_by_names(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, JobInfo>, SlurmError> {
+        if names.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let command = format!(
+            "squeue --noheader --me --states=all --name={} --format={}",
+            quote(&names.join(",")),
+            quote(&format!("{SQUEUE_FORMAT}|%j"))
+        );
+        let out = self.command(&command, None).await?;
+        if !out.success() {
+            return Err(SlurmError::Command {
+                command,
+                exit_code: out.exit_code,
+                stderr: out.stderr_lossy().trim().to_owned(),
+            });
+        }
+        let mut found = BTreeMap::new();
+        for line in out.stdout_lossy().lines().filter(|l| !l.trim().is_empty()) {
+            // The name last: a reason never holds `|`, a name may not either (it is ours).
+            let (head, name) = line.rsplit_once('|').ok_or_else(|| SlurmError::Parse {
+                what: "squeue --name".into(),
+                text: line.to_owned(),
+            })?;
+            let info = parse_squeue_line(head).ok_or_else(|| SlurmError::Parse {
+                what: "squeue --name".into(),
+                text: line.to_owned(),
+            })?;
+            if names.iter().any(|n| n == name.trim()) {
+                found.insert(name.trim().to_owned(), info);
+            }
+        }
+        Ok(found)
+    }
+
     async fn raw_status(&self) -> Result<String, SlurmError> {
         let out = self
             .command(

@@ -160,8 +160,9 @@ impl Runner<'_> {
             });
         }
         if let Some(death) = death {
-            // Results are fetched and the report written (its runs marked invalid) by
-            // the caller's clean-up, which records the session as failed with this.
+            // The outputs were fetched and the services stopped above; the report (its
+            // runs marked invalid) is written now, and the session failed with the
+            // death, which the caller's clean-up reports.
             self.backend.state().set_session_state(
                 sid,
                 SessionState::Failed,
