@@ -1592,6 +1592,118 @@ fn a_job_whose_orchestrator_died_before_recording_it_is_found_by_its_name() {
     );
 }
 
+/// Runs `scripts/test-cluster ACTION` (the fault tests stop and start its daemons).
+fn test_cluster(action: &str) {
+    let status = Command::new(root().join("scripts/test-cluster"))
+        .arg(action)
+        .status()
+        .expect("scripts/test-cluster runs");
+    assert!(status.success(), "scripts/test-cluster {action} failed");
+}
+
+/// A session on the cluster that loads a service for `seconds`, started in the
+/// background: the child, and the recipe's port.
+fn fault_session(setup: &Setup, seconds: u32) -> KillOnDrop {
+    let port = u16::try_from(node_port(seconds * 7)).unwrap();
+    let recipe = setup.recipe(
+        "fault.yaml",
+        &http_recipe(
+            port,
+            "",
+            &format!("{{concurrency: 1, duration_s: {seconds}, path: /}}"),
+        ),
+    );
+    KillOnDrop(setup.spawn(&["run", &recipe, "--json"]))
+}
+
+/// Waits for a session started by [`fault_session`]: its exit code and outcome.
+fn finish(child: KillOnDrop) -> (Option<i32>, Value, String) {
+    let mut child = child;
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let code = child.0.wait().unwrap().code();
+    let outcome = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (code, outcome, stderr)
+}
+
+/// Issue #17, on the real cluster (these run alone: `.config/nextest.toml`): the
+/// controller is down when the session submits, for 10 s; the session waits, tries
+/// again and completes.
+#[test]
+fn fault_slurmctld_down_at_submit_time_is_waited_for() {
+    let setup = Setup::cluster("fault-submit");
+    test_cluster("stop-slurmctld");
+    let started = Instant::now();
+    let child = fault_session(&setup, 3);
+    std::thread::sleep(Duration::from_secs(10));
+    test_cluster("start-slurmctld");
+    let (code, outcome, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(outcome["state"], "completed", "{stderr}");
+    // It waited for the controller: sbatch itself retries for a while, and past that
+    // the orchestrator does (`submit.retry` events; tested with a fake scheduler).
+    assert!(started.elapsed() >= Duration::from_secs(10));
+    for job in outcome["jobs"].as_array().unwrap() {
+        assert!(job["job_id"].as_str().is_some(), "{job}");
+    }
+}
+
+/// The controller restarted in the middle of the load (down for 8 s): the session
+/// completes and nothing is left.
+#[test]
+fn fault_slurmctld_restarted_mid_run_is_ridden_out() {
+    let setup = Setup::cluster("fault-restart");
+    let child = fault_session(&setup, 20);
+    let status = setup.wait_status("the client to run", Duration::from_secs(120), |s| {
+        s["clients"]["clients"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["job_state"] == "RUNNING"))
+    });
+    let session = status["sessions"][0]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    test_cluster("stop-slurmctld");
+    std::thread::sleep(Duration::from_secs(8));
+    test_cluster("start-slurmctld");
+    let (code, outcome, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(outcome["state"], "completed", "{stderr}");
+    assert!(
+        squeue_names(&session).is_empty(),
+        "left: {:?}",
+        squeue_names(&session)
+    );
+}
+
+/// The SSH server restarted (every connection cut) in the middle of the load: the
+/// session reconnects and completes.
+#[test]
+fn fault_sshd_restarted_mid_run_is_ridden_out() {
+    let setup = Setup::cluster("fault-sshd");
+    let child = fault_session(&setup, 15);
+    let status = setup.wait_status("the client to run", Duration::from_secs(120), |s| {
+        s["clients"]["clients"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["job_state"] == "RUNNING"))
+    });
+    let session = status["sessions"][0]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    test_cluster("restart-sshd");
+    let (code, outcome, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(outcome["state"], "completed", "{stderr}");
+    assert!(
+        squeue_names(&session).is_empty(),
+        "left: {:?}",
+        squeue_names(&session)
+    );
+}
+
 #[test]
 fn an_http_workload_sweep_runs_in_the_client_job_and_its_results_are_stored() {
     let setup = Setup::local();

@@ -233,7 +233,7 @@ impl Backend {
             updated_at: 0,
             ended_at: None,
         })?;
-        match self.scheduler().submit(&rendered).await {
+        match self.submit_retrying(session_id, owner_id, &rendered).await {
             Ok(job_id) => {
                 // A test hook: die as a crash would, after the scheduler took the job
                 // and before its id is recorded (`orchestrator-cli/tests/sessions.rs`).
@@ -276,6 +276,43 @@ impl Backend {
                     }
                 }
                 Err(error.into())
+            }
+        }
+    }
+
+    /// Submits `job`, and while the scheduler fails in a way that may pass (its
+    /// controller restarting) asks again with a growing pause, for at most
+    /// [`SUBMIT_RETRIES_FOR`]. Before each new attempt the job is looked for by its
+    /// unique name: a submission whose answer was lost may have gone through, and is
+    /// never made twice.
+    async fn submit_retrying(
+        &self,
+        session_id: &str,
+        owner_id: &str,
+        job: &orchestrator_slurm::RenderedJob,
+    ) -> Result<JobId, orchestrator_slurm::SlurmError> {
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_secs(1);
+        loop {
+            let error = match self.scheduler().submit(job).await {
+                Ok(id) => return Ok(id),
+                Err(e) if e.is_transient() && started.elapsed() < SUBMIT_RETRIES_FOR => e,
+                Err(e) => return Err(e),
+            };
+            tracing::warn!(%error, job = %job.job_name, "submitting failed; trying again");
+            let _ = self.state().event(
+                Some(session_id),
+                Some(owner_id),
+                "submit.retry",
+                Some(&error.to_string()),
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(10));
+            let names = [job.job_name.clone()];
+            if let Ok(found) = self.scheduler().find_by_names(&names).await {
+                if let Some(info) = found.get(&job.job_name) {
+                    return Ok(info.id.clone());
+                }
             }
         }
     }
@@ -627,6 +664,9 @@ impl PollPolicy {
 /// How long the scheduler may fail to answer (a controller restarting, the login node
 /// unreachable) before a session gives up.
 const POLL_FAILURES_TOLERATED: Duration = Duration::from_secs(120);
+
+/// How long a submission that fails in a way that may pass is tried again.
+const SUBMIT_RETRIES_FOR: Duration = Duration::from_secs(120);
 
 /// A job the session waits on.
 #[derive(Debug, Clone)]

@@ -171,8 +171,10 @@ impl CoreError {
     #[must_use]
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Shell(e) | Self::Slurm(SlurmError::Shell(e)) => e.is_transient(),
+            Self::Shell(e) => e.is_transient(),
+            // Polling: a scheduler command that failed outright is worth asking again.
             Self::Slurm(SlurmError::Command { .. }) => true,
+            Self::Slurm(e) => e.is_transient(),
             _ => false,
         }
     }

@@ -44,6 +44,8 @@ struct FakeScheduler {
     calls: Mutex<Vec<String>>,
     /// Queries that fail before the first one that answers.
     failing_queries: AtomicUsize,
+    /// Submissions that fail (the controller unreachable) before one is taken.
+    failing_submits: AtomicUsize,
 }
 
 impl std::fmt::Debug for FakeScheduler {
@@ -59,6 +61,7 @@ impl FakeScheduler {
             jobs: Mutex::new(BTreeMap::new()),
             calls: Mutex::new(Vec::new()),
             failing_queries: AtomicUsize::new(0),
+            failing_submits: AtomicUsize::new(0),
         }
     }
 
@@ -82,6 +85,20 @@ impl Scheduler for FakeScheduler {
     }
 
     async fn submit(&self, job: &RenderedJob) -> Result<JobId, SlurmError> {
+        if self
+            .failing_submits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("submit failed {}", job.job_name));
+            return Err(SlurmError::JobSubmission {
+                stderr: "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)".into(),
+                exit_code: 1,
+            });
+        }
         let mut jobs = self.jobs.lock().unwrap();
         let id = JobId((jobs.len() + 100).to_string());
         jobs.insert(
@@ -885,4 +902,42 @@ async fn a_job_submitted_but_never_recorded_is_found_by_its_name_and_stopped() {
     let job = &h.orch.state().jobs(None).unwrap()[0];
     assert_eq!(job.state, JobRecordState::Scheduler(JobState::Cancelled));
     assert_eq!(h.only_session().state, SessionState::Failed);
+}
+
+/// Issue #17: `sbatch` while the controller restarts is tried again (with a look for
+/// the job by its name first), and the session completes; a refusal is not retried.
+#[tokio::test(start_paused = true)]
+async fn a_submission_the_controller_could_not_take_is_tried_again_once_it_answers() {
+    let scheduler = FakeScheduler::new(ordinary);
+    scheduler.failing_submits.store(3, Ordering::SeqCst);
+    let h = harness(Port::Up, scheduler);
+    let outcome = h.run(&CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.state, SessionState::Completed);
+    let calls = h.scheduler.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("submit failed"))
+            .count(),
+        3,
+        "{calls:?}"
+    );
+    // Looked for by name before each new attempt: never submitted twice.
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("find ")).count(),
+        3,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("submit orch-"))
+            .count(),
+        2
+    );
+    let events = h.orch.state().events(None, None, 1000).unwrap();
+    assert_eq!(
+        events.iter().filter(|e| e.action == "submit.retry").count(),
+        3
+    );
 }

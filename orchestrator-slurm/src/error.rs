@@ -109,7 +109,31 @@ pub enum SlurmError {
     },
 }
 
+/// What SLURM says when its controller cannot be reached for a moment (restarting,
+/// overloaded, a network blip): a request that may succeed when asked again.
+const TRANSIENT_MESSAGES: &[&str] = &[
+    "Unable to contact slurm controller",
+    "Socket timed out",
+    "Transport endpoint is not connected",
+    "Zero Bytes were transmitted or received",
+    "slurm_persist_conn_open",
+    "Connection refused",
+];
+
 impl SlurmError {
+    /// Whether asking again later may succeed: the cluster could not be reached, or
+    /// the controller did not answer (as opposed to a refusal that will not change).
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Shell(e) => e.is_transient(),
+            Self::JobSubmission { stderr, .. } | Self::Command { stderr, .. } => {
+                TRANSIENT_MESSAGES.iter().any(|m| stderr.contains(m))
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let what = what.into();
         move |source| Self::Io { what, source }
