@@ -1592,6 +1592,54 @@ fn a_job_whose_orchestrator_died_before_recording_it_is_found_by_its_name() {
     );
 }
 
+/// Issue #17: a client cancelled because its service died writes what it measured
+/// until then (the engine stops on SIGTERM), and the report keeps that run, marked
+/// invalid and interrupted.
+#[test]
+fn a_client_cancelled_because_its_service_died_leaves_its_partial_results() {
+    let setup = Setup::local();
+    let port = free_port();
+    let recipe = setup.recipe(
+        "died.yaml",
+        &http_recipe(port, "", "{concurrency: 2, duration_s: 30, path: /}"),
+    );
+    let child = KillOnDrop(setup.spawn(&["run", &recipe, "--json"]));
+    setup.wait_status("the client to run", Duration::from_secs(60), |s| {
+        s["clients"]["clients"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["job_state"] == "RUNNING"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f", &format!("demo http-server --port {port}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (code, outcome, stderr) = finish(child);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("clients cancelled: load"), "{stderr}");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(outcome["report_path"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let run = &report["runs"][0];
+    assert_eq!(run["summary"]["interrupted"], true, "{run}");
+    assert!(
+        run["invalid"]
+            .as_str()
+            .unwrap()
+            .starts_with("service `web` ended"),
+        "{run}"
+    );
+    let measured = run["summary"]["measured_seconds"].as_f64().unwrap();
+    assert!(measured < 15.0, "stopped early, not after 30 s: {measured}");
+    assert!(
+        run["summary"]["requests_completed"].as_u64().unwrap() > 0,
+        "{run}"
+    );
+    assert!(setup.live_local_jobs().is_empty());
+}
+
 /// Runs `scripts/test-cluster ACTION` (the fault tests stop and start its daemons).
 fn test_cluster(action: &str) {
     let status = Command::new(root().join("scripts/test-cluster"))

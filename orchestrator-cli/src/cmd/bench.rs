@@ -10,7 +10,7 @@ use orchestrator_core::workload::{
 };
 use serde_json::{Map, Value};
 
-use crate::app::{Exit, runtime};
+use crate::app::{Exit, on_signal, runtime};
 use crate::cli::{BenchArgs, WorkloadCommand};
 use crate::output;
 
@@ -328,18 +328,31 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
         }
     };
     let url = orchestrator_core::redact_url(&spec.url);
+    // SIGTERM (the job cancelled, its time limit) or Ctrl-C ends the current run
+    // early: what it measured is written, marked interrupted, and no further run
+    // starts.
+    let stop = orchestrator_core::CancellationToken::new();
+    {
+        let _inside = rt.enter();
+        on_signal(stop.clone(), |why| {
+            eprintln!("{why}: stopping the run and writing what it measured");
+        });
+    }
     let mut index = Vec::new();
     let mut exit = Exit::Success;
     let total = prepared.len();
     for (i, (params, load, workload)) in prepared.into_iter().enumerate() {
+        if stop.is_cancelled() {
+            break;
+        }
         let dir = if total == 1 {
             out.to_path_buf()
         } else {
             out.join(format!("run-{i:03}"))
         };
         eprintln!("run {}/{total}: {}", i + 1, Value::Object(params.clone()));
-        let result: RunResult = match rt.block_on(workload::run_live(workload, &load, live.clone()))
-        {
+        let run = workload::run_until(workload, &load, live.clone(), stop.clone());
+        let result: RunResult = match rt.block_on(run) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -350,7 +363,11 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
                 continue;
             }
         };
-        let extra = serde_json::json!({"driver": spec.driver, "url": url, "parameters": params, "load": load});
+        let mut extra = serde_json::json!({"driver": spec.driver, "url": url, "parameters": params, "load": load});
+        if stop.is_cancelled() {
+            extra["interrupted"] = Value::Bool(true);
+            exit = Exit::Interrupted;
+        }
         if let Err(e) = result.write(&dir, &extra) {
             eprintln!("error: cannot write {}: {e}", dir.display());
             return Exit::Failure;

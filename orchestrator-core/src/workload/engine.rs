@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::api::{Connection, Workload};
 use super::rng::Rng;
@@ -152,6 +153,21 @@ pub async fn run_live(
     spec: &LoadSpec,
     live: Option<Arc<super::live::LiveMetrics>>,
 ) -> Result<RunResult, WorkloadError> {
+    run_until(workload, spec, live, CancellationToken::new()).await
+}
+
+/// [`run_live`], ending early once `stop` is cancelled (a job's SIGTERM): no new
+/// request starts, those in flight finish, and the result covers what was measured
+/// up to then.
+///
+/// # Errors
+/// A spec without bounds, or an unreachable target.
+pub async fn run_until(
+    workload: Arc<dyn Workload>,
+    spec: &LoadSpec,
+    live: Option<Arc<super::live::LiveMetrics>>,
+    stop: CancellationToken,
+) -> Result<RunResult, WorkloadError> {
     if spec.duration.is_none() && spec.requests.is_none() {
         return Err(WorkloadError::Spec(
             "give a duration or a number of requests".into(),
@@ -180,13 +196,23 @@ pub async fn run_live(
         .map_err(WorkloadError::Unreachable)?;
     match spec.model {
         LoadModel::Closed { concurrency } => {
-            Ok(closed(workload, first, concurrency, spec, live).await)
+            Ok(closed(workload, first, concurrency, spec, live, stop).await)
         }
         LoadModel::Open {
             rate,
             arrival,
             max_concurrency,
-        } => Ok(open(workload, first, rate, arrival, max_concurrency, spec, live).await),
+        } => Ok(open(
+            workload,
+            first,
+            rate,
+            arrival,
+            max_concurrency,
+            spec,
+            live,
+            stop,
+        )
+        .await),
     }
 }
 
@@ -198,10 +224,12 @@ struct Bounds {
     limit: Option<u64>,
     measured: AtomicU64,
     numbers: AtomicU64,
+    /// Cancelled: the run ends now.
+    stop: CancellationToken,
 }
 
 impl Bounds {
-    fn new(spec: &LoadSpec) -> Self {
+    fn new(spec: &LoadSpec, stop: CancellationToken) -> Self {
         let t0 = Instant::now();
         let warm_end = t0 + spec.warmup;
         Self {
@@ -211,13 +239,14 @@ impl Bounds {
             limit: spec.requests,
             measured: AtomicU64::new(0),
             numbers: AtomicU64::new(0),
+            stop,
         }
     }
 
     /// Claims the next request sent at `at`: its number and whether it is warm-up;
     /// `None` when the run is over.
     fn claim(&self, at: Instant) -> Option<(u64, bool)> {
-        if self.end.is_some_and(|end| at >= end) {
+        if self.end.is_some_and(|end| at >= end) || self.stop.is_cancelled() {
             return None;
         }
         let warm = at < self.warm_end;
@@ -260,8 +289,9 @@ async fn closed(
     concurrency: u32,
     spec: &LoadSpec,
     live: Option<Arc<super::live::LiveMetrics>>,
+    stop: CancellationToken,
 ) -> RunResult {
-    let bounds = Arc::new(Bounds::new(spec));
+    let bounds = Arc::new(Bounds::new(spec, stop));
     let mut first = Some(first);
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -314,6 +344,7 @@ type Job = (u64, Duration, bool);
 /// and a sleeping thread costs no CPU where spinning would take it from the workers).
 /// For each request it claims an idle worker, starts a new one when none is idle, or,
 /// at the cap, drops the request and counts it. Nothing is spawned per request.
+#[allow(clippy::too_many_arguments)]
 async fn open(
     workload: Arc<dyn Workload>,
     first: Box<dyn Connection>,
@@ -322,8 +353,9 @@ async fn open(
     cap: Option<u32>,
     spec: &LoadSpec,
     live: Option<Arc<super::live::LiveMetrics>>,
+    stop: CancellationToken,
 ) -> RunResult {
-    let bounds = Bounds::new(spec);
+    let bounds = Bounds::new(spec, stop);
     let t0 = bounds.t0;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
     let rx = Arc::new(tokio::sync::Mutex::new(rx));

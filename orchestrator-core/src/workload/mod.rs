@@ -12,6 +12,7 @@ mod stats;
 
 pub use engine::{
     Arrival, DEFAULT_MAX_CONCURRENCY, LoadModel, LoadSpec, RunResult, WorkloadError, run, run_live,
+    run_until,
 };
 pub use live::{LiveMetrics, serve_metrics};
 pub use rng::{Rng, synthetic_prompt};
