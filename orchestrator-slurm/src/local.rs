@@ -176,8 +176,10 @@ impl Scheduler for LocalScheduler {
         // watchdog is the one that sent it.
         let watchdog = match limit {
             Some(secs) => {
+                // It watches the wrapper ($1) each second and ends with it, however it
+                // ended (a KILL leaves it no time to stop its watchdog).
                 let script = format!(
-                    "sleep {secs}; : > {rec}/timed_out; kill -TERM -- -\"$1\"; sleep {grace}; kill -KILL -- -\"$1\"",
+                    "end=$((SECONDS + {secs})); while [ $SECONDS -lt $end ]; do kill -0 \"$1\" 2>/dev/null || exit 0; sleep 1; done; : > {rec}/timed_out; kill -TERM -- -\"$1\"; sleep {grace}; kill -KILL -- -\"$1\"",
                     rec = quote(&record_str),
                     grace = self.kill_wait.as_secs().max(1)
                 );

@@ -301,6 +301,24 @@ async fn local_jobs_go_through_the_same_states() {
         async |_: &JobId| {},
     )
     .await;
+    // No time-limit watchdog outlives its job, even one cancelled at once (a TERM
+    // before the wrapper set its trap once left one behind).
+    let start = Instant::now();
+    loop {
+        let left = std::process::Command::new("pgrep")
+            .args(["-f", &format!("{dir}/.jobs")])
+            .output()
+            .unwrap();
+        if !left.status.success() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "watchdogs left: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
