@@ -482,22 +482,7 @@ impl Backend {
     pub(crate) async fn cancel_jobs(&self, jobs: &[JobRow]) -> Result<usize, CoreError> {
         let mut tracked: Vec<Tracked> = jobs
             .iter()
-            .filter_map(|j| {
-                Some(Tracked {
-                    row: j.row,
-                    kind: if j.owner_kind == "service" {
-                        JobKind::Service
-                    } else {
-                        JobKind::Client
-                    },
-                    owner_id: j.owner_id.clone(),
-                    name: j.job_name.clone(),
-                    job_id: JobId(j.job_id.clone()?),
-                    stdout_path: j.stdout_path.clone(),
-                    stderr_path: j.stderr_path.clone(),
-                    last: None,
-                })
-            })
+            .filter_map(|j| Tracked::of_row(j, j.job_name.clone()))
             .collect();
         if tracked.is_empty() {
             return Ok(0);
@@ -683,6 +668,24 @@ pub(crate) struct Tracked {
 }
 
 impl Tracked {
+    /// A recorded job to wait on, called `name`; `None` while it has no scheduler id.
+    pub(crate) fn of_row(job: &JobRow, name: String) -> Option<Self> {
+        Some(Self {
+            row: job.row,
+            kind: if job.owner_kind == "service" {
+                JobKind::Service
+            } else {
+                JobKind::Client
+            },
+            owner_id: job.owner_id.clone(),
+            name,
+            job_id: JobId(job.job_id.clone()?),
+            stdout_path: job.stdout_path.clone(),
+            stderr_path: job.stderr_path.clone(),
+            last: None,
+        })
+    }
+
     /// The job's directory (where its `stdout.log` is).
     pub(crate) fn job_dir(&self) -> String {
         Path::new(&self.stdout_path)

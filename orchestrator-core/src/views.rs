@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use orchestrator_recipes::{BenchmarkRecipe, ClientRecipe, Kind, ServiceRecipe};
-use orchestrator_slurm::{JobId, JobKind};
 
 use crate::backend::Tracked;
 use crate::error::CoreError;
@@ -182,22 +181,9 @@ impl ServersModule<'_> {
 }
 
 fn tracked_of(job: &JobRow, name: String) -> Result<Tracked, CoreError> {
-    Ok(Tracked {
-        row: job.row,
-        kind: if job.owner_kind == "service" {
-            JobKind::Service
-        } else {
-            JobKind::Client
-        },
-        owner_id: job.owner_id.clone(),
-        name,
-        job_id: JobId(job.job_id.clone().ok_or_else(|| CoreError::NotFound {
-            what: "submitted job",
-            id: job.owner_id.clone(),
-        })?),
-        stdout_path: job.stdout_path.clone(),
-        stderr_path: job.stderr_path.clone(),
-        last: None,
+    Tracked::of_row(job, name).ok_or_else(|| CoreError::NotFound {
+        what: "submitted job",
+        id: job.owner_id.clone(),
     })
 }
 
