@@ -33,6 +33,7 @@ Examples:
   orchestrator run recipes/complete/local-demo.yaml
   orchestrator run --dry-run recipes/complete/redis.yaml
   orchestrator status
+  orchestrator attach ses-1a2b3c4d
   orchestrator stop --all
   orchestrator bench http://127.0.0.1:8080/ --concurrency 16 --duration 10s
   orchestrator bench http://127.0.0.1:8080/ --rate 2000 --requests 20000 --json
@@ -117,8 +118,18 @@ pub enum Command {
     ///
     /// Ctrl-C (or SIGTERM) cancels every job of the session and exits 130. A service or
     /// complete recipe is accepted; a service recipe without clients leaves the service
-    /// running (stop it with `orchestrator stop ID`).
+    /// running (stop it with `orchestrator stop ID`). If `run` itself dies (SIGKILL, a
+    /// lost terminal), its jobs go on: `orchestrator attach SESSION` continues it.
     Run(RunArgs),
+    /// Continue a session whose orchestrator died, as `run` would have: reconcile,
+    /// wait for the jobs still running, submit what was never submitted, fetch the
+    /// outputs, stop the services and write the report
+    ///
+    /// `status` marks the sessions that can be attached. One process drives a session
+    /// at a time: attaching a session that a living `run` or `attach` drives is
+    /// refused (exit 1), and so is attaching one that ended. Ctrl-C cancels the
+    /// session's jobs, as in `run`. Exit codes are `run`'s.
+    Attach(AttachArgs),
     /// Show sessions, services and clients, reconciled with the scheduler
     Status(StatusArgs),
     /// Start, stop or inspect one service
@@ -284,6 +295,18 @@ pub struct RunArgs {
 
     /// Print one JSON object at the end: `{session_id, state, error, services, clients,
     /// jobs: [{job_id, node, state, ...}], report_path, results_dir}`
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `orchestrator attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The session to continue (`ses-…`, from `orchestrator status`)
+    #[arg(value_name = "SESSION")]
+    pub session: String,
+
+    /// Print one JSON object at the end, as `run --json` does
     #[arg(long)]
     pub json: bool,
 }

@@ -16,6 +16,7 @@ pub fn run(cli: &Cli) -> Exit {
         Some(Command::List(args)) => list(cli, args),
         Some(Command::Config(ConfigCommand::Show { json })) => recipes::config_show(cli, *json),
         Some(Command::Run(args)) => run::run(cli, args),
+        Some(Command::Attach(args)) => run::attach(cli, args),
         Some(Command::Status(args)) => status::status(cli, args),
         Some(Command::Service(command)) => units::service(cli, command),
         Some(Command::Client(command)) => units::client(cli, command),

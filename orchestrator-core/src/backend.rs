@@ -686,6 +686,25 @@ impl Tracked {
         })
     }
 
+    /// A recorded job to drive on (`attach`), as it was last recorded; `None` for
+    /// one that never reached the scheduler, which is submitted anew.
+    pub(crate) fn adopt(job: &JobRow, name: String) -> Option<Self> {
+        if matches!(
+            job.state,
+            JobRecordState::Submitting | JobRecordState::SubmitFailed | JobRecordState::Lost
+        ) {
+            return None;
+        }
+        let mut tracked = Self::of_row(job, name)?;
+        tracked.last = Some(JobUpdate {
+            state: job.state.clone(),
+            node: job.node.clone(),
+            reason: job.reason.clone(),
+            exit_code: job.exit_code,
+        });
+        Some(tracked)
+    }
+
     /// The job's directory (where its `stdout.log` is).
     pub(crate) fn job_dir(&self) -> String {
         Path::new(&self.stdout_path)

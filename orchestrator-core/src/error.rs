@@ -100,6 +100,38 @@ pub enum CoreError {
         session_id: String,
     },
 
+    /// `attach` found another living process driving the session.
+    #[error("session {session_id} is driven by process {pid}, which still runs")]
+    #[diagnostic(
+        code(session::held),
+        help(
+            "one process drives a session at a time; wait for that one, or stop it (a process that dies lets go)"
+        )
+    )]
+    SessionHeld {
+        /// The session.
+        session_id: String,
+        /// The process that drives it.
+        pid: u32,
+    },
+
+    /// `attach` found the session over: nothing is left to drive.
+    #[error("session {session_id} ended {state}{}: there is nothing to continue", why.as_deref().map(|w| format!(" ({w})")).unwrap_or_default())]
+    #[diagnostic(
+        code(session::ended),
+        help(
+            "`orchestrator report SESSION` shows what it left; run the recipe again for a new session"
+        )
+    )]
+    SessionEnded {
+        /// The session.
+        session_id: String,
+        /// How it ended.
+        state: crate::lifecycle::SessionState,
+        /// Why, as recorded.
+        why: Option<String>,
+    },
+
     /// The state database failed.
     #[error("state database {path}: {message}")]
     #[diagnostic(

@@ -30,17 +30,12 @@ pub struct ExpectationResult {
     /// Why not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Not in the recipe: the default bound on the failure rate
-    /// ([`DEFAULT_MAX_ERROR_RATE`]) that every run of a workload client must meet unless
-    /// its `expect` names `error_rate` itself; listed only when missed.
+    /// Not in the recipe: the session's bound on the failure rate (the config's
+    /// `max_error_rate`) that every run of a workload client must meet unless its
+    /// `expect` names `error_rate` itself; listed only when missed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub implicit: bool,
 }
-
-/// The failure rate above which a run counts as broken unless its client's `expect`
-/// says otherwise (`error_rate: {max: 0.05}`): a benchmark whose requests fail says
-/// little about the service.
-pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
 
 const STATS: [&str; 9] = [
     "mean", "min", "max", "std", "p50", "p90", "p95", "p99", "p999",
@@ -120,13 +115,16 @@ pub fn evaluate(
 }
 
 /// Every client's `expect` of a session, checked on the summaries fetched into the
-/// state store.
+/// state store; a client whose `expect` does not name `error_rate` gets
+/// `max_error_rate` (a benchmark whose requests fail says little about the service),
+/// said only when missed.
 ///
 /// # Errors
 /// A summary that was recorded but cannot be read.
 pub fn session_expectations(
     clients: &[ClientRow],
     results: &[ResultRow],
+    max_error_rate: f64,
 ) -> Result<Vec<ExpectationResult>, CoreError> {
     let mut all = Vec::new();
     for client in clients {
@@ -149,7 +147,7 @@ pub fn session_expectations(
                 "error_rate".to_owned(),
                 Expectation {
                     min: None,
-                    max: Some(DEFAULT_MAX_ERROR_RATE),
+                    max: Some(max_error_rate),
                     tolerance: None,
                 },
             )]);
@@ -325,7 +323,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let broken = serde_json::json!({"requests_completed": 6583, "requests_failed": 349_760});
         let (client, result) = client_with("{}", &broken, dir.path());
-        let found = session_expectations(&[client], &[result]).unwrap();
+        let found = session_expectations(&[client], &[result], 0.01).unwrap();
         assert_eq!(found.len(), 1);
         assert!(found[0].implicit && !found[0].passed, "{found:?}");
         assert_eq!(found[0].metric, "error_rate");
@@ -341,7 +339,7 @@ mod tests {
         let fine = serde_json::json!({"requests_completed": 1000, "requests_failed": 5});
         let (client, result) = client_with("{}", &fine, dir.path());
         assert!(
-            session_expectations(&[client], &[result])
+            session_expectations(&[client], &[result], 0.01)
                 .unwrap()
                 .is_empty()
         );
@@ -349,8 +347,29 @@ mod tests {
         // The recipe's own `error_rate` replaces the default.
         let (client, result) =
             client_with("{\"error_rate\": {\"max\": 0.99}}", &broken, dir.path());
-        let found = session_expectations(&[client], &[result]).unwrap();
+        let found = session_expectations(&[client], &[result], 0.01).unwrap();
         assert_eq!(found.len(), 1);
         assert!(!found[0].implicit && found[0].passed, "{found:?}");
+
+        // The config's bound replaces the default: 10 % failed is within 0.2.
+        let tenth = serde_json::json!({"requests_completed": 900, "requests_failed": 100});
+        let (client, result) = client_with("{}", &tenth, dir.path());
+        assert!(
+            session_expectations(
+                std::slice::from_ref(&client),
+                std::slice::from_ref(&result),
+                0.2
+            )
+            .unwrap()
+            .is_empty()
+        );
+        let found = session_expectations(&[client], &[result], 0.05).unwrap();
+        assert!(
+            found[0]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("above the maximum 0.05")
+        );
     }
 }

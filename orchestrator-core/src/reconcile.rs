@@ -99,7 +99,7 @@ pub(crate) fn ended_sessions<'a>(
                 (
                     s.id.as_str(),
                     SessionState::Failed,
-                    Some("the orchestrator process ended before the session finished"),
+                    Some(ORCHESTRATOR_ENDED),
                 )
             }
         })
@@ -113,6 +113,11 @@ pub(crate) fn session_alive(session: &SessionRow) -> bool {
         .is_some_and(|pid| orchestrator_slurm::process::alive(pid, session.pid_start.as_deref()))
 }
 
+/// Why reconcile failed a session: its orchestrator died. `attach` reopens such a
+/// session.
+pub(crate) const ORCHESTRATOR_ENDED: &str =
+    "the orchestrator process ended before the session finished";
+
 /// Asks the scheduler about every job that has not ended, in one query, and records
 /// what it says; then brings services, clients and sessions in line. Returns how
 /// many jobs changed.
@@ -120,6 +125,20 @@ pub(crate) fn session_alive(session: &SessionRow) -> bool {
 /// # Errors
 /// The cluster or the store failing.
 pub(crate) async fn reconcile(b: &Backend) -> Result<usize, CoreError> {
+    reconcile_adopting(b, None).await
+}
+
+/// [`reconcile`], for a process that has just taken over session `adopting` (see
+/// `attach`): that session's jobs whose ids were never recorded are looked for by
+/// name although its orchestrator (now this one) lives, and those found are
+/// recorded and kept, not stopped.
+///
+/// # Errors
+/// The cluster or the store failing.
+pub(crate) async fn reconcile_adopting(
+    b: &Backend,
+    adopting: Option<&str>,
+) -> Result<usize, CoreError> {
     let active = b.state.active_jobs()?;
     let ids: Vec<JobId> = active
         .iter()
@@ -131,7 +150,8 @@ pub(crate) async fn reconcile(b: &Backend) -> Result<usize, CoreError> {
         b.scheduler.query(&ids).await?
     };
     let sessions = b.state.sessions()?;
-    let alive = |id: &str| sessions.iter().any(|s| s.id == id && session_alive(s));
+    let alive =
+        |id: &str| Some(id) != adopting && sessions.iter().any(|s| s.id == id && session_alive(s));
     // One query by name for every job whose id was never recorded.
     let names = unconfirmed_names(&active, alive);
     let by_name = if names.is_empty() {
@@ -156,7 +176,7 @@ pub(crate) async fn reconcile(b: &Backend) -> Result<usize, CoreError> {
                     job.job_name
                 )),
             )?;
-            if !update.state.is_final() {
+            if !update.state.is_final() && Some(job.session_id.as_str()) != adopting {
                 orphans.push(id.clone());
             }
         }
@@ -231,6 +251,7 @@ mod tests {
             keep_services: keep,
             pid: Some(1),
             pid_start: None,
+            max_error_rate: None,
             report_path: None,
             created_at: 0,
             updated_at: 0,

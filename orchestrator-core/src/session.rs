@@ -30,6 +30,17 @@ pub enum SessionEvent {
         /// The scheduler's id.
         job_id: String,
     },
+    /// A job an earlier orchestrator of the session submitted is driven on (`attach`).
+    Adopted {
+        /// `service` or `client`.
+        kind: String,
+        /// The recipe's name.
+        name: String,
+        /// The scheduler's id.
+        job_id: String,
+        /// Its state as last recorded.
+        state: JobRecordState,
+    },
     /// A job changed state.
     JobState {
         /// `service` or `client`.

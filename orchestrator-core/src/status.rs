@@ -159,6 +159,9 @@ pub struct SessionStatus {
     pub error: Option<String>,
     /// Jobs not yet ended.
     pub active_jobs: usize,
+    /// Whether `orchestrator attach` can continue it: its orchestrator died before it
+    /// ended.
+    pub attachable: bool,
     /// Its report.
     pub report_path: Option<String>,
     /// Started (RFC 3339).
@@ -169,7 +172,11 @@ pub struct SessionStatus {
 
 impl SessionStatus {
     pub(crate) fn new(s: SessionRow, active_jobs: usize) -> Self {
+        let orphaned = !s.state.is_final() && !crate::reconcile::session_alive(&s);
+        let failed_for_it = s.state == SessionState::Failed
+            && s.error.as_deref() == Some(crate::reconcile::ORCHESTRATOR_ENDED);
         Self {
+            attachable: orphaned || failed_for_it,
             session_id: s.id,
             name: s.name,
             recipe_path: s.recipe_path,

@@ -598,57 +598,84 @@ async fn a_poll_error_that_lasts_ends_the_session_with_the_schedulers_message() 
             .contains("Unable to contact slurm controller"),
         "{error}"
     );
-    assert_eq!(h.only_session().state, SessionState::Failed);
+    // Its jobs could not be cancelled either (the scheduler does not answer): the
+    // session is left as it is, with the reason, for `attach` or `stop` once it does.
+    let session = h.only_session();
+    assert!(!session.state.is_final(), "{:?}", session.state);
+    let why = session.error.unwrap();
+    assert!(
+        why.contains("then cancelling its jobs failed") && why.contains("Unable to contact"),
+        "{why}"
+    );
 }
 
 /// A session whose orchestrator died between recording its service's job and hearing
 /// the scheduler's id: the job's row, `SUBMITTING`, and its name.
 fn died_while_submitting(h: &Harness) -> String {
-    // A session recorded by an orchestrator that died between recording its
-    // service's job and hearing the scheduler's id.
     let plan = h
         .orch
         .prepare_session(&h.recipe, &RunOptions::default())
         .unwrap();
+    orphan(h, &plan.session_id);
+    let service = h.orch.state().services(None).unwrap()[0].id.clone();
+    record_job(h, &plan.session_id, "service", &service, "svc");
+    format!("orch-{}-svc", plan.session_id)
+}
+
+/// Records a dead process as session `sid`'s orchestrator.
+fn orphan(h: &Harness, sid: &str) {
     let dead = {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
         pid
     };
+    h.orch.state().set_session_pid(sid, dead, None).unwrap();
+}
+
+/// Records a `SUBMITTING` job row for `owner` (of `kind`), named as the orchestrator
+/// names it: its row.
+fn record_job(h: &Harness, sid: &str, kind: &str, owner: &str, name: &str) -> i64 {
     h.orch
-        .state()
-        .set_session_pid(&plan.session_id, dead, None)
-        .unwrap();
-    let service = &h.orch.state().services(None).unwrap()[0];
-    let row = h
-        .orch
         .state()
         .insert_job(&orchestrator_core::state::JobRow {
             row: 0,
-            session_id: plan.session_id.clone(),
-            owner_kind: "service".into(),
-            owner_id: service.id.clone(),
+            session_id: sid.to_owned(),
+            owner_kind: kind.into(),
+            owner_id: owner.to_owned(),
             scheduler: "fake".into(),
-            job_name: format!("orch-{}-svc", plan.session_id),
+            job_name: format!("orch-{sid}-{name}"),
             job_id: None,
             state: JobRecordState::Submitting,
             node: None,
             reason: None,
             exit_code: None,
-            job_dir: "/fake/work/x".into(),
-            script_path: "/fake/work/x/job.sh".into(),
-            stdout_path: "/fake/work/x/stdout.log".into(),
-            stderr_path: "/fake/work/x/stderr.log".into(),
+            job_dir: format!("/fake/work/{sid}/{name}"),
+            script_path: format!("/fake/work/{sid}/{name}/job.sh"),
+            stdout_path: format!("/fake/work/{sid}/{name}/stdout.log"),
+            stderr_path: format!("/fake/work/{sid}/{name}/stderr.log"),
             script: String::new(),
             created_at: 0,
             submitted_at: None,
             updated_at: 0,
             ended_at: None,
         })
-        .unwrap();
-    assert!(row > 0);
-    format!("orch-{}-svc", plan.session_id)
+        .unwrap()
+}
+
+/// Submits job `name` of session `sid` to the fake scheduler, as a dead orchestrator
+/// did: its id.
+async fn submit_as_dead_orchestrator(h: &Harness, sid: &str, name: &str) -> JobId {
+    let rendered = RenderedJob {
+        job_name: format!("orch-{sid}-{name}"),
+        job_dir: format!("/fake/work/{sid}/{name}"),
+        script_path: format!("/fake/work/{sid}/{name}/job.sh"),
+        stdout_path: format!("/fake/work/{sid}/{name}/stdout.log"),
+        stderr_path: format!("/fake/work/{sid}/{name}/stderr.log"),
+        time_limit: None,
+        script: String::new(),
+    };
+    h.scheduler.submit(&rendered).await.unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -870,16 +897,8 @@ async fn a_job_submitted_but_never_recorded_is_found_by_its_name_and_stopped() {
     );
     let name = died_while_submitting(&h);
     // The scheduler did take it.
-    let rendered = RenderedJob {
-        job_name: name.clone(),
-        job_dir: "/fake/work/x".into(),
-        script_path: "/fake/work/x/job.sh".into(),
-        stdout_path: "/fake/work/x/stdout.log".into(),
-        stderr_path: "/fake/work/x/stderr.log".into(),
-        time_limit: None,
-        script: String::new(),
-    };
-    let id = h.scheduler.submit(&rendered).await.unwrap();
+    let sid = h.only_session().id;
+    let id = submit_as_dead_orchestrator(&h, &sid, "svc").await;
     h.orch.reconcile().await.unwrap();
     let job = &h.orch.state().jobs(None).unwrap()[0];
     assert_eq!(
@@ -939,5 +958,181 @@ async fn a_submission_the_controller_could_not_take_is_tried_again_once_it_answe
     assert_eq!(
         events.iter().filter(|e| e.action == "submit.retry").count(),
         3
+    );
+}
+
+/// Issue #17: `attach` continues a session whose orchestrator died. Here it died just
+/// after `sbatch` took the service's job, before recording its id: attach finds the job
+/// by its name and drives on it (no second service, nothing cancelled early), submits
+/// the client that was never submitted, and completes the session with its report.
+#[tokio::test(start_paused = true)]
+async fn attach_drives_on_the_jobs_a_dead_orchestrator_left_and_submits_the_rest() {
+    let h = harness(Port::Up, FakeScheduler::new(ordinary));
+    died_while_submitting(&h);
+    let sid = h.only_session().id;
+    let service_job = submit_as_dead_orchestrator(&h, &sid, "svc").await;
+    let events = Events::default();
+    let outcome = h
+        .orch
+        .attach_session(&sid, &events, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SessionState::Completed);
+    assert_eq!(h.client_state(), ClientState::Completed);
+    assert_eq!(h.service_state(), ServiceState::Stopped);
+    let calls = h.scheduler.calls();
+    let submits: Vec<&String> = calls.iter().filter(|c| c.starts_with("submit")).collect();
+    assert_eq!(
+        submits,
+        [
+            &format!("submit orch-{sid}-svc"),
+            &format!("submit orch-{sid}-load")
+        ],
+        "the service once (by the dead orchestrator), the client once: {calls:?}"
+    );
+    let cancels: Vec<&String> = calls.iter().filter(|c| c.starts_with("cancel")).collect();
+    assert_eq!(
+        cancels,
+        [&format!("cancel {}", service_job.as_str())],
+        "the service is stopped once, after its client: {calls:?}"
+    );
+    let jobs = h.orch.state().jobs(Some(&sid)).unwrap();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert_eq!(jobs[0].job_id.as_deref(), Some(service_job.as_str()));
+    assert!(outcome.report_path.is_some());
+    let events = events.0.lock().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Adopted { name, .. } if name == "svc")),
+        "{events:?}"
+    );
+    let audit = h.orch.state().events(Some(&sid), None, 1000).unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "session.attach"),
+        "{audit:?}"
+    );
+}
+
+/// Issue #17: two processes never drive one session: attaching a session whose
+/// orchestrator lives is refused, the lock goes with a holder that dies, and a session
+/// that ended cannot be attached.
+#[tokio::test(start_paused = true)]
+async fn attach_is_refused_while_another_process_drives_the_session_or_once_it_ended() {
+    let h = harness(Port::Up, FakeScheduler::new(ordinary));
+    let plan = h
+        .orch
+        .prepare_session(&h.recipe, &RunOptions::default())
+        .unwrap();
+    let sid = plan.session_id.clone();
+    /// A living process, killed however the test ends.
+    struct Holder(std::process::Child);
+    impl Drop for Holder {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let holder = Holder(
+        std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap(),
+    );
+    let pid = holder.0.id();
+    let start = orchestrator_slurm::process::start_time(pid);
+    assert!(start.is_some());
+    h.orch
+        .state()
+        .set_session_pid(&sid, pid, start.as_deref())
+        .unwrap();
+    let error = h
+        .orch
+        .attach_session(&sid, &(), &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CoreError::SessionHeld { pid: held, .. } if held == pid),
+        "{error}"
+    );
+    assert_eq!(
+        miette::Diagnostic::code(&error).unwrap().to_string(),
+        "session::held"
+    );
+    assert!(h.scheduler.calls().is_empty(), "nothing was done");
+    // The holder dies: its hold goes with it.
+    drop(holder);
+    let outcome = h
+        .orch
+        .attach_session(&sid, &(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SessionState::Completed);
+    let error = h
+        .orch
+        .attach_session(&sid, &(), &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CoreError::SessionEnded {
+                state: SessionState::Completed,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let error = h
+        .orch
+        .attach_session("ses-00000000", &(), &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CoreError::NotFound { .. }), "{error}");
+}
+
+/// Issue #17: a session whose orchestrator died and whose jobs all ended since was
+/// failed by reconcile; attach reopens it, fetches its client's output, writes the
+/// report and ends it as `run` would have, without submitting anything.
+#[tokio::test(start_paused = true)]
+async fn attach_finishes_a_session_whose_jobs_all_ended_after_its_orchestrator_died() {
+    let h = harness(
+        Port::Up,
+        FakeScheduler::new(|_, _, _| Some(JobState::Completed)),
+    );
+    let plan = h
+        .orch
+        .prepare_session(&h.recipe, &RunOptions::default())
+        .unwrap();
+    let sid = plan.session_id.clone();
+    orphan(&h, &sid);
+    for (kind, owner, name) in [
+        ("service", &plan.services[0].id, "svc"),
+        ("client", &plan.clients[0].id, "load"),
+    ] {
+        let row = record_job(&h, &sid, kind, owner, name);
+        let id = submit_as_dead_orchestrator(&h, &sid, name).await;
+        h.orch.state().job_submitted(row, id.as_str()).unwrap();
+    }
+    h.orch.reconcile().await.unwrap();
+    let failed = h.only_session();
+    assert_eq!(failed.state, SessionState::Failed);
+    let status = h.orch.sessions().unwrap();
+    assert!(status[0].attachable, "status says it can be attached");
+    let outcome = h
+        .orch
+        .attach_session(&sid, &(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SessionState::Completed, "{outcome:?}");
+    assert_eq!(h.client_state(), ClientState::Completed);
+    assert!(outcome.report_path.is_some());
+    assert!(h.only_session().error.is_none());
+    assert!(!h.orch.sessions().unwrap()[0].attachable);
+    let calls = h.scheduler.calls();
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("submit")).count(),
+        2,
+        "only the dead orchestrator's two: {calls:?}"
     );
 }

@@ -49,6 +49,13 @@ pub struct Config {
     /// with. Absent: the running binary is uploaded once per version into `work_dir/bin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_binary: Option<String>,
+    /// The share of failed requests (failed / all) above which a client's run counts
+    /// as broken: `run` says so and exits 3, as for a missed `expect`. A client's own
+    /// `expect: {error_rate: {max: …}}` overrides it. Each session records the bound
+    /// it ran under.
+    #[serde(default = "Config::default_max_error_rate")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_error_rate: f64,
     /// The original tool's monitoring section: kept, not used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<BTreeMap<String, Value>>,
@@ -151,6 +158,7 @@ impl Default for Config {
             work_dir: Self::default_work_dir(),
             templates_dir: None,
             remote_binary: None,
+            max_error_rate: Self::default_max_error_rate(),
             monitoring: None,
             logging: None,
             benchmarks: None,
@@ -160,6 +168,12 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The default of [`Config::max_error_rate`]: 1 %.
+    pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
+
+    fn default_max_error_rate() -> f64 {
+        Self::DEFAULT_MAX_ERROR_RATE
+    }
     fn default_services_dir() -> String {
         "recipes/services".into()
     }

@@ -4,11 +4,12 @@ use orchestrator_core::lifecycle::SessionState;
 use std::path::Path;
 
 use orchestrator_core::{
-    BenchmarkOrchestrator, CancellationToken, RunOptions, SessionOutcome, load_recipe_file,
+    BenchmarkOrchestrator, CancellationToken, CoreError, RunOptions, SessionOutcome,
+    load_recipe_file,
 };
 
 use crate::app::{Exit, cancel_on_signals, fail, with_orchestrator};
-use crate::cli::{Cli, RunArgs};
+use crate::cli::{AttachArgs, Cli, RunArgs};
 use crate::output::progress::Reporter;
 use crate::output::{self, print_json};
 
@@ -41,61 +42,115 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Exit {
             Ok(plan) => plan,
             Err(error) => return fail(&error),
         };
-        let log = orch
-            .results_dir()
-            .join(&plan.session_id)
-            .join("orchestrator.log");
-        if let Err(error) = output::logging::to_file(&log) {
-            eprintln!(
-                "warning: cannot keep the session's log in {}: {error}",
-                log.display()
-            );
-        }
-        let reporter = std::sync::Arc::new(Reporter::new());
-        let cancel = CancellationToken::new();
-        cancel_on_signals(cancel.clone(), reporter.clone());
+        let (reporter, cancel) = follow(&orch, &plan.session_id);
         let result = orch
             .drive_session(&plan, &options, reporter.as_ref(), &cancel)
             .await;
-        reporter.finish();
-        let outcome = match &result {
-            Ok(outcome) => Some(outcome.clone()),
-            Err(_) => orch.outcome(&plan.session_id).ok(),
-        };
-        if args.json {
-            if let Some(outcome) = &outcome {
-                print_json(outcome);
-            }
-        } else if let Some(outcome) = &outcome {
-            print_summary(outcome);
-        }
-        match result {
-            Ok(outcome) if outcome.state == SessionState::Failed => {
-                eprintln!("error: {}", outcome.error.unwrap_or_default());
-                Exit::Failure
-            }
-            Ok(outcome) if outcome.missed().next().is_some() => {
-                for e in outcome.missed() {
-                    eprintln!(
-                        "expectation missed: client {} {}: {} {}{}",
-                        e.client,
-                        e.run.as_deref().unwrap_or("-"),
-                        e.metric,
-                        e.message.as_deref().unwrap_or_default(),
-                        if e.implicit {
-                            " (the default bound on failed requests; the client's \
-                             `expect: {error_rate: {max: …}}` changes it)"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-                Exit::ExpectationMissed
-            }
-            Ok(_) => Exit::Success,
-            Err(error) => fail(&error),
-        }
+        conclude(&orch, &plan.session_id, args.json, &reporter, result)
     })
+}
+
+/// `orchestrator attach`.
+pub fn attach(cli: &Cli, args: &AttachArgs) -> Exit {
+    with_orchestrator(cli, |orch| async move {
+        if let Err(error) = orch.outcome(&args.session) {
+            return fail(&error);
+        }
+        let (reporter, cancel) = follow(&orch, &args.session);
+        reporter.line(&format!("attaching session {}", args.session));
+        let result = orch
+            .attach_session(&args.session, reporter.as_ref(), &cancel)
+            .await;
+        if let Err(
+            error @ (CoreError::NotFound { .. }
+            | CoreError::SessionHeld { .. }
+            | CoreError::SessionEnded { .. }),
+        ) = &result
+        {
+            // Refused before anything was done: there is no outcome of ours to show.
+            reporter.finish();
+            return fail(error);
+        }
+        conclude(&orch, &args.session, args.json, &reporter, result)
+    })
+}
+
+/// Keeps the session's debug log, and shows progress on stderr; Ctrl-C and SIGTERM
+/// cancel the returned token.
+fn follow(
+    orch: &BenchmarkOrchestrator,
+    session_id: &str,
+) -> (std::sync::Arc<Reporter>, CancellationToken) {
+    let log = orch.results_dir().join(session_id).join("orchestrator.log");
+    if let Err(error) = output::logging::to_file(&log) {
+        eprintln!(
+            "warning: cannot keep the session's log in {}: {error}",
+            log.display()
+        );
+    }
+    let reporter = std::sync::Arc::new(Reporter::new());
+    let cancel = CancellationToken::new();
+    cancel_on_signals(cancel.clone(), reporter.clone());
+    (reporter, cancel)
+}
+
+/// How a driven session ends the command: its summary (or JSON), the error or the
+/// missed expectations, and the exit code.
+fn conclude(
+    orch: &BenchmarkOrchestrator,
+    session_id: &str,
+    json: bool,
+    reporter: &Reporter,
+    result: Result<SessionOutcome, CoreError>,
+) -> Exit {
+    reporter.finish();
+    let outcome = match &result {
+        Ok(outcome) => Some(outcome.clone()),
+        Err(_) => orch.outcome(session_id).ok(),
+    };
+    if json {
+        if let Some(outcome) = &outcome {
+            print_json(outcome);
+        }
+    } else if let Some(outcome) = &outcome {
+        print_summary(outcome);
+    }
+    match result {
+        Ok(outcome) if outcome.state == SessionState::Failed => {
+            eprintln!("error: {}", outcome.error.unwrap_or_default());
+            Exit::Failure
+        }
+        Ok(outcome) if outcome.missed().next().is_some() => {
+            for e in outcome.missed() {
+                eprintln!(
+                    "expectation missed: client {} {}: {} {}{}",
+                    e.client,
+                    e.run.as_deref().unwrap_or("-"),
+                    e.metric,
+                    e.message.as_deref().unwrap_or_default(),
+                    if e.implicit {
+                        " (the bound on failed requests, the config's `max_error_rate`; a \
+                         client's `expect: {error_rate: {max: …}}` overrides it)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Exit::ExpectationMissed
+        }
+        Ok(_) => Exit::Success,
+        Err(error) => {
+            let exit = fail(&error);
+            if outcome.is_some_and(|o| !o.state.is_final()) {
+                eprintln!(
+                    "the session's jobs could not all be cancelled, so it was left as it is: \
+                     `orchestrator attach {session_id}` continues it and \
+                     `orchestrator stop {session_id}` stops it, once the cluster answers"
+                );
+            }
+            exit
+        }
+    }
 }
 
 async fn dry_run(

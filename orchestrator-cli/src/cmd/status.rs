@@ -63,6 +63,13 @@ fn print_status(status: &SystemStatus) {
             &rows
         )
     );
+    for s in status.sessions.iter().filter(|s| s.attachable) {
+        println!(
+            "session {id}: its orchestrator is gone; `orchestrator attach {id}` continues it, \
+             `orchestrator stop {id}` ends it",
+            id = s.session_id
+        );
+    }
     if !status.services.services.is_empty() {
         let rows: Vec<Vec<String>> = status
             .services

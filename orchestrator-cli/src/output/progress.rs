@@ -86,6 +86,14 @@ impl Progress for Reporter {
             SessionEvent::Submitted { kind, name, job_id } => {
                 self.line(&format!("{kind} {name}: submitted job {job_id}"));
             }
+            SessionEvent::Adopted {
+                kind,
+                name,
+                job_id,
+                state,
+            } => {
+                self.line(&format!("{kind} {name}: job {job_id} attached ({state})"));
+            }
             SessionEvent::JobState {
                 kind,
                 name,

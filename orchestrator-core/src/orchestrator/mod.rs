@@ -4,6 +4,7 @@
 //! [`ServersModule`] / [`ClientsModule`] are its `servers` and `clients` views.
 
 mod admin;
+mod attach;
 mod run;
 
 use std::path::{Path, PathBuf};

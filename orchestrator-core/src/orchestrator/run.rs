@@ -1,9 +1,12 @@
 //! Running a recipe as a session: plan and record it, drive it with the session
 //! runner, and on failure or interruption cancel what it started; and `--dry-run`.
 
+use std::collections::BTreeMap;
+
 use tokio_util::sync::CancellationToken;
 
 use super::BenchmarkOrchestrator;
+use crate::backend::Tracked;
 use crate::error::CoreError;
 use crate::lifecycle::{ClientState, ServiceState, SessionState};
 use crate::plan::{Plan, client_job, service_job};
@@ -44,6 +47,7 @@ impl BenchmarkOrchestrator {
             keep_services: options.keep_services,
             pid: Some(std::process::id()),
             pid_start: orchestrator_slurm::process::start_time(std::process::id()),
+            max_error_rate: Some(self.config().max_error_rate),
             report_path: None,
             created_at: now,
             updated_at: now,
@@ -100,6 +104,20 @@ impl BenchmarkOrchestrator {
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<SessionOutcome, CoreError> {
+        self.drive_adopting(plan, options, progress, cancel, BTreeMap::new())
+            .await
+    }
+
+    /// [`drive_session`](Self::drive_session), driving on the jobs in `adopted` (by
+    /// owner id) instead of submitting theirs.
+    pub(crate) async fn drive_adopting(
+        &self,
+        plan: &Plan,
+        options: &RunOptions,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+        adopted: BTreeMap<String, Tracked>,
+    ) -> Result<SessionOutcome, CoreError> {
         progress.event(&SessionEvent::Created {
             session_id: plan.session_id.clone(),
             services: plan
@@ -114,7 +132,7 @@ impl BenchmarkOrchestrator {
             progress,
             cancel,
         };
-        let result = runner.drive(plan, options).await;
+        let result = runner.drive(plan, options, adopted).await;
         match result {
             Ok(outcome) => Ok(outcome),
             Err(error) => {
@@ -128,7 +146,18 @@ impl BenchmarkOrchestrator {
                     reason: reason.clone(),
                 });
                 if let Err(cleanup) = self.backend.cancel_session_jobs(&plan.session_id).await {
+                    // Its jobs may still run: the session is left as it is, for
+                    // `attach` to continue or `stop` to end once the cluster answers.
                     tracing::error!(%cleanup, "cleaning up session {} failed", plan.session_id);
+                    let why = format!("{reason}; then cancelling its jobs failed: {cleanup}");
+                    if let Ok(Some(session)) = self.state().session(&plan.session_id) {
+                        let _ = self.state().set_session_state(
+                            &plan.session_id,
+                            session.state,
+                            Some(&why),
+                        );
+                    }
+                    return Err(error);
                 }
                 let _ = self
                     .state()

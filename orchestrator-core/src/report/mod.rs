@@ -184,7 +184,8 @@ impl SessionReport {
                 invalid: invalid(&row.client_id),
             });
         }
-        let expectations = crate::expect::session_expectations(&clients, &results)?;
+        let expectations =
+            crate::expect::session_expectations(&clients, &results, s.max_error_rate())?;
         let service_versions = events
             .iter()
             .filter(|e| e.action == "service.version")

@@ -7,6 +7,7 @@ mod fetch;
 mod gate;
 mod watch;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, Tracked, WaitError};
 use crate::driver::Target;
-use crate::error::CoreError;
+use crate::error::{CoreError, ServiceDeath};
 use crate::lifecycle::{ClientState, ServiceState, SessionState};
 use crate::plan::{Plan, ServicePlan, client_job, service_job};
 use crate::report::{JobSummary, ReportClient, ReportService};
@@ -31,75 +32,42 @@ pub(crate) struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// Drives a session to its end. `adopted` holds, by owner id, the jobs an earlier
+    /// orchestrator of this session submitted (`attach`): each is waited on instead
+    /// of being submitted again; the rest are submitted as `run` would.
     pub(crate) async fn drive(
         &self,
         plan: &Plan,
         options: &RunOptions,
+        mut adopted: BTreeMap<String, Tracked>,
     ) -> Result<SessionOutcome, CoreError> {
         let sid = &plan.session_id;
+        // Every client already ran to its end (its orchestrator died after): only the
+        // outputs, the services and the report are left.
+        let clients_done = !plan.clients.is_empty()
+            && plan
+                .clients
+                .iter()
+                .all(|c| adopted.get(&c.id).is_some_and(Tracked::ended));
         let mut tracked = Vec::new();
         for service in &plan.services {
-            tracked.push(submit_service(self.backend, sid, service, None).await?);
-            let t = tracked.last().expect("just pushed");
-            self.progress.event(&SessionEvent::Submitted {
-                kind: "service".into(),
-                name: t.name.clone(),
-                job_id: t.job_id.to_string(),
-            });
-        }
-        // Wait until every service runs, then gate each on its health check.
-        let waited = self
-            .backend
-            .wait_until(sid, &mut tracked, self.progress, self.cancel, |jobs| {
-                if let Some(ended) = jobs.iter().position(Tracked::ended) {
-                    return Err(ended);
-                }
-                Ok(jobs.iter().all(Tracked::placed))
-            })
-            .await;
-        match waited {
-            Ok(()) => {}
-            Err(WaitError::Core(e)) => return Err(e),
-            Err(WaitError::Ended(job)) => return Err(self.backend.startup_error(&job).await),
-        }
-        self.backend
-            .state()
-            .set_session_state(sid, SessionState::Running, None)?;
-        let mut targets = Vec::new();
-        for (i, service) in plan.services.iter().enumerate() {
-            let node = tracked[i].node().unwrap_or("localhost").to_owned();
-            self.health_gate(sid, service, &node, &mut tracked, i)
-                .await?;
-            targets.push(node);
-        }
-        // Clients.
-        let services_count = tracked.len();
-        let clients_started = tokio::time::Instant::now();
-        for client in &plan.clients {
-            let service = &plan.services[client.target];
-            let host = &targets[client.target];
-            let target = target_of(service, host, client.port, &client.recipe);
-            let t = submit_client(
-                self.backend,
-                sid,
-                &client.id,
-                &client.recipe,
-                client.driver,
-                &target,
-                &client.recipe.name,
-            )
-            .await?;
-            self.progress.event(&SessionEvent::Submitted {
-                kind: "client".into(),
-                name: t.name.clone(),
-                job_id: t.job_id.to_string(),
-            });
+            let t = match adopted.remove(&service.id) {
+                Some(t) => self.adopted(t),
+                None => self.submitted(submit_service(self.backend, sid, service, None).await?),
+            };
             tracked.push(t);
         }
-        let death = if plan.clients.is_empty() {
+        let services_count = tracked.len();
+        let death = if clients_done {
+            for client in &plan.clients {
+                let t = adopted
+                    .remove(&client.id)
+                    .expect("every client was adopted");
+                tracked.push(self.adopted(t));
+            }
             None
         } else {
-            self.wait_for_clients(plan, &mut tracked, clients_started)
+            self.start_and_load(plan, &mut tracked, &mut adopted)
                 .await?
         };
         let mut failed_clients = Vec::new();
@@ -190,6 +158,86 @@ impl Runner<'_> {
         outcome.results_dir = Some(results_dir.display().to_string());
         Ok(outcome)
     }
+
+    /// Waits until every service runs, gates each on its health check, submits (or
+    /// adopts) the clients and waits for them: the service that died meanwhile, if one
+    /// did.
+    async fn start_and_load(
+        &self,
+        plan: &Plan,
+        tracked: &mut Vec<Tracked>,
+        adopted: &mut BTreeMap<String, Tracked>,
+    ) -> Result<Option<ServiceDeath>, CoreError> {
+        let sid = &plan.session_id;
+        let waited = self
+            .backend
+            .wait_until(sid, tracked, self.progress, self.cancel, |jobs| {
+                if let Some(ended) = jobs.iter().position(Tracked::ended) {
+                    return Err(ended);
+                }
+                Ok(jobs.iter().all(Tracked::placed))
+            })
+            .await;
+        match waited {
+            Ok(()) => {}
+            Err(WaitError::Core(e)) => return Err(e),
+            Err(WaitError::Ended(job)) => return Err(self.backend.startup_error(&job).await),
+        }
+        self.backend
+            .state()
+            .set_session_state(sid, SessionState::Running, None)?;
+        let mut targets = Vec::new();
+        for (i, service) in plan.services.iter().enumerate() {
+            let node = tracked[i].node().unwrap_or("localhost").to_owned();
+            self.health_gate(sid, service, &node, tracked, i).await?;
+            targets.push(node);
+        }
+        let clients_started = tokio::time::Instant::now();
+        for client in &plan.clients {
+            let t = if let Some(t) = adopted.remove(&client.id) {
+                self.adopted(t)
+            } else {
+                let service = &plan.services[client.target];
+                let host = &targets[client.target];
+                let target = target_of(service, host, client.port, &client.recipe);
+                let t = submit_client(
+                    self.backend,
+                    sid,
+                    &client.id,
+                    &client.recipe,
+                    client.driver,
+                    &target,
+                    &client.recipe.name,
+                )
+                .await?;
+                self.submitted(t)
+            };
+            tracked.push(t);
+        }
+        if plan.clients.is_empty() {
+            return Ok(None);
+        }
+        self.wait_for_clients(plan, tracked, clients_started).await
+    }
+
+    fn submitted(&self, t: Tracked) -> Tracked {
+        self.progress.event(&SessionEvent::Submitted {
+            kind: t.kind_str().into(),
+            name: t.name.clone(),
+            job_id: t.job_id.to_string(),
+        });
+        t
+    }
+
+    fn adopted(&self, t: Tracked) -> Tracked {
+        self.progress.event(&SessionEvent::Adopted {
+            kind: t.kind_str().into(),
+            name: t.name.clone(),
+            job_id: t.job_id.to_string(),
+            state: t.record_state(),
+        });
+        t
+    }
 }
 
 pub(crate) fn target_of(
@@ -275,8 +323,11 @@ pub(crate) fn outcome(b: &Backend, session_id: &str) -> Result<SessionOutcome, C
             id: session_id.to_owned(),
         })?;
     let clients = b.state().clients(Some(session_id))?;
-    let expectations =
-        crate::expect::session_expectations(&clients, &b.state().results(session_id)?)?;
+    let expectations = crate::expect::session_expectations(
+        &clients,
+        &b.state().results(session_id)?,
+        session.max_error_rate(),
+    )?;
     Ok(SessionOutcome {
         session_id: session.id.clone(),
         state: session.state,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{Connection, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::CoreError;
 use crate::lifecycle::{ClientState, JobRecordState, ServiceState, SessionState};
@@ -26,6 +26,29 @@ mod schema;
 
 pub use rows::{ClientRow, EventRow, JobRow, JobUpdate, ResultRow, ServiceRow, SessionRow};
 use schema::MIGRATIONS;
+
+/// What [`StateStore::claim_session`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The calling process drives the session now; `reopened` when it had been failed
+    /// for its orchestrator's death.
+    Claimed {
+        /// Whether it had been failed for its orchestrator's death.
+        reopened: bool,
+    },
+    /// A living process drives it.
+    Held {
+        /// That process.
+        pid: u32,
+    },
+    /// It ended; there is nothing to continue.
+    Ended {
+        /// How.
+        state: SessionState,
+        /// Why, as recorded.
+        error: Option<String>,
+    },
+}
 
 /// The database file's name inside `state_dir`.
 pub const DATABASE_FILE: &str = "state.db";
@@ -157,13 +180,15 @@ impl StateStore {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO sessions (id, name, recipe_path, recipe, scheduler, target, state, error,
-                    keep_services, pid, pid_start, report_path, created_at, updated_at, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    keep_services, pid, pid_start, report_path, created_at, updated_at, finished_at,
+                    max_error_rate)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 params![
                     session.id, session.name, session.recipe_path, session.recipe,
                     session.scheduler, session.target, session.state, session.error,
                     session.keep_services, session.pid, session.pid_start, session.report_path,
-                    session.created_at, session.updated_at, session.finished_at
+                    session.created_at, session.updated_at, session.finished_at,
+                    session.max_error_rate
                 ],
             )?;
             for s in services {
@@ -303,6 +328,75 @@ impl StateStore {
                 params![id, pid, pid_start, now_ms()],
             )?;
             log_event(tx, Some(id), None, "session.pid", Some(&pid.to_string()))
+        })
+    }
+
+    /// Makes process `pid` (started at `pid_start`) the one that drives session `id`,
+    /// in one transaction: two processes never both succeed. A session driven by a
+    /// process that still lives (`alive` says, from the recorded pid and start time)
+    /// is refused, as is one that ended; a session that failed only because its
+    /// orchestrator died (its error is `reopenable`) is running again. `None`: no
+    /// such session.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn claim_session(
+        &self,
+        id: &str,
+        pid: u32,
+        pid_start: Option<&str>,
+        alive: &dyn Fn(u32, Option<&str>) -> bool,
+        reopenable: &str,
+    ) -> Result<Option<Claim>, CoreError> {
+        self.write(|tx| {
+            let row = tx
+                .query_row(
+                    "SELECT state, error, pid, pid_start FROM sessions WHERE id = ?1",
+                    [id],
+                    |r| {
+                        Ok((
+                            r.get::<_, SessionState>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, Option<u32>>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((state, error, holder, holder_start)) = row else {
+                return Ok(None);
+            };
+            if let Some(holder) = holder.filter(|h| *h != pid) {
+                if alive(holder, holder_start.as_deref()) {
+                    return Ok(Some(Claim::Held { pid: holder }));
+                }
+            }
+            let reopened = state == SessionState::Failed && error.as_deref() == Some(reopenable);
+            if state.is_final() && !reopened {
+                return Ok(Some(Claim::Ended { state, error }));
+            }
+            let now = now_ms();
+            tx.execute(
+                "UPDATE sessions SET pid = ?2, pid_start = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, pid, pid_start, now],
+            )?;
+            if reopened {
+                tx.execute(
+                    "UPDATE sessions SET state = ?2, error = NULL, finished_at = NULL WHERE id = ?1",
+                    params![id, SessionState::Running],
+                )?;
+            }
+            log_event(
+                tx,
+                Some(id),
+                None,
+                "session.attach",
+                Some(&format!(
+                    "process {pid}{}",
+                    if reopened { " reopens it" } else { "" }
+                )),
+            )?;
+            Ok(Some(Claim::Claimed { reopened }))
         })
     }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::lifecycle::{ClientState, JobRecordState, ServiceState, SessionState};
 
 /// A session: one run of a recipe.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SessionRow {
     /// `ses-` and 8 hex digits.
     pub id: String,
@@ -31,6 +31,9 @@ pub struct SessionRow {
     /// That process's start time (`/proc/PID/stat`), which tells it from a later
     /// process with the same pid.
     pub pid_start: Option<String>,
+    /// The bound on failed requests it ran under (`None`: recorded before sessions
+    /// had one; the default applies).
+    pub max_error_rate: Option<f64>,
     /// Its report file.
     pub report_path: Option<String>,
     /// Milliseconds since the epoch.
@@ -191,6 +194,15 @@ pub struct JobUpdate {
     pub exit_code: Option<i32>,
 }
 
+impl SessionRow {
+    /// The bound on failed requests the session ran under.
+    #[must_use]
+    pub fn max_error_rate(&self) -> f64 {
+        self.max_error_rate
+            .unwrap_or(orchestrator_recipes::Config::DEFAULT_MAX_ERROR_RATE)
+    }
+}
+
 pub(super) fn to_u16(v: Option<i64>) -> Option<u16> {
     v.and_then(|v| u16::try_from(v).ok())
 }
@@ -208,6 +220,7 @@ pub(super) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
         keep_services: r.get("keep_services")?,
         pid: r.get("pid")?,
         pid_start: r.get("pid_start")?,
+        max_error_rate: r.get("max_error_rate")?,
         report_path: r.get("report_path")?,
         created_at: r.get("created_at")?,
         updated_at: r.get("updated_at")?,

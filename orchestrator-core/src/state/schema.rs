@@ -93,4 +93,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 2: the start time of the session's orchestrator process, so that a reused pid
     // is not taken for it.
     "ALTER TABLE sessions ADD COLUMN pid_start TEXT;",
+    // 3: the bound on failed requests the session ran under (the config's
+    // `max_error_rate`); NULL in sessions recorded before: the default.
+    "ALTER TABLE sessions ADD COLUMN max_error_rate REAL;",
 ];

@@ -63,6 +63,7 @@ fn session(id: &str) -> (SessionRow, ServiceRow, ClientRow) {
         keep_services: false,
         pid: None,
         pid_start: None,
+        max_error_rate: None,
         report_path: None,
         created_at: now,
         updated_at: now,
