@@ -1671,10 +1671,11 @@ fn a_client_cancelled_because_its_service_died_leaves_its_partial_results() {
     assert!(setup.live_local_jobs().is_empty());
 }
 
-/// Runs `scripts/test-cluster ACTION` (the fault tests stop and start its daemons).
+/// Runs `scripts/test-cluster ACTION [ARG]` (the fault tests stop and start its
+/// daemons, and cut nodes off).
 fn test_cluster(action: &str) {
     let status = Command::new(root().join("scripts/test-cluster"))
-        .arg(action)
+        .args(action.split_whitespace())
         .status()
         .expect("scripts/test-cluster runs");
     assert!(status.success(), "scripts/test-cluster {action} failed");
@@ -1900,6 +1901,81 @@ fn attach_adopts_a_job_whose_orchestrator_died_before_recording_it() {
         text(&again.stderr)
     );
     assert!(setup.live_local_jobs().is_empty());
+}
+
+/// Issue #17: a compute node cut off (its link down) while its service runs under
+/// load: SLURM ends the service's job `NODE_FAIL` (the test cluster's `SlurmdTimeout` is
+/// 30 s); the session says so, submits the service again (a service's `retries` is 1 by
+/// default), which comes back on the other node, runs its client again and completes.
+#[test]
+fn fault_a_node_cut_off_under_its_service_brings_the_service_back_elsewhere() {
+    let setup = Setup::cluster("fault-node");
+    let child = fault_session(&setup, 12);
+    let status = setup.wait_status("the client to run", Duration::from_secs(120), |s| {
+        s["clients"]["clients"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["job_state"] == "RUNNING"))
+    });
+    let service = &status["services"]["services"][0];
+    let node = service["node"].as_str().unwrap().to_owned();
+    let first_job = service["job_id"].as_str().unwrap().to_owned();
+    let session = status["sessions"][0]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let index = node.trim_start_matches("node").to_owned();
+    /// The node comes back however the test ends.
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = Command::new(root().join("scripts/test-cluster"))
+                .args(["restore-node", &self.0])
+                .status();
+        }
+    }
+    let restore = Restore(index.clone());
+    test_cluster(&format!("cut-node {index}"));
+    let status = setup.wait_status(
+        "the service to run again on another node",
+        Duration::from_secs(150),
+        |s| {
+            let service = &s["services"]["services"][0];
+            service["job_id"].as_str().is_some_and(|j| j != first_job)
+                && service["job_state"] == "RUNNING"
+        },
+    );
+    let again = status["services"]["services"][0]["node"].as_str().unwrap();
+    assert_ne!(again, node, "{status:#}");
+    drop(restore);
+    let (code, outcome, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(outcome["state"], "completed", "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "service web: job {first_job} ended NODE_FAIL; submitting it again (retry 1 of 1)"
+        )),
+        "{stderr}"
+    );
+    let states: Vec<&str> = jobs_of(&outcome, "service")
+        .iter()
+        .map(|j| j["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["NODE_FAIL", "CANCELLED"], "{outcome:#}");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(outcome["report_path"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let run = &report["runs"][0];
+    assert!(run["invalid"].is_null(), "{run}");
+    assert!(
+        run["summary"]["requests_completed"].as_u64().unwrap() > 0,
+        "{run}"
+    );
+    assert!(
+        squeue_names(&session).is_empty(),
+        "left: {:?}",
+        squeue_names(&session)
+    );
 }
 
 #[test]

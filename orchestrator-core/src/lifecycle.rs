@@ -300,6 +300,17 @@ impl JobRecordState {
         matches!(self, Self::Scheduler(state) if state.is_running())
     }
 
+    /// Whether it ended because of the cluster, not of itself: its node was lost
+    /// (`NODE_FAIL`), did not boot (`BOOT_FAIL`), or it was preempted. Such a job may
+    /// run if submitted again (a recipe's `retries`).
+    #[must_use]
+    pub fn is_cluster_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Scheduler(JobState::NodeFail | JobState::BootFail | JobState::Preempted)
+        )
+    }
+
     /// Whether it was cancelled.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {

@@ -41,6 +41,21 @@ pub enum SessionEvent {
         /// Its state as last recorded.
         state: JobRecordState,
     },
+    /// A job that ended because of the cluster (`NODE_FAIL`, …) is submitted again.
+    Requeued {
+        /// `service` or `client`.
+        kind: String,
+        /// The recipe's name.
+        name: String,
+        /// The job that ended.
+        job_id: String,
+        /// How it ended.
+        state: JobRecordState,
+        /// Which retry this is (from 1).
+        retry: u32,
+        /// Of how many the recipe allows.
+        retries: u32,
+    },
     /// A job changed state.
     JobState {
         /// `service` or `client`.

@@ -1136,3 +1136,130 @@ async fn attach_finishes_a_session_whose_jobs_all_ended_after_its_orchestrator_d
         "only the dead orchestrator's two: {calls:?}"
     );
 }
+
+/// A script whose first job named `*-{which}` ends `NODE_FAIL` at its query `at`; every
+/// other job is [`ordinary`].
+fn loses_node_once(
+    which: &'static str,
+    at: usize,
+) -> impl Fn(&str, usize, bool) -> Option<JobState> {
+    let lost = std::sync::atomic::AtomicBool::new(false);
+    move |name, n, cancelled| {
+        if name.ends_with(&format!("-{which}")) && n == at && !lost.swap(true, Ordering::SeqCst) {
+            return Some(JobState::NodeFail);
+        }
+        ordinary(name, n, cancelled)
+    }
+}
+
+fn submits(h: &Harness) -> Vec<String> {
+    h.scheduler
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("submit"))
+        .map(|c| c.rsplit('-').next().unwrap().to_owned())
+        .collect()
+}
+
+/// Issue #17: a service whose node is lost while it starts is submitted again (a
+/// service's `retries` is 1 by default), in a directory of its own; the session then
+/// completes, and the job that was lost stays in the history.
+#[tokio::test(start_paused = true)]
+async fn a_service_whose_node_is_lost_while_starting_is_submitted_again() {
+    let h = harness(Port::Up, FakeScheduler::new(loses_node_once("svc", 1)));
+    let events = Events::default();
+    let outcome = h
+        .orch
+        .run_session(
+            &h.recipe,
+            &RunOptions::default(),
+            &events,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SessionState::Completed, "{outcome:?}");
+    assert_eq!(submits(&h), ["svc", "svc", "load"]);
+    let jobs = h.orch.state().jobs(None).unwrap();
+    assert_eq!(jobs[0].state, JobRecordState::Scheduler(JobState::NodeFail));
+    assert!(jobs[1].job_dir.ends_with("/svc.2"), "{}", jobs[1].job_dir);
+    assert_eq!(
+        outcome.jobs.iter().filter(|j| j.kind == "service").count(),
+        2,
+        "the report's jobs hold both attempts"
+    );
+    let events = events.0.lock().unwrap();
+    assert!(
+        events.iter().any(|e| matches!(e, SessionEvent::Requeued { name, retry: 1, retries: 1, .. } if name == "svc")),
+        "{events:?}"
+    );
+    let audit = h.orch.state().events(None, None, 1000).unwrap();
+    let requeue = audit.iter().find(|e| e.action == "job.requeue").unwrap();
+    assert!(
+        requeue
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("ended NODE_FAIL on node1; submitting it again (retry 1 of 1)"),
+        "{requeue:?}"
+    );
+}
+
+/// Issue #17: a service whose node is lost while its client runs: the client is
+/// cancelled, the service submitted again, and the client starts over against it; the
+/// session completes. With `retries: 0` the same loss is a death: `service::died`.
+#[tokio::test(start_paused = true)]
+async fn a_service_lost_under_load_comes_back_and_its_client_starts_over_unless_retries_0() {
+    let h = harness(Port::Up, FakeScheduler::new(loses_node_once("svc", 4)));
+    let outcome = h.run(&CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.state, SessionState::Completed, "{outcome:?}");
+    assert_eq!(submits(&h), ["svc", "load", "svc", "load"]);
+    let jobs = h.orch.state().jobs(None).unwrap();
+    let states: Vec<String> = jobs.iter().map(|j| j.state.to_string()).collect();
+    assert_eq!(
+        states,
+        ["NODE_FAIL", "CANCELLED", "CANCELLED", "COMPLETED"],
+        "{jobs:?}"
+    );
+    assert!(jobs[3].job_dir.ends_with("/load.2"), "{}", jobs[3].job_dir);
+    assert_eq!(h.client_state(), ClientState::Completed);
+
+    let no_retry = RECIPE.replace("    ports: [8080]\n", "    ports: [8080]\n    retries: 0\n");
+    let h = harness_with(
+        Port::Up,
+        FakeScheduler::new(loses_node_once("svc", 4)),
+        &no_retry,
+    );
+    let error = h.run(&CancellationToken::new()).await.unwrap_err();
+    let CoreError::ServiceDied(death) = &error else {
+        panic!("expected a service death, got {error}");
+    };
+    assert_eq!(death.state, JobRecordState::Scheduler(JobState::NodeFail));
+    assert_eq!(submits(&h), ["svc", "load"]);
+}
+
+/// Issue #17: a client whose node is lost runs again only when its recipe asks
+/// (`retries`, 0 by default for clients): then the session completes; without, it fails
+/// naming the client's end.
+#[tokio::test(start_paused = true)]
+async fn a_client_whose_node_is_lost_runs_again_only_when_its_recipe_asks() {
+    let h = harness(Port::Up, FakeScheduler::new(loses_node_once("load", 2)));
+    let outcome = h.run(&CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.state, SessionState::Failed);
+    assert!(outcome.error.unwrap().contains("ended NODE_FAIL"));
+    assert_eq!(submits(&h), ["svc", "load"]);
+
+    let retry = RECIPE.replace(
+        "    command: 'true'\n",
+        "    command: 'true'\n    retries: 1\n",
+    );
+    let h = harness_with(
+        Port::Up,
+        FakeScheduler::new(loses_node_once("load", 2)),
+        &retry,
+    );
+    let outcome = h.run(&CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.state, SessionState::Completed, "{outcome:?}");
+    assert_eq!(submits(&h), ["svc", "load", "load"]);
+    assert_eq!(h.client_state(), ClientState::Completed);
+}

@@ -75,6 +75,11 @@ pub struct ServiceRecipe {
     /// minutes, the service fails with its output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup_script: Option<String>,
+    /// How many times the service's job is submitted again when it ends because of the
+    /// cluster, not itself: `NODE_FAIL` (its node was lost), `BOOT_FAIL`, `PREEMPTED`.
+    /// Its clients then start over against the new job. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
     /// A script to upload and run instead of `command`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<ScriptSpec>,
@@ -329,6 +334,11 @@ pub struct ClientRecipe {
     /// (`service::died`) and the client's results are marked invalid in the report.
     #[serde(default, skip_serializing_if = "OnServiceFailure::is_default")]
     pub on_service_failure: OnServiceFailure,
+    /// How many times the client's job is submitted again when it ends because of the
+    /// cluster (`NODE_FAIL`, `BOOT_FAIL`, `PREEMPTED`). Default 0: a client's results
+    /// are not silently replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
     /// Reference values the client's results must meet, by metric (`ttft_p99_ms`,
     /// `output_tokens_per_second`, ...): `orchestrator run` exits 3 when one is missed,
     /// like a failing regression test. Checked on every run of a sweep.

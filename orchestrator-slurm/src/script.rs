@@ -429,6 +429,10 @@ fn sbatch_lines(spec: &JobSpec, job_name: &str, stdout: &str, stderr: &str) -> V
         format!("--comment=orchestrator-session={}", spec.session_id),
         format!("--output={stdout}"),
         format!("--error={stderr}"),
+        // The orchestrator decides whether a job that lost its node runs again (a
+        // recipe's `retries`), and where its clients go: SLURM must not requeue it
+        // behind its back under the same id.
+        "--no-requeue".to_owned(),
     ];
     let mut add = |flag: &str, value: Option<String>| {
         if let Some(v) = value {

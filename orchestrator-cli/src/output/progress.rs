@@ -94,6 +94,18 @@ impl Progress for Reporter {
             } => {
                 self.line(&format!("{kind} {name}: job {job_id} attached ({state})"));
             }
+            SessionEvent::Requeued {
+                kind,
+                name,
+                job_id,
+                state,
+                retry,
+                retries,
+            } => {
+                self.line(&format!(
+                    "{kind} {name}: job {job_id} ended {state}; submitting it again (retry {retry} of {retries})"
+                ));
+            }
             SessionEvent::JobState {
                 kind,
                 name,

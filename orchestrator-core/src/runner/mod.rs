@@ -5,6 +5,7 @@
 
 mod fetch;
 mod gate;
+mod requeue;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use crate::report::{JobSummary, ReportClient, ReportService};
 use crate::session::{Progress, RunOptions, SessionEvent, SessionOutcome};
 
 pub(crate) use fetch::upload_script;
+use watch::Loaded;
 
 /// One session being driven: where it runs, who hears of it, and what stops it.
 pub(crate) struct Runner<'a> {
@@ -161,7 +163,9 @@ impl Runner<'_> {
 
     /// Waits until every service runs, gates each on its health check, submits (or
     /// adopts) the clients and waits for them: the service that died meanwhile, if one
-    /// did.
+    /// did. A job that ends because of the cluster is submitted again while its recipe's
+    /// `retries` allow: a service (every client then starts over against it) or a
+    /// client.
     async fn start_and_load(
         &self,
         plan: &Plan,
@@ -169,55 +173,120 @@ impl Runner<'_> {
         adopted: &mut BTreeMap<String, Tracked>,
     ) -> Result<Option<ServiceDeath>, CoreError> {
         let sid = &plan.session_id;
-        let waited = self
-            .backend
-            .wait_until(sid, tracked, self.progress, self.cancel, |jobs| {
-                if let Some(ended) = jobs.iter().position(Tracked::ended) {
-                    return Err(ended);
-                }
-                Ok(jobs.iter().all(Tracked::placed))
-            })
-            .await;
-        match waited {
-            Ok(()) => {}
-            Err(WaitError::Core(e)) => return Err(e),
-            Err(WaitError::Ended(job)) => return Err(self.backend.startup_error(&job).await),
-        }
-        self.backend
-            .state()
-            .set_session_state(sid, SessionState::Running, None)?;
-        let mut targets = Vec::new();
-        for (i, service) in plan.services.iter().enumerate() {
-            let node = tracked[i].node().unwrap_or("localhost").to_owned();
-            self.health_gate(sid, service, &node, tracked, i).await?;
-            targets.push(node);
-        }
-        let clients_started = tokio::time::Instant::now();
-        for client in &plan.clients {
-            let t = if let Some(t) = adopted.remove(&client.id) {
-                self.adopted(t)
-            } else {
-                let service = &plan.services[client.target];
-                let host = &targets[client.target];
-                let target = target_of(service, host, client.port, &client.recipe);
-                let t = submit_client(
-                    self.backend,
-                    sid,
-                    &client.id,
+        let services = plan.services.len();
+        loop {
+            self.wait_for_services(plan, tracked).await?;
+            self.backend
+                .state()
+                .set_session_state(sid, SessionState::Running, None)?;
+            let mut nodes = Vec::new();
+            for (i, service) in plan.services.iter().enumerate() {
+                let node = tracked[i].node().unwrap_or("localhost").to_owned();
+                self.health_gate(sid, service, &node, tracked, i).await?;
+                nodes.push(node);
+            }
+            let target = |index: usize| {
+                let client = &plan.clients[index];
+                target_of(
+                    &plan.services[client.target],
+                    &nodes[client.target],
+                    client.port,
                     &client.recipe,
-                    client.driver,
-                    &target,
-                    &client.recipe.name,
                 )
-                .await?;
-                self.submitted(t)
             };
-            tracked.push(t);
+            let clients_started = tokio::time::Instant::now();
+            for (index, client) in plan.clients.iter().enumerate() {
+                let t = match adopted.remove(&client.id) {
+                    Some(t) => self.adopted(t),
+                    None => {
+                        self.submit_client_attempt(plan, index, &target(index), None)
+                            .await?
+                    }
+                };
+                tracked.push(t);
+            }
+            if plan.clients.is_empty() {
+                return Ok(None);
+            }
+            loop {
+                match self
+                    .wait_for_clients(plan, tracked, clients_started)
+                    .await?
+                {
+                    Loaded::Requeue(index, retry) => {
+                        // Its clients were cancelled and have ended: they start over.
+                        let old = tracked[index].clone();
+                        tracked.truncate(services);
+                        tracked[index] = self.requeue_service(plan, index, &old, retry).await?;
+                        break;
+                    }
+                    Loaded::Ended(death @ Some(_)) => return Ok(death),
+                    Loaded::Ended(None) => {
+                        let mut again = false;
+                        for index in 0..plan.clients.len() {
+                            let old = tracked[services + index].clone();
+                            if let Some(retry) = self.retry_of(plan, &old)? {
+                                tracked[services + index] = self
+                                    .submit_client_attempt(
+                                        plan,
+                                        index,
+                                        &target(index),
+                                        Some((&old, retry)),
+                                    )
+                                    .await?;
+                                again = true;
+                            }
+                        }
+                        if !again {
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
         }
-        if plan.clients.is_empty() {
-            return Ok(None);
+    }
+
+    /// Waits until every service's job runs on a node; one that ends first is
+    /// submitted again when its end was the cluster's and its `retries` allow, else it
+    /// is a startup error.
+    async fn wait_for_services(
+        &self,
+        plan: &Plan,
+        tracked: &mut [Tracked],
+    ) -> Result<(), CoreError> {
+        loop {
+            let waited = self
+                .backend
+                .wait_until(
+                    &plan.session_id,
+                    tracked,
+                    self.progress,
+                    self.cancel,
+                    |jobs| {
+                        if let Some(ended) = jobs.iter().position(Tracked::ended) {
+                            return Err(ended);
+                        }
+                        Ok(jobs.iter().all(Tracked::placed))
+                    },
+                )
+                .await;
+            match waited {
+                Ok(()) => return Ok(()),
+                Err(WaitError::Core(e)) => return Err(e),
+                Err(WaitError::Ended(job)) => {
+                    let index = tracked
+                        .iter()
+                        .position(|t| t.row == job.row)
+                        .expect("a tracked service");
+                    match self.retry_of(plan, &job)? {
+                        Some(retry) => {
+                            tracked[index] = self.requeue_service(plan, index, &job, retry).await?;
+                        }
+                        None => return Err(self.backend.startup_error(&job).await),
+                    }
+                }
+            }
         }
-        self.wait_for_clients(plan, tracked, clients_started).await
     }
 
     fn submitted(&self, t: Tracked) -> Tracked {

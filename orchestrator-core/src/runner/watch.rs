@@ -17,6 +17,15 @@ use crate::session::SessionEvent;
 
 use super::Runner;
 
+/// How waiting for the clients ended.
+pub(crate) enum Loaded {
+    /// Every client ended; the service that died meanwhile, if one did.
+    Ended(Option<ServiceDeath>),
+    /// Service `.0`'s job ended because of the cluster and may be submitted again
+    /// (retry `.1`); every client was cancelled and has ended.
+    Requeue(usize, (u32, u32)),
+}
+
 /// A service probed during the run.
 struct Watched {
     index: usize,
@@ -27,13 +36,15 @@ struct Watched {
 
 impl Runner<'_> {
     /// Waits until every client has ended. The first service that dies meanwhile is
-    /// returned, after its clients were dealt with as they asked.
+    /// returned, after its clients were dealt with as they asked; or, when its job
+    /// ended because of the cluster and its `retries` allow, every client is cancelled
+    /// for the service to be submitted again.
     pub(crate) async fn wait_for_clients(
         &self,
         plan: &Plan,
         tracked: &mut [Tracked],
         started: tokio::time::Instant,
-    ) -> Result<Option<ServiceDeath>, CoreError> {
+    ) -> Result<Loaded, CoreError> {
         let sid = &plan.session_id;
         let services = plan.services.len();
         let watched: Vec<Watched> = plan
@@ -79,13 +90,17 @@ impl Runner<'_> {
                 }
             };
             match waited {
-                Ok(()) => return Ok(death),
+                Ok(()) => return Ok(Loaded::Ended(death)),
                 Err(WaitError::Core(e)) => return Err(e),
                 Err(WaitError::Ended(job)) => {
                     let index = tracked
                         .iter()
                         .position(|t| t.row == job.row)
                         .expect("a tracked service");
+                    if let Some(retry) = self.retry_of(plan, &job)? {
+                        self.stop_clients(plan, tracked, &job).await?;
+                        return Ok(Loaded::Requeue(index, retry));
+                    }
                     let how = format!(
                         "ended {}{}",
                         job.record_state(),
@@ -97,6 +112,41 @@ impl Runner<'_> {
                 }
             }
         }
+    }
+
+    /// Cancels every client that has not ended, because service job `lost` ended and is
+    /// to be submitted again, and waits until they have ended.
+    async fn stop_clients(
+        &self,
+        plan: &Plan,
+        tracked: &mut [Tracked],
+        lost: &Tracked,
+    ) -> Result<(), CoreError> {
+        let services = plan.services.len();
+        let ids: Vec<JobId> = tracked[services..]
+            .iter()
+            .filter(|t| !t.ended())
+            .map(|t| t.job_id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.backend.scheduler().cancel(&ids).await?;
+        let list: Vec<&str> = ids.iter().map(JobId::as_str).collect();
+        self.backend.state().event(
+            Some(&plan.session_id),
+            None,
+            "job.cancel",
+            Some(&format!(
+                "jobs {} (their service's job {} ended {}: they start over once it runs again)",
+                list.join(", "),
+                lost.job_id,
+                lost.record_state()
+            )),
+        )?;
+        self.backend
+            .wait_ended(&mut tracked[services..], Duration::from_secs(60))
+            .await
     }
 
     /// Probes the watched services at their interval until one fails its `retries`
