@@ -220,7 +220,10 @@ pub async fn run_until(
 struct Bounds {
     t0: Instant,
     warm_end: Instant,
-    end: Option<Instant>,
+    duration: Option<Duration>,
+    /// When the measured period began: the end of the warm-up, or (a closed loop with a
+    /// warm-up) once every warm-up request has ended, so that none runs on into it.
+    measure_from: std::sync::OnceLock<Instant>,
     limit: Option<u64>,
     measured: AtomicU64,
     numbers: AtomicU64,
@@ -229,13 +232,21 @@ struct Bounds {
 }
 
 impl Bounds {
-    fn new(spec: &LoadSpec, stop: CancellationToken) -> Self {
+    /// The bounds of a run starting now. With `drain`, the measured period begins
+    /// when [`begin_measuring`](Self::begin_measuring) is called, not at the end of the
+    /// warm-up.
+    fn new(spec: &LoadSpec, stop: CancellationToken, drain: bool) -> Self {
         let t0 = Instant::now();
         let warm_end = t0 + spec.warmup;
+        let measure_from = std::sync::OnceLock::new();
+        if !drain || spec.warmup.is_zero() {
+            let _ = measure_from.set(warm_end);
+        }
         Self {
             t0,
             warm_end,
-            end: spec.duration.map(|d| warm_end + d),
+            duration: spec.duration,
+            measure_from,
             limit: spec.requests,
             measured: AtomicU64::new(0),
             numbers: AtomicU64::new(0),
@@ -243,10 +254,30 @@ impl Bounds {
         }
     }
 
+    /// Whether the warm-up must drain before the measured period begins.
+    fn draining(&self) -> bool {
+        self.measure_from.get().is_none()
+    }
+
+    /// The measured period begins now (the first caller decides, for all).
+    fn begin_measuring(&self) {
+        self.measure_from.get_or_init(Instant::now);
+    }
+
+    /// When the measured period began (until it does: when the warm-up ends).
+    fn measure_start(&self) -> Instant {
+        self.measure_from.get().copied().unwrap_or(self.warm_end)
+    }
+
+    /// When the run ends, if it lasts a duration.
+    fn end(&self) -> Option<Instant> {
+        self.duration.map(|d| self.measure_start() + d)
+    }
+
     /// Claims the next request sent at `at`: its number and whether it is warm-up;
     /// `None` when the run is over.
     fn claim(&self, at: Instant) -> Option<(u64, bool)> {
-        if self.end.is_some_and(|end| at >= end) || self.stop.is_cancelled() {
+        if self.end().is_some_and(|end| at >= end) || self.stop.is_cancelled() {
             return None;
         }
         let warm = at < self.warm_end;
@@ -260,9 +291,9 @@ impl Bounds {
         Some((self.numbers.fetch_add(1, Ordering::Relaxed), warm))
     }
 
-    /// The measured time: from the end of the warm-up to `last`.
+    /// The measured time: from the start of the measured period to `last`.
     fn measured(&self, last: Instant) -> Duration {
-        last.saturating_duration_since(self.warm_end)
+        last.saturating_duration_since(self.measure_start())
     }
 }
 
@@ -291,16 +322,36 @@ async fn closed(
     live: Option<Arc<super::live::LiveMetrics>>,
     stop: CancellationToken,
 ) -> RunResult {
-    let bounds = Arc::new(Bounds::new(spec, stop));
+    let bounds = Arc::new(Bounds::new(spec, stop, true));
+    // With a warm-up, every worker's warm-up requests end before any measured one
+    // starts: a warm-up request running on into the measured period would leave its
+    // worker idle there, and the rates low.
+    let drained = Arc::new(tokio::sync::Barrier::new(concurrency as usize));
     let mut first = Some(first);
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (workload, bounds) = (workload.clone(), bounds.clone());
+        let (workload, bounds, drained) = (workload.clone(), bounds.clone(), drained.clone());
         let mut conn = first.take();
         let (slo, keep, live) = (spec.slo, spec.keep_samples, live.clone());
         tasks.push(tokio::spawn(async move {
             let mut rec = Recorder::new(slo, keep).with_live(live);
             let mut last = bounds.t0;
+            if bounds.draining() {
+                loop {
+                    let start = Instant::now();
+                    if start >= bounds.warm_end {
+                        break;
+                    }
+                    let Some((n, warm)) = bounds.claim(start) else {
+                        break;
+                    };
+                    let out = one(workload.as_ref(), &mut conn, n).await;
+                    let at = start - bounds.t0;
+                    rec.record(n, at, at, Instant::now() - bounds.t0, warm, out);
+                }
+                drained.wait().await;
+                bounds.begin_measuring();
+            }
             loop {
                 let start = Instant::now();
                 let Some((n, warm)) = bounds.claim(start) else {
@@ -316,7 +367,7 @@ async fn closed(
         }));
     }
     let mut total = Recorder::new(spec.slo, spec.keep_samples);
-    let mut last = bounds.warm_end;
+    let mut last = bounds.measure_start();
     for task in tasks {
         if let Ok((rec, end)) = task.await {
             total.merge(rec);
@@ -355,7 +406,9 @@ async fn open(
     live: Option<Arc<super::live::LiveMetrics>>,
     stop: CancellationToken,
 ) -> RunResult {
-    let bounds = Bounds::new(spec, stop);
+    // An open loop keeps its schedule: warm-up requests still in flight when it ends
+    // overlap the first measured ones, as in any steady arrival process.
+    let bounds = Bounds::new(spec, stop, false);
     let t0 = bounds.t0;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -463,7 +516,7 @@ async fn open(
     // rate look lower than what was sent), or longer when the dispatcher itself fell
     // behind the schedule: the achieved rate is what really went out, per real second.
     let scheduled = bounds
-        .end
+        .end()
         .map_or_else(|| bounds.measured(last), |end| end - bounds.warm_end);
     let window = scheduled.max(bounds.measured(last_dispatch));
     let summary = total.summary(
