@@ -2023,6 +2023,82 @@ fn an_http_workload_sweep_runs_in_the_client_job_and_its_results_are_stored() {
     assert_eq!(stored, 2, "both summaries are in the state store");
 }
 
+/// Issue #19: `repeat: 3` runs every point of a sweep three times, each with its own
+/// seed; the job's index and the report give each point's headline figures across its
+/// runs as a mean, a 95 % interval and a coefficient of variation.
+#[test]
+fn repeats_give_each_point_a_mean_an_interval_and_its_variation() {
+    let setup = Setup::local();
+    let recipe = setup.recipe(
+        "repeat.yaml",
+        &http_recipe(
+            free_port(),
+            "",
+            "{concurrency: [1, 2], requests: 200, path: /, repeat: 3}",
+        ),
+    );
+    let outcome = setup.run_ok(&recipe);
+    let dir = Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results");
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let runs = index["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6, "{index:#}");
+    let seeds: Vec<u64> = runs
+        .iter()
+        .map(|run| {
+            let summary: Value = serde_json::from_str(
+                &std::fs::read_to_string(
+                    dir.join(run["dir"].as_str().unwrap()).join("summary.json"),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(summary["requests_completed"], 200);
+            summary["load"]["seed"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(seeds[..3], [1, 2, 3], "each repeat its own seed: {seeds:?}");
+    let points = index["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{index:#}");
+    for (point, concurrency) in points.iter().zip([1, 2]) {
+        assert_eq!(point["parameters"]["concurrency"], concurrency);
+        assert_eq!(point["runs"].as_array().unwrap().len(), 3);
+        let rps = &point["metrics"]["requests_per_second"];
+        assert_eq!(rps["n"], 3);
+        let (low, mean, high) = (
+            rps["ci95_low"].as_f64().unwrap(),
+            rps["mean"].as_f64().unwrap(),
+            rps["ci95_high"].as_f64().unwrap(),
+        );
+        assert!(low <= mean && mean <= high && mean > 0.0, "{rps}");
+    }
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(outcome["report_path"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        report["repeats"],
+        index["points"].clone().as_array().map_or(Value::Null, |p| {
+            Value::Array(
+                p.iter()
+                    .map(|point| {
+                        let mut point = point.clone();
+                        point["client"] = Value::String("load".into());
+                        point
+                    })
+                    .collect(),
+            )
+        }),
+        "the report and the job agree"
+    );
+    let md = text(&setup.run(&["report"]).stdout);
+    assert!(md.contains("### Repeats"), "{md}");
+    assert!(
+        md.contains("| load | concurrency=1, path=/, requests=200 | 3 | requests_per_second |"),
+        "{md}"
+    );
+}
+
 #[test]
 fn expectations_set_the_exit_code_and_reports_history_and_compare_show_the_runs() {
     let setup = Setup::local();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use orchestrator_core::Registry;
 use orchestrator_core::workload::{
     self, LoadSpec, RunResult, Slo, Summary, Workload, WorkloadSpec, expand_sweep, load_model,
-    load_of,
+    load_of, repeats,
 };
 use serde_json::{Map, Value};
 
@@ -239,6 +239,38 @@ fn print_summary(target: &str, s: &Summary) {
     }
 }
 
+/// `point 1 (3 runs): requests_per_second 1234.5 ± 12.3 (95 % CI), CV 0.8 %; …`, and
+/// what varied by more than 5 %.
+fn repeat_line(index: usize, point: &repeats::RepeatPoint) -> String {
+    let figures: Vec<String> = point
+        .metrics
+        .iter()
+        .map(|(name, s)| {
+            format!(
+                "{name} {:.2} ± {:.2} (95 % CI), CV {:.1} %",
+                s.mean,
+                (s.ci95_high - s.ci95_low) / 2.0,
+                s.cv * 100.0
+            )
+        })
+        .collect();
+    let mut line = format!(
+        "point {} ({} runs, {}): {}",
+        index + 1,
+        point.runs.len(),
+        point.parameters,
+        figures.join("; ")
+    );
+    if !point.unstable.is_empty() {
+        line.push_str(&format!(
+            "\nUNSTABLE: {} varied by more than {} % across the runs",
+            point.unstable.join(", "),
+            repeats::MAX_STABLE_CV * 100.0
+        ));
+    }
+    line
+}
+
 fn metric_row(name: &str, m: &workload::MetricSummary) -> Vec<String> {
     let f = |v: f64| format!("{v:.3}");
     vec![
@@ -299,6 +331,17 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
             }
         },
     };
+    // `repeat` runs every point of the sweep that many times, each with its own seed.
+    let repeat = match parameters.remove("repeat") {
+        None => 1,
+        Some(v) => match v.as_u64().filter(|n| (1..=1000).contains(n)) {
+            Some(n) => n,
+            None => {
+                eprintln!("error: `repeat` must be a whole number from 1 to 1000, not {v}");
+                return Exit::Invalid;
+            }
+        },
+    };
     let runs = expand_sweep(&parameters);
     // Check every run before the first starts: a bad combination fails now.
     let mut prepared = Vec::new();
@@ -310,11 +353,15 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
                 return Exit::Invalid;
             }
         };
-        match prepare(&spec.driver, &spec.url, &driver_params) {
-            Ok(workload) => prepared.push((params.clone(), load, workload)),
-            Err(message) => {
-                eprintln!("error: {message}");
-                return Exit::Invalid;
+        for r in 0..repeat {
+            let mut load = load.clone();
+            load.seed += r;
+            match prepare(&spec.driver, &spec.url, &driver_params) {
+                Ok(workload) => prepared.push((params.clone(), r + 1, load, workload)),
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return Exit::Invalid;
+                }
             }
         }
     }
@@ -339,9 +386,10 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
         });
     }
     let mut index = Vec::new();
+    let mut summaries = Vec::new();
     let mut exit = Exit::Success;
     let total = prepared.len();
-    for (i, (params, load, workload)) in prepared.into_iter().enumerate() {
+    for (i, (params, repeat_of, load, workload)) in prepared.into_iter().enumerate() {
         if stop.is_cancelled() {
             break;
         }
@@ -364,6 +412,9 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
             }
         };
         let mut extra = serde_json::json!({"driver": spec.driver, "url": url, "parameters": params, "load": load});
+        if repeat > 1 {
+            extra["repeat"] = serde_json::json!(repeat_of);
+        }
         if stop.is_cancelled() {
             extra["interrupted"] = Value::Bool(true);
             exit = Exit::Interrupted;
@@ -376,9 +427,16 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
         if matches!(verdict(&result.summary), Exit::Failure) {
             exit = Exit::Failure;
         }
+        let label = dir.strip_prefix(out).unwrap_or(&dir).display().to_string();
+        summaries.push((
+            label.clone(),
+            Value::Object(params.clone()),
+            serde_json::to_value(&result.summary).expect("a summary serialises"),
+        ));
         index.push(serde_json::json!({
             "run": i,
-            "dir": dir.strip_prefix(out).unwrap_or(&dir).display().to_string(),
+            "dir": label,
+            "repeat": repeat_of,
             "parameters": params,
             "requests_completed": result.summary.requests_completed,
             "requests_failed": result.summary.requests_failed,
@@ -387,7 +445,21 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
             "latency_p99_ms": result.summary.latency_ms.p99,
         }));
     }
-    let index = serde_json::json!({"driver": spec.driver, "url": url, "runs": index});
+    let runs: Vec<repeats::RunOf<'_>> = summaries
+        .iter()
+        .map(|(run, parameters, summary)| repeats::RunOf {
+            client: "",
+            run,
+            parameters,
+            summary,
+        })
+        .collect();
+    let points = repeats::points(&runs);
+    for (i, point) in points.iter().enumerate() {
+        eprintln!("{}", repeat_line(i, point));
+    }
+    let index =
+        serde_json::json!({"driver": spec.driver, "url": url, "runs": index, "points": points});
     if let Err(e) = std::fs::create_dir_all(out).and_then(|()| {
         std::fs::write(
             out.join("index.json"),

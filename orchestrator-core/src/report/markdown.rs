@@ -150,6 +150,7 @@ pub fn markdown(r: &SessionReport) -> String {
             run_section(&mut out, run);
         }
         sweeps(&mut out, &r.runs);
+        repeats(&mut out, &r.repeats);
         if let Some(defs) = r
             .runs
             .iter()
@@ -299,6 +300,37 @@ fn run_section(out: &mut String, run: &ClientRun) {
 }
 
 /// One table per swept client: each run's parameters and headline figures.
+/// The points that ran more than once: each headline figure across the runs.
+fn repeats(out: &mut String, points: &[crate::workload::repeats::RepeatPoint]) {
+    if points.is_empty() {
+        return;
+    }
+    out.push_str("\n### Repeats\n\n| client | parameters | runs | metric | mean | 95 % interval | CV |\n|---|---|---|---|---|---|---|\n");
+    for point in points {
+        for (metric, s) in &point.metrics {
+            let flag = if point.unstable.contains(metric) {
+                format!(
+                    " **above {} %: unstable**",
+                    crate::workload::repeats::MAX_STABLE_CV * 100.0
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {metric} | {:.3} | {:.3} – {:.3} | {:.2} %{flag} |",
+                cell(&point.client),
+                cell(&parameters(&point.parameters)),
+                point.runs.len(),
+                s.mean,
+                s.ci95_low,
+                s.ci95_high,
+                s.cv * 100.0,
+            );
+        }
+    }
+}
+
 fn sweeps(out: &mut String, runs: &[ClientRun]) {
     let mut clients: Vec<&str> = runs.iter().map(|r| r.client.as_str()).collect();
     clients.dedup();

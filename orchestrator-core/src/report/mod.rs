@@ -258,6 +258,17 @@ impl SessionReport {
             jobs: job_rows.iter().map(JobSummary::from).collect(),
             resources,
             timeline,
+            repeats: crate::workload::repeats::points(
+                &runs
+                    .iter()
+                    .map(|r| crate::workload::repeats::RunOf {
+                        client: &r.client,
+                        run: &r.run,
+                        parameters: &r.parameters,
+                        summary: &r.summary,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
             runs,
             expectations,
             service_versions,

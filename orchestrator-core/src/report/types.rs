@@ -44,6 +44,10 @@ pub struct SessionReport {
     pub timeline: Vec<TimelineEntry>,
     /// Each client's runs (one per sweep combination) with their metrics.
     pub runs: Vec<ClientRun>,
+    /// The sweep points that ran more than once (`repeat`), with their headline
+    /// figures across the runs: mean, 95 % interval, coefficient of variation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeats: Vec<crate::workload::repeats::RepeatPoint>,
     /// The clients' `expect`, checked.
     pub expectations: Vec<ExpectationResult>,
     /// Each service's version, where its driver can ask it (Ollama's `/api/version`).

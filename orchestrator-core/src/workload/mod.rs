@@ -6,6 +6,7 @@
 mod api;
 mod engine;
 mod live;
+pub mod repeats;
 mod rng;
 mod spec;
 mod stats;

@@ -29,6 +29,7 @@ pub const LOAD_KEYS: &[&str] = &[
     "slo_ttft_ms",
     "slo_tpot_ms",
     "metrics_port",
+    "repeat",
 ];
 
 /// A workload run as a client job executes it.

@@ -468,7 +468,9 @@ pub struct Summary {
     pub requests_failed: u64,
     /// Requests during the warm-up (in no other figure).
     pub requests_warmup: u64,
-    /// The measured time: from the end of the warm-up to the last completion.
+    /// The measured time: from the start of the measured period (the end of the
+    /// warm-up; in a closed loop, once every warm-up request has ended) to the last
+    /// completion.
     pub measured_seconds: f64,
     /// `requests_completed / measured_seconds`.
     pub requests_per_second: f64,
@@ -551,7 +553,7 @@ fn definitions() -> BTreeMap<&'static str, &'static str> {
         ),
         (
             "measured_seconds",
-            "from the end of the warm-up to the last completion",
+            "from the start of the measured period (the end of the warm-up; in a closed loop, once every warm-up request has ended) to the last completion",
         ),
         (
             "percentiles",
