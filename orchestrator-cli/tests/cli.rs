@@ -685,3 +685,128 @@ fn a_report_input_that_is_not_one_is_refused() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("not a JSON report"));
 }
+
+/// A stand-in OpenAI-compatible server (a **fake**: it lists one model, answers every
+/// completion with one token and records each prompt it was sent), on a port of its own.
+fn prompt_recorder() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let prompts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = prompts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut length = 0;
+                    let mut line = String::new();
+                    let mut get = None;
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        get.get_or_insert_with(|| line.starts_with("GET "));
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    if let Some(prompt) = request["prompt"].as_str() {
+                        seen.lock().unwrap().push(prompt.to_owned());
+                    }
+                    let answer = if get == Some(true) {
+                        r#"{"object":"list","data":[{"id":"m","object":"model"}]}"#
+                    } else {
+                        r#"{"choices":[{"text":"x"}],"usage":{"prompt_tokens":9,"completion_tokens":1}}"#
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        answer.len()
+                    );
+                    if stream.write_all(head.as_bytes()).is_err()
+                        || stream.write_all(answer.as_bytes()).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, prompts)
+}
+
+/// Issue #19: every run of a sweep sent the same synthetic prompts, so a prefix cache
+/// warmed by one run flattered the next. Now each run of a session's client gets its own
+/// salt: no prompt of one run is sent by another, the same job gets the same prompts
+/// again (reproducible), another client or session gets others, and a recipe that sets
+/// `prompt_salt` sends the same prompts in every run.
+#[test]
+fn every_run_sends_prompts_no_other_run_of_the_session_sent() {
+    let (port, prompts) = prompt_recorder();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |job: &str, extra: &str| -> Vec<Vec<String>> {
+        prompts.lock().unwrap().clear();
+        let spec = format!(
+            r#"{{"driver": "openai", "url": "http://127.0.0.1:{port}", "parameters": {{"model": "m", "stream": false, "max_tokens": 1, "prompt_length": 12, "requests": 4, "concurrency": [1, 2], "repeat": 2{extra}}}}}"#
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+            .args(["workload", "run", "--spec-json", &spec, "--out"])
+            .arg(dir.path().join(job))
+            .env("ORCH_SESSION_ID", "ses-00c0ffee")
+            .env("ORCH_JOB_NAME", job)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        // Concurrency 2 may send a run's two first prompts in either order.
+        let sent = prompts.lock().unwrap().clone();
+        assert_eq!(sent.len(), 16, "4 runs of 4 requests");
+        sent.chunks(4)
+            .map(|run| {
+                let mut run = run.to_vec();
+                run.sort();
+                run
+            })
+            .collect()
+    };
+    let first = run("load", "");
+    for (i, a) in first.iter().enumerate() {
+        for b in &first[i + 1..] {
+            assert!(
+                a.iter().all(|p| !b.contains(p)),
+                "runs share a prompt: {a:?} {b:?}"
+            );
+        }
+    }
+    assert_eq!(
+        run("load", ""),
+        first,
+        "the same job sends the same prompts again"
+    );
+    let other = run("load-b", "");
+    assert!(
+        other
+            .iter()
+            .flatten()
+            .all(|p| !first.iter().flatten().any(|q| q == p))
+    );
+    let fixed = run("load", r#", "prompt_salt": 7"#);
+    assert!(fixed.iter().all(|run| run == &fixed[0]), "{fixed:?}");
+    let summary = |job: &str| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(job).join("run-001/summary.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    // Each run's summary says which salt it had: its own, or the recipe's.
+    assert!(summary("load-b")["prompt_salt"].is_u64());
+    assert_eq!(summary("load")["parameters"]["prompt_salt"], 7);
+}

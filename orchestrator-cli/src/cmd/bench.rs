@@ -343,6 +343,17 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
         },
     };
     let runs = expand_sweep(&parameters);
+    // A driver that makes synthetic prompts gets a salt of its own for every run (unless
+    // the recipe fixes one): no run resends another's prompts, so a prefix cache warmed
+    // by an earlier run cannot flatter a later one.
+    let salted = !parameters.contains_key("prompt_salt")
+        && Registry::workload_named(&spec.driver).is_ok_and(|d| {
+            d.parameters_schema()["properties"]
+                .get("prompt_salt")
+                .is_some()
+        });
+    let session = std::env::var("ORCH_SESSION_ID").unwrap_or_default();
+    let job = std::env::var("ORCH_JOB_NAME").unwrap_or_default();
     // Check every run before the first starts: a bad combination fails now.
     let mut prepared = Vec::new();
     for params in &runs {
@@ -356,8 +367,13 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
         for r in 0..repeat {
             let mut load = load.clone();
             load.seed += r;
+            let mut driver_params = driver_params.clone();
+            let salt = salted.then(|| workload::run_salt(&session, &job, prepared.len() as u64));
+            if let Some(salt) = salt {
+                driver_params.insert("prompt_salt".into(), Value::from(salt));
+            }
             match prepare(&spec.driver, &spec.url, &driver_params) {
-                Ok(workload) => prepared.push((params.clone(), r + 1, load, workload)),
+                Ok(workload) => prepared.push((params.clone(), r + 1, salt, load, workload)),
                 Err(message) => {
                     eprintln!("error: {message}");
                     return Exit::Invalid;
@@ -389,7 +405,7 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
     let mut summaries = Vec::new();
     let mut exit = Exit::Success;
     let total = prepared.len();
-    for (i, (params, repeat_of, load, workload)) in prepared.into_iter().enumerate() {
+    for (i, (params, repeat_of, salt, load, workload)) in prepared.into_iter().enumerate() {
         if stop.is_cancelled() {
             break;
         }
@@ -414,6 +430,9 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
         let mut extra = serde_json::json!({"driver": spec.driver, "url": url, "parameters": params, "load": load});
         if repeat > 1 {
             extra["repeat"] = serde_json::json!(repeat_of);
+        }
+        if let Some(salt) = salt {
+            extra["prompt_salt"] = serde_json::json!(salt);
         }
         if stop.is_cancelled() {
             extra["interrupted"] = Value::Bool(true);

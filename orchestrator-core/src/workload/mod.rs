@@ -16,7 +16,7 @@ pub use engine::{
     run_until,
 };
 pub use live::{LiveMetrics, serve_metrics};
-pub use rng::{Rng, synthetic_prompt};
+pub use rng::{Rng, run_salt, synthetic_prompt};
 pub use spec::{LOAD_KEYS, RESULTS_DIR, WorkloadSpec, expand_sweep, load_model, load_of};
 pub use stats::{
     Goodput, MetricSummary, OpenLoopFigures, Outcome, Recorder, Sample, Slo, Summary, TokenCounts,

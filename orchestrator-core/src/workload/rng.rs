@@ -127,12 +127,34 @@ const WORDS: &[&str] = &[
     "high", "upon", "school", "every", "does",
 ];
 
+/// The prompt salt of run `run` of job `job` in session `session` (FNV-1a of the
+/// three): distinct for every run of a session, so that no run resends the synthetic
+/// prompts of another.
+#[must_use]
+pub fn run_salt(session: &str, job: &str, run: u64) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in session
+        .bytes()
+        .chain([0])
+        .chain(job.bytes())
+        .chain([0])
+        .chain(run.to_le_bytes())
+    {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
 /// A deterministic synthetic prompt of `words` words (about as many tokens), the same
 /// for the same `seed` and request number `n` on every machine: a question prefix, then
 /// words drawn from a fixed list of common English words.
 #[must_use]
 pub fn synthetic_prompt(words: usize, seed: u64, n: u64) -> String {
-    let mut rng = Rng::new(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    // Both through SplitMix's mixer: seeding with `seed ^ n·γ` made request n + 1's
+    // generator request n's one step on, and its prompt request n's shifted by a word.
+    let mix = |v: u64| Rng::new(v).next_u64();
+    let mut rng = Rng::new(mix(seed ^ mix(n)));
     let mut prompt = String::from("Continue this text:");
     for _ in 0..words {
         let i = usize::try_from(rng.next_u64() % WORDS.len() as u64).unwrap_or(0);
@@ -145,6 +167,32 @@ pub fn synthetic_prompt(words: usize, seed: u64, n: u64) -> String {
 #[cfg(test)]
 mod prompt_tests {
     use super::synthetic_prompt;
+
+    /// Requests' prompts were each other's words shifted (request n + 2's were request
+    /// n's two words on, with seed 1); now no four consecutive words of one appear in
+    /// a nearby one.
+    #[test]
+    fn nearby_prompts_share_no_run_of_words() {
+        let words = |n: u64| {
+            synthetic_prompt(16, 1, n)
+                .split_whitespace()
+                .skip(3)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        for n in 0..50 {
+            let a = words(n);
+            for m in n + 1..n + 5 {
+                let b = words(m);
+                for window in a.windows(4) {
+                    assert!(
+                        !b.windows(4).any(|w| w == window),
+                        "prompts {n} and {m} share {window:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn prompts_are_deterministic_and_of_the_asked_length() {

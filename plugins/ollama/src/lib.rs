@@ -16,7 +16,8 @@
 //! | `model` | the model (`name:tag`; `:latest` when no tag) | required |
 //! | `endpoint` | `generate` or `chat` | `generate` |
 //! | `prompt` | the prompt; without it a synthetic one of `prompt_length` words | synthetic |
-//! | `prompt_length` | words of the synthetic prompt (seeded, the same on every run) | 64 |
+//! | `prompt_length` | words of the synthetic prompt (seeded) | 64 |
+//! | `prompt_salt` | mixed into the synthetic prompts: `workload run` gives every run its own, so no run resends an earlier run's prompts (a warm prefix cache would flatter it); set it to send the same prompts in every run | per run |
 //! | `max_tokens` | `options.num_predict` | 128 |
 //! | `temperature`, `seed` | `options.temperature`, `options.seed` | server's |
 //! | `stream` | stream the answer | true |
@@ -65,6 +66,8 @@ struct Params {
     #[serde(default)]
     prompt_length: Option<usize>,
     #[serde(default)]
+    prompt_salt: Option<u64>,
+    #[serde(default)]
     max_tokens: Option<u64>,
     #[serde(default)]
     temperature: Option<f64>,
@@ -92,7 +95,7 @@ struct Shared {
 /// The prepared workload.
 pub struct OllamaWorkload(Arc<Shared>);
 
-const KNOWN: &str = "model, endpoint (generate|chat), prompt, prompt_length, max_tokens, temperature, seed, stream, timeout_s";
+const KNOWN: &str = "model, endpoint (generate|chat), prompt, prompt_length, prompt_salt, max_tokens, temperature, seed, stream, timeout_s";
 
 impl OllamaWorkload {
     /// Checks the parameters and prepares requests to the server at `url`.
@@ -131,7 +134,8 @@ impl OllamaWorkload {
             prompt_length: p.prompt_length.unwrap_or(64),
             options,
             stream: p.stream.unwrap_or(true),
-            seed: p.seed.unwrap_or(1),
+            // The synthetic prompts' seed: the sampling seed, salted per run.
+            seed: p.seed.unwrap_or(1) ^ p.prompt_salt.unwrap_or(0),
             timeout,
         })))
     }
@@ -366,6 +370,7 @@ impl WorkloadDriver for OllamaDriver {
                 "endpoint": {"enum": ["generate", "chat"], "default": "generate"},
                 "prompt": {"type": "string"},
                 "prompt_length": {"type": "integer", "minimum": 0, "default": 64},
+                "prompt_salt": {"type": "integer", "minimum": 0},
                 "max_tokens": {"type": "integer", "minimum": 1, "default": 128},
                 "temperature": {"type": "number"},
                 "seed": {"type": "integer"},

@@ -16,6 +16,7 @@
 //! | `endpoint` | `completions` or `chat` | `completions` |
 //! | `prompt` | the prompt; without it a synthetic one of `prompt_length` words | synthetic |
 //! | `prompt_length` | words of the synthetic prompt (seeded) | 64 |
+//! | `prompt_salt` | mixed into the synthetic prompts: `workload run` gives every run its own, so no run resends an earlier run's prompts (a warm prefix cache would flatter it); set it to send the same prompts in every run | per run |
 //! | `max_tokens` | output tokens asked for | 128 |
 //! | `temperature`, `seed` | sampling | server's |
 //! | `ignore_eos` | ask the server to run to `max_tokens` (vLLM, llama.cpp) | false |
@@ -62,6 +63,8 @@ struct Params {
     #[serde(default)]
     prompt_length: Option<usize>,
     #[serde(default)]
+    prompt_salt: Option<u64>,
+    #[serde(default)]
     max_tokens: Option<u64>,
     #[serde(default)]
     temperature: Option<f64>,
@@ -91,7 +94,7 @@ struct Shared {
 /// The prepared workload.
 pub struct OpenAiWorkload(Arc<Shared>);
 
-const KNOWN: &str = "model, endpoint (completions|chat), prompt, prompt_length, max_tokens, temperature, seed, ignore_eos, stream, timeout_s";
+const KNOWN: &str = "model, endpoint (completions|chat), prompt, prompt_length, prompt_salt, max_tokens, temperature, seed, ignore_eos, stream, timeout_s";
 
 impl OpenAiWorkload {
     /// Checks the parameters and prepares requests to the server at `url`.
@@ -122,7 +125,8 @@ impl OpenAiWorkload {
             prompt_length: p.prompt_length.unwrap_or(64),
             extra,
             stream: p.stream.unwrap_or(true),
-            seed: p.seed.unwrap_or(1),
+            // The synthetic prompts' seed: the sampling seed, salted per run.
+            seed: p.seed.unwrap_or(1) ^ p.prompt_salt.unwrap_or(0),
             timeout,
         })))
     }
@@ -363,6 +367,7 @@ impl WorkloadDriver for OpenAiDriver {
                 "endpoint": {"enum": ["completions", "chat"], "default": "completions"},
                 "prompt": {"type": "string"},
                 "prompt_length": {"type": "integer", "minimum": 0, "default": 64},
+                "prompt_salt": {"type": "integer", "minimum": 0},
                 "max_tokens": {"type": "integer", "minimum": 1, "default": 128},
                 "temperature": {"type": "number"},
                 "seed": {"type": "integer"},
