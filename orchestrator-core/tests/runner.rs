@@ -1263,3 +1263,44 @@ async fn a_client_whose_node_is_lost_runs_again_only_when_its_recipe_asks() {
     assert_eq!(submits(&h), ["svc", "load", "load"]);
     assert_eq!(h.client_state(), ClientState::Completed);
 }
+
+/// Issue #17: a client whose node was lost after its orchestrator died, with a retry
+/// left, runs again when the session is attached (the service is adopted, not
+/// submitted again); the session completes.
+#[tokio::test(start_paused = true)]
+async fn attach_runs_again_a_client_that_lost_its_node_while_nothing_drove_it() {
+    let retry = RECIPE.replace(
+        "    command: 'true'\n",
+        "    command: 'true'\n    retries: 1\n",
+    );
+    let h = harness_with(
+        Port::Up,
+        FakeScheduler::new(loses_node_once("load", 0)),
+        &retry,
+    );
+    let plan = h
+        .orch
+        .prepare_session(&h.recipe, &RunOptions::default())
+        .unwrap();
+    let sid = plan.session_id.clone();
+    orphan(&h, &sid);
+    for (kind, owner, name) in [
+        ("service", &plan.services[0].id, "svc"),
+        ("client", &plan.clients[0].id, "load"),
+    ] {
+        let row = record_job(&h, &sid, kind, owner, name);
+        let id = submit_as_dead_orchestrator(&h, &sid, name).await;
+        h.orch.state().job_submitted(row, id.as_str()).unwrap();
+    }
+    let outcome = h
+        .orch
+        .attach_session(&sid, &(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SessionState::Completed, "{outcome:?}");
+    assert_eq!(submits(&h), ["svc", "load", "load"]);
+    let jobs = h.orch.state().jobs(None).unwrap();
+    assert_eq!(jobs[1].state, JobRecordState::Scheduler(JobState::NodeFail));
+    assert!(jobs[2].job_dir.ends_with("/load.2"), "{}", jobs[2].job_dir);
+    assert_eq!(h.client_state(), ClientState::Completed);
+}

@@ -44,13 +44,15 @@ impl Runner<'_> {
         mut adopted: BTreeMap<String, Tracked>,
     ) -> Result<SessionOutcome, CoreError> {
         let sid = &plan.session_id;
-        // Every client already ran to its end (its orchestrator died after): only the
-        // outputs, the services and the report are left.
-        let clients_done = !plan.clients.is_empty()
-            && plan
-                .clients
-                .iter()
-                .all(|c| adopted.get(&c.id).is_some_and(Tracked::ended));
+        // Every client already ran to its end (its orchestrator died after), and none
+        // is to run again: only the outputs, the services and the report are left.
+        let mut clients_done = !plan.clients.is_empty();
+        for client in &plan.clients {
+            clients_done &= match adopted.get(&client.id) {
+                Some(t) if t.ended() => self.retry_of(plan, t)?.is_none(),
+                _ => false,
+            };
+        }
         let mut tracked = Vec::new();
         for service in &plan.services {
             let t = match adopted.remove(&service.id) {
