@@ -19,6 +19,9 @@ pub struct Normalized {
     pub root: Node,
     /// Which forms were read, for `--verbose`.
     pub notes: Vec<String>,
+    /// Forms of the original tool that this tool does not run, taken out of the tree:
+    /// problems reported with the schema's, so that the rest is checked as written.
+    pub refused: Vec<Problem>,
 }
 
 const CONFIG_KEYS: &[&str] = &[
@@ -79,6 +82,7 @@ struct Normalizer {
     source: SourceText,
     notes: Vec<String>,
     problems: Vec<Problem>,
+    refused: Vec<Problem>,
 }
 
 /// Classifies `documents` (or takes `expected` as given) and rewrites them into one
@@ -149,6 +153,7 @@ pub fn normalize(
         source: source.clone(),
         notes: Vec::new(),
         problems: Vec::new(),
+        refused: Vec::new(),
     };
     let root = match kind {
         Kind::Recipe => n.recipe(documents),
@@ -172,7 +177,10 @@ pub fn normalize(
                 );
                 return Err(problems);
             }
-            let doc = documents.remove(0);
+            let mut doc = documents.remove(0);
+            if kind == Kind::Service {
+                n.monitoring_section(&mut doc);
+            }
             let wrapper = kind.as_str();
             let mut node = match unwrap_single(doc, wrapper) {
                 Ok(inner) => {
@@ -197,9 +205,12 @@ pub fn normalize(
             kind,
             root,
             notes: n.notes,
+            refused: n.refused,
         })
     } else {
-        Err(n.problems)
+        let mut problems = n.problems;
+        problems.append(&mut n.refused);
+        Err(problems)
     }
 }
 
@@ -258,6 +269,60 @@ impl Normalizer {
                 "`{canonical}` is also set on line {line}; keep one of them"
             )),
         );
+    }
+
+    /// The original tool's `monitoring:` section beside `service:` (a Prometheus
+    /// deployed with the service) is not read: said at its key, and taken out so that
+    /// the service itself is checked as written.
+    fn monitoring_section(&mut self, doc: &mut Node) {
+        let Some(entries) = map_entries(doc) else {
+            return;
+        };
+        if !entries.iter().any(|e| e.key == "service") {
+            return;
+        }
+        if let Some(entry) = take(entries, "monitoring") {
+            self.refused.push(
+                Problem::new(
+                    Code::UnknownKey,
+                    "the original tool's `monitoring:` section (a Prometheus deployed beside the service) is not read by this tool",
+                    entry.key_span,
+                )
+                .with_label("the original's monitoring section")
+                .with_help(
+                    "write a complete recipe instead, with this service and the monitoring one as two entries of `services:` (recipes/services/prometheus.yaml is a Prometheus service); every service job also samples its own CPU, memory and GPUs into the report (`monitor:`)",
+                ),
+            );
+        }
+    }
+
+    /// Keys of the original tool's services that this tool does not run, each said at
+    /// its key with what to write instead, and taken out (the schema would only call
+    /// them unknown).
+    fn original_service_keys(&mut self, entries: &mut Vec<Entry>) {
+        const NOT_RUN: [(&str, &str, &str, &str); 2] = [
+            (
+                "init_script",
+                "the original tool's `init_script` (SQL run once the database is up) is not run by this tool",
+                "the original's init_script",
+                "run it from `setup_script:`, a bash script run on the service's node once its health check passes, with the database's own client:\n  setup_script: |\n    mysql -h 127.0.0.1 -uroot -p\"$MYSQL_ROOT_PASSWORD\" <<'SQL'\n    …the SQL…\n    SQL",
+            ),
+            (
+                "monitoring_targets",
+                "the original tool's `monitoring_targets` (scrape targets named by service id) is not read by this tool",
+                "the original's scrape targets",
+                "put the targets in Prometheus's own configuration file and pass it in `args` (`--config.file=…`), as recipes/services/prometheus.yaml does for the clients' live metrics (`metrics_port`)",
+            ),
+        ];
+        for (key, message, label, help) in NOT_RUN {
+            if let Some(entry) = take(entries, key) {
+                self.refused.push(
+                    Problem::new(Code::UnknownKey, message, entry.key_span)
+                        .with_label(label)
+                        .with_help(help),
+                );
+            }
+        }
     }
 
     /// Builds `{name?, description?, services: [...], clients: [...]}` from one or
@@ -355,6 +420,9 @@ impl Normalizer {
         let Some(entries) = map_entries(node) else {
             return;
         };
+        if kind == Kind::Service {
+            self.original_service_keys(entries);
+        }
         // resources: SLURM keys written directly under `resources`.
         if let Some(resources) = entries.iter_mut().find(|e| e.key == "resources") {
             let resources_key = resources.key_span;

@@ -373,7 +373,8 @@ fn load_source_with(
     notes.append(&mut normalized.notes);
     let root = &normalized.root;
     let json = root.to_json_unset_nulls();
-    let mut problems = crate::schema::validate(normalized.kind, root, &json);
+    let mut problems = std::mem::take(&mut normalized.refused);
+    problems.extend(crate::schema::validate(normalized.kind, root, &json));
     if problems.is_empty() {
         problems = container_problems(normalized.kind, root);
     }
@@ -626,6 +627,36 @@ mod tests {
         }
         // A null list item is not a key with no value.
         assert!(load_str("t.yaml", "name: r\ncommand: x\nports: [~]\n", None).is_err());
+    }
+
+    /// Issue #14: the original tool's `init_script`, `monitoring_targets` and top-level
+    /// `monitoring:` are refused at their keys with what to write instead, and the
+    /// rest of the file is still checked as written: every problem at once.
+    #[test]
+    fn original_forms_not_run_are_refused_beside_the_files_other_problems() {
+        let messages = |text: &str| -> Vec<String> {
+            load_str("t.yaml", text, None)
+                .unwrap_err()
+                .problems()
+                .map(|p| p.message.clone())
+                .collect()
+        };
+        let found = messages(
+            "service:\n  name: db\n  command: mysqld\n  prots: [3306]\n  init_script: |\n    SELECT 1;\n  monitoring_targets: []\n",
+        );
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].contains("unknown key `prots`"), "{found:?}");
+        assert!(found[1].contains("`init_script`"), "{found:?}");
+        assert!(found[2].contains("`monitoring_targets`"), "{found:?}");
+        let found = messages(
+            "service:\n  name: db\n  command: mysqld\n  ports: [3306]\nmonitoring:\n  name: prometheus\n",
+        );
+        assert_eq!(
+            found.len(),
+            1,
+            "only the section, not the `service:` wrapper: {found:?}"
+        );
+        assert!(found[0].contains("`monitoring:` section"), "{found:?}");
     }
 
     #[test]
