@@ -394,7 +394,7 @@ impl Backend {
             match done(jobs) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
-                Err(index) => return Err(WaitError::Ended(Box::new(jobs[index].clone()))),
+                Err(index) => return Err(WaitError::Ended(index)),
             }
             interval = self.poll_policy().next(interval, changed);
             tokio::select! {
@@ -762,7 +762,8 @@ pub(crate) fn job_update(info: Option<&JobInfo>) -> JobUpdate {
 /// Why waiting on jobs stopped early.
 pub(crate) enum WaitError {
     Core(CoreError),
-    Ended(Box<Tracked>),
+    /// The job at this index of those waited on ended, and that is a failure.
+    Ended(usize),
 }
 
 pub(crate) fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {

@@ -61,13 +61,7 @@ impl BenchmarkOrchestrator {
             Some(Claim::Claimed { .. }) => {}
         }
         reconcile_adopting(&self.backend, Some(session_id)).await?;
-        let session = self
-            .state()
-            .session(session_id)?
-            .ok_or_else(|| CoreError::NotFound {
-                what: "session",
-                id: session_id.to_owned(),
-            })?;
+        let session = self.state().existing_session(session_id)?;
         let plan = self.recorded_plan(&session)?;
         let jobs = self.state().jobs(Some(session_id))?;
         let mut adopted = BTreeMap::new();
@@ -102,31 +96,31 @@ impl BenchmarkOrchestrator {
                 .map_err(|e| mismatch(format!("its recorded recipe cannot be read: {e}")))?;
         let mut plan = crate::plan::plan(&recipe, file)?;
         plan.session_id.clone_from(&session.id);
-        let services = self.state().services(Some(&session.id))?;
-        let clients = self.state().clients(Some(&session.id))?;
-        for service in &mut plan.services {
-            service.id = services
+        let recorded: Vec<(String, String)> = self
+            .state()
+            .services(Some(&session.id))?
+            .into_iter()
+            .map(|s| (s.name, s.id))
+            .chain(
+                self.state()
+                    .clients(Some(&session.id))?
+                    .into_iter()
+                    .map(|c| (c.name, c.id)),
+            )
+            .collect();
+        // Names are unique across a recipe's services and clients (planning checks).
+        let id_of = |name: &str| {
+            recorded
                 .iter()
-                .find(|s| s.name == service.recipe.name)
-                .map(|s| s.id.clone())
-                .ok_or_else(|| {
-                    mismatch(format!(
-                        "service `{}` was never recorded",
-                        service.recipe.name
-                    ))
-                })?;
+                .find(|(n, _)| n == name)
+                .map(|(_, id)| id.clone())
+                .ok_or_else(|| mismatch(format!("`{name}` was never recorded")))
+        };
+        for service in &mut plan.services {
+            service.id = id_of(&service.recipe.name)?;
         }
         for client in &mut plan.clients {
-            client.id = clients
-                .iter()
-                .find(|c| c.name == client.recipe.name)
-                .map(|c| c.id.clone())
-                .ok_or_else(|| {
-                    mismatch(format!(
-                        "client `{}` was never recorded",
-                        client.recipe.name
-                    ))
-                })?;
+            client.id = id_of(&client.recipe.name)?;
         }
         Ok(plan)
     }

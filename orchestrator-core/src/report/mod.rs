@@ -94,12 +94,7 @@ impl SessionReport {
     /// # Errors
     /// An unknown session, or the store failing.
     pub fn build(state: &StateStore, session_id: &str) -> Result<Self, CoreError> {
-        let s = state
-            .session(session_id)?
-            .ok_or_else(|| CoreError::NotFound {
-                what: "session",
-                id: session_id.to_owned(),
-            })?;
+        let s = state.existing_session(session_id)?;
         let job_rows = state.jobs(Some(session_id))?;
         let services = state.services(Some(session_id))?;
         let clients = state.clients(Some(session_id))?;

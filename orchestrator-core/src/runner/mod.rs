@@ -275,11 +275,8 @@ impl Runner<'_> {
             match waited {
                 Ok(()) => return Ok(()),
                 Err(WaitError::Core(e)) => return Err(e),
-                Err(WaitError::Ended(job)) => {
-                    let index = tracked
-                        .iter()
-                        .position(|t| t.row == job.row)
-                        .expect("a tracked service");
+                Err(WaitError::Ended(index)) => {
+                    let job = tracked[index].clone();
                     match self.retry_of(plan, &job)? {
                         Some(retry) => {
                             tracked[index] = self.requeue_service(plan, index, &job, retry).await?;
@@ -386,13 +383,7 @@ pub(crate) async fn submit_client(
 /// # Errors
 /// An unknown session, or the store failing.
 pub(crate) fn outcome(b: &Backend, session_id: &str) -> Result<SessionOutcome, CoreError> {
-    let session = b
-        .state()
-        .session(session_id)?
-        .ok_or_else(|| CoreError::NotFound {
-            what: "session",
-            id: session_id.to_owned(),
-        })?;
+    let session = b.state().existing_session(session_id)?;
     let clients = b.state().clients(Some(session_id))?;
     let expectations = crate::expect::session_expectations(
         &clients,

@@ -92,11 +92,8 @@ impl Runner<'_> {
             match waited {
                 Ok(()) => return Ok(Loaded::Ended(death)),
                 Err(WaitError::Core(e)) => return Err(e),
-                Err(WaitError::Ended(job)) => {
-                    let index = tracked
-                        .iter()
-                        .position(|t| t.row == job.row)
-                        .expect("a tracked service");
+                Err(WaitError::Ended(index)) => {
+                    let job = tracked[index].clone();
                     if let Some(retry) = self.retry_of(plan, &job)? {
                         self.stop_clients(plan, tracked, &job).await?;
                         return Ok(Loaded::Requeue(index, retry));

@@ -36,6 +36,18 @@ impl StateStore {
         })
     }
 
+    /// A session that must exist.
+    ///
+    /// # Errors
+    /// [`CoreError::NotFound`] for an id the store does not have, or the database
+    /// failing.
+    pub fn existing_session(&self, id: &str) -> Result<SessionRow, CoreError> {
+        self.session(id)?.ok_or_else(|| CoreError::NotFound {
+            what: "session",
+            id: id.to_owned(),
+        })
+    }
+
     /// Services, oldest first; of one session when given.
     ///
     /// # Errors
