@@ -123,6 +123,20 @@ lifecycle! {
     }
 }
 
+/// Why a session failed when its orchestrator died before it ended (reconcile says
+/// so); `attach` continues such a session.
+pub const ORCHESTRATOR_ENDED: &str = "the orchestrator process ended before the session finished";
+
+impl SessionState {
+    /// Whether a session in this state, failed for `error`, can still be driven to
+    /// its end (`attach`): it has not ended, or it failed only because its
+    /// orchestrator died.
+    #[must_use]
+    pub fn resumable(self, error: Option<&str>) -> bool {
+        !self.is_final() || (self == Self::Failed && error == Some(ORCHESTRATOR_ENDED))
+    }
+}
+
 lifecycle! {
     /// Where a service is.
     ServiceState ("service") {
@@ -364,6 +378,16 @@ impl FromSql for JobRecordState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_can_be_resumed_until_it_ends_or_when_only_its_orchestrator_died() {
+        assert!(SessionState::Running.resumable(None));
+        assert!(SessionState::Starting.resumable(Some("anything")));
+        assert!(SessionState::Failed.resumable(Some(ORCHESTRATOR_ENDED)));
+        assert!(!SessionState::Failed.resumable(Some("client `load` ended FAILED")));
+        assert!(!SessionState::Completed.resumable(None));
+        assert!(!SessionState::Cancelled.resumable(Some(ORCHESTRATOR_ENDED)));
+    }
 
     fn round_trip<T>(all: &[T])
     where

@@ -11,7 +11,7 @@ use orchestrator_slurm::{JobId, JobInfo};
 
 use crate::backend::{Backend, job_update};
 use crate::error::CoreError;
-use crate::lifecycle::{ClientState, JobRecordState, SessionState};
+use crate::lifecycle::{ClientState, JobRecordState, ORCHESTRATOR_ENDED, SessionState};
 use crate::state::{JobRow, JobUpdate, SessionRow};
 
 /// What reconcile learnt of one recorded job.
@@ -113,11 +113,6 @@ pub(crate) fn session_alive(session: &SessionRow) -> bool {
         .is_some_and(|pid| orchestrator_slurm::process::alive(pid, session.pid_start.as_deref()))
 }
 
-/// Why reconcile failed a session: its orchestrator died. `attach` reopens such a
-/// session.
-pub(crate) const ORCHESTRATOR_ENDED: &str =
-    "the orchestrator process ended before the session finished";
-
 /// Asks the scheduler about every job that has not ended, in one query, and records
 /// what it says; then brings services, clients and sessions in line. Returns how
 /// many jobs changed.
@@ -165,7 +160,8 @@ pub(crate) async fn reconcile_adopting(
         let job = &active[i];
         if let Some(id) = &found {
             // Its submission went through: record it, and stop it, since the
-            // orchestrator that was to drive it is gone.
+            // orchestrator that was to drive it is gone (unless this process has just
+            // taken its session over, and drives it on).
             b.state.job_submitted(job.row, id.as_str())?;
             b.state.event(
                 Some(&job.session_id),

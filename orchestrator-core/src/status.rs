@@ -172,11 +172,11 @@ pub struct SessionStatus {
 
 impl SessionStatus {
     pub(crate) fn new(s: SessionRow, active_jobs: usize) -> Self {
-        let orphaned = !s.state.is_final() && !crate::reconcile::session_alive(&s);
-        let failed_for_it = s.state == SessionState::Failed
-            && s.error.as_deref() == Some(crate::reconcile::ORCHESTRATOR_ENDED);
+        // Ended sessions have no living orchestrator to ask about.
+        let attachable = s.state.resumable(s.error.as_deref())
+            && (s.state.is_final() || !crate::reconcile::session_alive(&s));
         Self {
-            attachable: orphaned || failed_for_it,
+            attachable,
             session_id: s.id,
             name: s.name,
             recipe_path: s.recipe_path,

@@ -10,7 +10,7 @@ use super::BenchmarkOrchestrator;
 use crate::backend::{Tracked, last_job};
 use crate::error::CoreError;
 use crate::plan::Plan;
-use crate::reconcile::{ORCHESTRATOR_ENDED, reconcile_adopting};
+use crate::reconcile::reconcile_adopting;
 use crate::session::{Progress, RunOptions, SessionOutcome};
 use crate::state::Claim;
 
@@ -36,7 +36,6 @@ impl BenchmarkOrchestrator {
             pid,
             start.as_deref(),
             &orchestrator_slurm::process::alive,
-            ORCHESTRATOR_ENDED,
         )?;
         match claim {
             None => {

@@ -335,7 +335,7 @@ impl StateStore {
     /// in one transaction: two processes never both succeed. A session driven by a
     /// process that still lives (`alive` says, from the recorded pid and start time)
     /// is refused, as is one that ended; a session that failed only because its
-    /// orchestrator died (its error is `reopenable`) is running again. `None`: no
+    /// orchestrator died ([`SessionState::resumable`]) is running again. `None`: no
     /// such session.
     ///
     /// # Errors
@@ -346,7 +346,6 @@ impl StateStore {
         pid: u32,
         pid_start: Option<&str>,
         alive: &dyn Fn(u32, Option<&str>) -> bool,
-        reopenable: &str,
     ) -> Result<Option<Claim>, CoreError> {
         self.write(|tx| {
             let row = tx
@@ -371,10 +370,10 @@ impl StateStore {
                     return Ok(Some(Claim::Held { pid: holder }));
                 }
             }
-            let reopened = state == SessionState::Failed && error.as_deref() == Some(reopenable);
-            if state.is_final() && !reopened {
+            if !state.resumable(error.as_deref()) {
                 return Ok(Some(Claim::Ended { state, error }));
             }
+            let reopened = state.is_final();
             let now = now_ms();
             tx.execute(
                 "UPDATE sessions SET pid = ?2, pid_start = ?3, updated_at = ?4 WHERE id = ?1",
