@@ -15,8 +15,10 @@ mod output;
 
 // The bundled driver plugins. A plugin crate the binary never names is not linked, and
 // its drivers would be missing from the registry: name each one here.
+use orchestrator_plugin_chroma as _;
 use orchestrator_plugin_generic as _;
 use orchestrator_plugin_http as _;
+use orchestrator_plugin_mysql as _;
 use orchestrator_plugin_ollama as _;
 use orchestrator_plugin_openai as _;
 use orchestrator_plugin_postgres as _;
@@ -83,10 +85,12 @@ mod tests {
             .iter()
             .map(|d| d.name())
             .collect();
-        assert_eq!(services, ["generic", "ollama"]);
+        assert_eq!(services, ["chroma", "generic", "mysql", "ollama"]);
         assert_eq!(
             workloads,
-            ["command", "http", "ollama", "openai", "postgres", "redis"]
+            [
+                "chroma", "command", "http", "mysql", "ollama", "openai", "postgres", "redis"
+            ]
         );
     }
 }

@@ -304,7 +304,9 @@ fn an_unknown_workload_type_is_refused_with_the_known_ones() {
     );
     assert!(stderr.contains("r.yaml:5:20"), "{stderr}");
     assert!(
-        stderr.contains("known workload types: command, http, ollama, openai, postgres, redis"),
+        stderr.contains(
+            "known workload types: chroma, command, http, mysql, ollama, openai, postgres, redis"
+        ),
         "{stderr}"
     );
     // `run` refuses it the same way, before anything is submitted.
@@ -437,7 +439,14 @@ fn list_services_shows_names_and_descriptions() {
         let stdout = text(&output.stdout);
         assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
         assert!(stdout.starts_with("NAME"), "{stdout}");
-        for name in ["ollama ", "ollama_monitored", "postgres", "redis", "vllm"] {
+        for name in [
+            "mysql",
+            "ollama ",
+            "ollama_monitored",
+            "postgres",
+            "redis",
+            "vllm",
+        ] {
             assert!(stdout.contains(name), "{name} missing from {stdout}");
         }
         assert!(stdout.contains("Redis in-memory store"));
@@ -453,6 +462,8 @@ fn list_services_shows_names_and_descriptions() {
     assert_eq!(
         names,
         [
+            "chroma_benchmark",
+            "mysql_benchmark",
             "ollama_benchmark",
             "ollama_sweep",
             "postgres_benchmark",

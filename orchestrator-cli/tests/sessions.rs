@@ -2669,6 +2669,170 @@ fn bench_postgres_never_shows_the_password() {
 }
 
 #[test]
+fn a_mariadb_service_on_node1_takes_sysbench_transactions_the_server_itself_counts() {
+    let setup = Setup::cluster("mariadb-oltp");
+    let port = node_port(31);
+    // The node's own MariaDB (Debian's), run natively by the mysql driver: a data
+    // directory initialised in the job's directory, the database and user made from
+    // the environment. The password has a quote in it and must reach no output.
+    let password = "it's-a-secret-9x";
+    let recipe = setup.recipe(
+        "mariadb.yaml",
+        &format!(
+            "name: mariadb-oltp\nservices:\n  - name: db\n    type: mariadb\n    ports: [{port}]\n    environment: {{MYSQL_DATABASE: sbtest, MYSQL_USER: bench, MYSQL_PASSWORD: \"{password}\"}}\n    resources: {{slurm: {{extra_args: ['--exclusive']}}}}\nclients:\n  - name: oltp\n    workload_type: mysql\n    target_service: {{name: db}}\n    environment: {{MYSQL_USER: bench, MYSQL_DATABASE: sbtest, MYSQL_PASSWORD: \"{password}\"}}\n    parameters: {{script: [oltp_write_only, oltp_point_select], initialize: true, table_size: 2000, concurrency: 4, requests: 800}}\n"
+        ),
+    );
+    let out = setup.run(&["run", &recipe, "--json"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "run failed: {stderr}");
+    let outcome = json(&out);
+    assert_ne!(
+        jobs_of(&outcome, "service")[0]["node"],
+        jobs_of(&outcome, "client")[0]["node"]
+    );
+    let session = outcome["session_id"].as_str().unwrap().to_owned();
+    let report = json(&setup.run(&["report", &session, "--format", "json"]));
+    // Healthy once it took a login as the recipe's user; its version from the greeting.
+    assert_eq!(report["services"][0]["driver"], "mysql", "{report:#}");
+    let health = report["services"][0]["health"].as_str().unwrap();
+    assert!(health.starts_with("logged in to 10.11."), "{health}");
+    assert!(health.ends_with("MariaDB-0+deb12u1 as bench"), "{health}");
+    assert!(
+        report["service_versions"]["db"]
+            .as_str()
+            .unwrap()
+            .contains("-MariaDB"),
+        "{report:#}"
+    );
+    // Each run's transactions are what the server counted over it: every write-only
+    // transaction one COMMIT (a failed one a ROLLBACK), every point select one SELECT.
+    let dir = Path::new(outcome["results_dir"].as_str().unwrap()).join("oltp/results");
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let mut scripts = Vec::new();
+    for run in index["runs"].as_array().unwrap() {
+        let summary = dir.join(run["dir"].as_str().unwrap()).join("summary.json");
+        let s: Value = serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
+        let counted = &s["server_counters"];
+        let (done, failed) = (&s["requests_completed"], &s["requests_failed"]);
+        assert_eq!(
+            done.as_u64().unwrap() + failed.as_u64().unwrap(),
+            800,
+            "{s:#}"
+        );
+        match s["parameters"]["script"].as_str() {
+            Some("oltp_write_only") => {
+                assert_eq!(&counted["Com_commit"], done, "{s:#}");
+                assert_eq!(&counted["Com_rollback"], failed, "{s:#}");
+                assert_eq!(counted["Com_begin"], 800, "{s:#}");
+            }
+            Some("oltp_point_select") => {
+                assert_eq!(&counted["Com_select"], done, "{s:#}");
+                assert_eq!(counted["Com_commit"], 0, "{s:#}");
+            }
+            other => panic!("a run of {other:?}: {s:#}"),
+        }
+        scripts.push(s["parameters"]["script"].as_str().unwrap().to_owned());
+    }
+    scripts.sort();
+    assert_eq!(scripts, ["oltp_point_select", "oltp_write_only"]);
+    // The password is in no output, log or report.
+    assert!(!stderr.contains(password) && !text(&out.stdout).contains(password));
+    let shown = text(&setup.run(&["report", &session, "--format", "json"]).stdout);
+    assert!(!shown.contains(password), "the report shows the password");
+    for entry in walk(Path::new(outcome["results_dir"].as_str().unwrap())) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(password),
+            "{} holds the password",
+            entry.display()
+        );
+    }
+}
+
+#[test]
+fn a_chroma_service_on_node1_stores_what_the_client_inserted_and_answers_k_neighbours() {
+    let setup = Setup::cluster("chroma");
+    let port = node_port(37);
+    let chroma = std::env::var("ORCH_TEST_CHROMA_BIN").expect(
+        "ORCH_TEST_CHROMA_BIN is set: run `scripts/chroma-venv up` and \
+         `eval \"$(scripts/chroma-venv env)\"` (scripts/test does both)",
+    );
+    let bin = Path::new(&chroma).parent().unwrap().display().to_string();
+    // Its data in a directory of the test's (the nodes share this file system), to be
+    // read back afterwards with Chroma's own client, with no server.
+    let data = setup.dir.path().join("chroma-data");
+    let recipe = setup.recipe(
+        "chroma.yaml",
+        &format!(
+            "name: chroma\nservices:\n  - name: vdb\n    type: chroma\n    ports: [{port}]\n    options: {{path: '{}'}}\n    environment: {{PATH: '{bin}:/usr/local/bin:/usr/bin:/bin'}}\n    resources: {{slurm: {{extra_args: ['--exclusive']}}}}\nclients:\n  - name: vectors\n    workload_type: chroma\n    target_service: {{name: vdb}}\n    parameters: {{op: [insert, query], dimension: 64, batch_size: 50, documents: 500, k: 10, concurrency: 2, requests: 40}}\n",
+            data.display()
+        ),
+    );
+    let outcome = setup.run_ok(&recipe);
+    assert_ne!(
+        jobs_of(&outcome, "service")[0]["node"],
+        jobs_of(&outcome, "client")[0]["node"]
+    );
+    let session = outcome["session_id"].as_str().unwrap().to_owned();
+    let report = json(&setup.run(&["report", &session, "--format", "json"]));
+    assert_eq!(report["services"][0]["driver"], "chroma", "{report:#}");
+    assert!(
+        report["service_versions"]["vdb"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty()),
+        "{report:#}"
+    );
+    let dir = Path::new(outcome["results_dir"].as_str().unwrap()).join("vectors/results");
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let mut ops = Vec::new();
+    for run in index["runs"].as_array().unwrap() {
+        let summary = dir.join(run["dir"].as_str().unwrap()).join("summary.json");
+        let s: Value = serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
+        assert_eq!(
+            (
+                s["requests_completed"].as_u64(),
+                s["requests_failed"].as_u64()
+            ),
+            (Some(40), Some(0)),
+            "{s:#}"
+        );
+        match s["parameters"]["op"].as_str() {
+            Some("insert") => {
+                assert_eq!(s["unit"], "vectors");
+                assert_eq!(s["items_completed"], 2000, "{s:#}");
+                // Chroma's own count of the collection grew by as much.
+                assert_eq!(s["server_counters"]["collection_count"], 2000, "{s:#}");
+            }
+            Some("query") => {
+                assert_eq!(s["unit"], "results");
+                assert_eq!(s["items_completed"], 400, "k results per query: {s:#}");
+            }
+            other => panic!("a run of {other:?}: {s:#}"),
+        }
+        ops.push(s["parameters"]["op"].as_str().unwrap().to_owned());
+    }
+    ops.sort();
+    assert_eq!(ops, ["insert", "query"]);
+    // What Chroma stored, read by its own Python client from the data directory.
+    let python = Path::new(&chroma).with_file_name("python");
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys, chromadb\n\
+             c = chromadb.PersistentClient(path=sys.argv[1])\n\
+             print(c.get_collection('orchestrator-insert-d64').count(), c.get_collection('orchestrator-d64-n500').count())",
+        ])
+        .arg(&data)
+        .env("ANONYMIZED_TELEMETRY", "False")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "2000 500");
+}
+
+#[test]
 fn a_redis_workload_client_on_node2_loads_redis_on_node1() {
     let setup = Setup::cluster("redis-workload");
     let port = node_port(7);

@@ -52,7 +52,7 @@ pub use driver::{
     WorkloadDriverEntry, engine_launch, read_parameters,
 };
 pub use error::{CoreError, HealthCheckFailure, ServiceDeath, SetupFailure, StartupFailure};
-pub use health::{HealthProbe, ProbeKind, ProbeResult};
+pub use health::{HealthProbe, ProbeKind, ProbeResult, Secret};
 pub use loading::{RecipeFile, load_client, load_recipe, load_recipe_file, load_service};
 pub use orchestrator::BenchmarkOrchestrator;
 pub use plan::Plan;

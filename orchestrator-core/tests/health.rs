@@ -125,3 +125,83 @@ async fn a_tcp_endpoint_is_a_connect() {
     let down = probe.probe(&LocalShell::new(), "127.0.0.1", port).await;
     assert!(!down.healthy, "{down:?}");
 }
+
+/// The login node's MariaDB (`scripts/test-cluster up`): its port, user and password.
+fn mariadb() -> (u16, String, String) {
+    let url = std::env::var("ORCH_TEST_MYSQL_URL").expect(
+        "ORCH_TEST_MYSQL_URL is set: run `scripts/test-cluster up` and \
+         `eval \"$(scripts/test-cluster env)\"` (scripts/test does both)",
+    );
+    let rest = url.strip_prefix("mysql://").unwrap();
+    let (auth, rest) = rest.split_once('@').unwrap();
+    let (user, password) = auth.split_once(':').unwrap();
+    let port = rest.split_once('/').unwrap().0.rsplit_once(':').unwrap().1;
+    (port.parse().unwrap(), user.into(), password.into())
+}
+
+fn login_probe(user: Option<&str>, password: &str) -> HealthProbe {
+    HealthProbe {
+        check: ProbeKind::Mysql {
+            host: None,
+            user: user.map(str::to_owned),
+            password: orchestrator_core::Secret::new(password),
+        },
+        port: None,
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(5),
+        retries: 1,
+    }
+}
+
+#[tokio::test]
+async fn a_mysql_probe_logs_in_to_mariadb_and_tells_its_version() {
+    let (port, user, password) = mariadb();
+    let shell = LocalShell::default();
+    let ok = login_probe(Some(&user), &password)
+        .probe(&shell, "127.0.0.1", port)
+        .await;
+    assert!(ok.healthy, "{}", ok.response);
+    assert!(
+        ok.response.starts_with("logged in to 10.11."),
+        "{}",
+        ok.response
+    );
+    let version = ok.version.expect("the greeting's version");
+    assert!(version.contains("-MariaDB"), "{version}");
+    assert!(!version.starts_with("5.5.5-"), "{version}");
+
+    // A wrong password: the server's own refusal, which names the user, not the password.
+    let refused = login_probe(Some(&user), "wrong-pw-1z")
+        .probe(&shell, "127.0.0.1", port)
+        .await;
+    assert!(!refused.healthy);
+    assert!(
+        refused
+            .response
+            .contains("ERROR 1045 (28000): Access denied for user 'bench'"),
+        "{}",
+        refused.response
+    );
+    assert!(!refused.response.contains("wrong-pw-1z"));
+
+    // No user known: the greeting alone.
+    let greeted = login_probe(None, "").probe(&shell, "127.0.0.1", port).await;
+    assert!(greeted.healthy, "{}", greeted.response);
+    assert!(
+        greeted.response.contains("no login tried"),
+        "{}",
+        greeted.response
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_is_not_mysql_fails_the_login() {
+    // redis-server greets nobody: the probe waits for a greeting that never comes.
+    let port = free_port();
+    let _redis = Redis::start(port, &[]);
+    let mut probe = login_probe(Some("bench"), "x");
+    probe.timeout = Duration::from_millis(500);
+    let result = probe.probe(&LocalShell::default(), "127.0.0.1", port).await;
+    assert!(!result.healthy);
+    assert_eq!(result.response, "no answer within 500 ms");
+}

@@ -192,7 +192,7 @@ impl Config {
     #[must_use]
     pub fn redacted(&self) -> Value {
         let mut value = serde_json::to_value(self).expect("the config serialises");
-        redact(&mut value);
+        redact_secrets(&mut value);
         value
     }
 }
@@ -207,7 +207,11 @@ const SECRET_WORDS: &[&str] = &[
     "credential",
 ];
 
-fn redact(value: &mut Value) {
+/// Replaces secrets in `value` by `<redacted>`: the value of every key named like a
+/// password or token (`MYSQL_PASSWORD`, `HF_TOKEN`, `api_key`), at any depth, and the
+/// password inside any URL (`mysql://bench:…@db/x`). For configs and recipes as shown to
+/// people, in messages and reports.
+pub fn redact_secrets(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {
@@ -215,11 +219,11 @@ fn redact(value: &mut Value) {
                 if SECRET_WORDS.iter().any(|w| lower.contains(w)) && !v.is_null() {
                     *v = Value::String("<redacted>".into());
                 } else {
-                    redact(v);
+                    redact_secrets(v);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(redact),
+        Value::Array(items) => items.iter_mut().for_each(redact_secrets),
         Value::String(text) => {
             if let Some(clean) = redact_url_password(text) {
                 *text = clean;

@@ -32,7 +32,7 @@ pub mod source;
 pub mod values;
 pub mod yaml;
 
-pub use config::{Config, ContainersConfig, HpcConfig};
+pub use config::{Config, ContainersConfig, HpcConfig, redact_secrets};
 pub use config_file::{ConfigError, LoadedConfig, load_config};
 pub use diagnostic::{Code, FileDiagnostics, Problem, ProblemRecord};
 pub use load::{

@@ -21,8 +21,8 @@ fn the_custom_binary_lists_the_new_driver_beside_the_bundled_ones() {
     assert_eq!(
         names,
         [
-            "generic", "ollama", "command", "http", "ollama", "openai", "postgres", "redis",
-            "tcp-echo"
+            "chroma", "generic", "mysql", "ollama", "chroma", "command", "http", "mysql", "ollama",
+            "openai", "postgres", "redis", "tcp-echo"
         ]
     );
 }

@@ -38,6 +38,18 @@ pub trait ServiceDriver: Send + Sync + 'static {
         false
     }
 
+    /// Other names for this driver: a `type` a recipe may write instead of
+    /// [`name`](Self::name), and a service's program that it runs when the recipe has
+    /// no `type` (the `mysql` driver: `mariadb`, `mysqld`, `mariadbd`). None by default.
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Whether `name` is this driver's name or one of its [aliases](Self::aliases).
+    fn answers_to(&self, name: &str) -> bool {
+        self.name() == name || self.aliases().contains(&name)
+    }
+
     /// The JSON Schema of the driver's own options.
     fn options_schema(&self) -> Value {
         serde_json::json!({ "type": "object" })
@@ -274,7 +286,7 @@ impl Registry {
     pub fn service_driver(kind: Option<&str>) -> Result<&'static dyn ServiceDriver, DriverError> {
         let all = Self::service_drivers();
         if let Some(kind) = kind {
-            if let Some(driver) = all.iter().find(|d| d.name() == kind) {
+            if let Some(driver) = all.iter().find(|d| d.answers_to(kind)) {
                 return Ok(*driver);
             }
         }
@@ -329,13 +341,15 @@ impl Registry {
             if let Some(program) = program {
                 if let Some(driver) = Self::service_drivers()
                     .into_iter()
-                    .find(|d| !d.is_fallback() && d.name() == program)
+                    .find(|d| !d.is_fallback() && d.answers_to(program))
                 {
                     return Ok(Resolved {
                         driver,
                         note: Some(format!(
-                            "service `{}` has no `type`: its command `{program}` is run by the `{program}` driver (write `type: {program}` to say so)",
-                            service.name
+                            "service `{}` has no `type`: its command `{program}` is run by the `{}` driver (write `type: {}` to say so)",
+                            service.name,
+                            driver.name(),
+                            driver.name()
                         )),
                     });
                 }
@@ -353,9 +367,16 @@ impl Registry {
     /// `target_service.name` when that names a service driver (`name: ollama`).
     #[must_use]
     pub fn target_type(client: &ClientRecipe, target: Option<&ServiceRecipe>) -> Option<String> {
+        // A type a driver answers to under an alias (`mariadb`) is that driver's.
+        let canonical = |kind: &str| {
+            Self::service_drivers()
+                .into_iter()
+                .find(|d| !d.is_fallback() && d.answers_to(kind))
+                .map_or_else(|| kind.to_owned(), |d| d.name().to_owned())
+        };
         if let Some(service) = target {
             if let Some(kind) = &service.service_type {
-                return Some(kind.clone());
+                return Some(canonical(kind));
             }
             if let Ok(resolved) = Self::service_driver_for(service) {
                 if !resolved.driver.is_fallback() {
@@ -365,12 +386,12 @@ impl Registry {
         }
         let wanted = client.target_service.as_ref()?;
         if let Some(kind) = &wanted.service_type {
-            return Some(kind.clone());
+            return Some(canonical(kind));
         }
         let name = wanted.name.as_deref()?;
         Self::service_drivers()
             .into_iter()
-            .find(|d| !d.is_fallback() && d.name() == name)
+            .find(|d| !d.is_fallback() && d.answers_to(name))
             .map(|d| d.name().to_owned())
     }
 

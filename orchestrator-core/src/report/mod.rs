@@ -246,7 +246,10 @@ impl SessionReport {
                 finished_at: s.finished_at.map(rfc3339),
                 duration_s,
             },
-            recipe: serde_json::from_str(&s.recipe).unwrap_or(serde_json::Value::Null),
+            recipe: match types::recipe_value(&s.recipe) {
+                serde_json::Value::String(_) => serde_json::Value::Null,
+                recipe => recipe,
+            },
             recipe_sha256: sha256_hex(s.recipe.as_bytes()),
             services: services.iter().map(ReportService::from).collect(),
             clients: clients.iter().map(ReportClient::from).collect(),

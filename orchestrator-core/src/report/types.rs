@@ -324,9 +324,13 @@ impl From<&ResultRow> for ReportResult {
     }
 }
 
-/// A recipe as the store keeps it (JSON text), as a value.
-fn recipe_value(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+/// A recipe as the store keeps it (JSON text), as the report shows it: a value, its
+/// secrets redacted ([`orchestrator_recipes::redact_secrets`]).
+pub(super) fn recipe_value(text: &str) -> serde_json::Value {
+    let mut value =
+        serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()));
+    orchestrator_recipes::redact_secrets(&mut value);
+    value
 }
 
 impl SessionReport {

@@ -74,8 +74,14 @@ impl Runner<'_> {
                         result.response
                     )),
                 )?;
-                self.record_version(session_id, service, probe.host(node), port)
-                    .await;
+                self.record_version(
+                    session_id,
+                    service,
+                    probe.host(node),
+                    port,
+                    result.version.clone(),
+                )
+                .await;
                 if let Some(script) = &service.recipe.setup_script {
                     self.run_setup(session_id, service, &tracked[index], script)
                         .await?;
@@ -203,26 +209,37 @@ impl Runner<'_> {
         })))
     }
 
-    /// Asks a healthy service its version, when its driver knows where, and records it
-    /// (event `service.version`) for the report. Best effort: a service that does not
-    /// answer has no version on record.
-    async fn record_version(&self, session_id: &str, service: &ServicePlan, host: &str, port: u16) {
-        let Some(query) = service.driver.version_query() else {
-            return;
-        };
-        let answer = crate::health::http_get(
-            self.backend.shell().as_ref(),
-            host,
-            port,
-            query.path,
-            Duration::from_secs(5),
-        )
-        .await;
-        let version = match answer {
-            Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.pointer(query.pointer)?.as_str().map(str::to_owned)),
-            _ => None,
+    /// Records a healthy service's version (event `service.version`) for the report: the
+    /// one its health check was `told` (a MySQL greeting's), else the answer to its
+    /// driver's version query. Best effort: a service that does not answer has no
+    /// version on record.
+    async fn record_version(
+        &self,
+        session_id: &str,
+        service: &ServicePlan,
+        host: &str,
+        port: u16,
+        told: Option<String>,
+    ) {
+        let version = match (told, service.driver.version_query()) {
+            (Some(version), _) => Some(version),
+            (None, None) => None,
+            (None, Some(query)) => {
+                let answer = crate::health::http_get(
+                    self.backend.shell().as_ref(),
+                    host,
+                    port,
+                    query.path,
+                    Duration::from_secs(5),
+                )
+                .await;
+                match answer {
+                    Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v.pointer(query.pointer)?.as_str().map(str::to_owned)),
+                    _ => None,
+                }
+            }
         };
         if let Some(version) = version {
             let _ = self.backend.state().event(

@@ -13,6 +13,21 @@ pub trait Workload: Send + Sync {
     /// # Errors
     /// The target cannot be reached; the message says why.
     async fn connect(&self) -> Result<Box<dyn Connection>, String>;
+
+    /// Counters the server keeps of what it was sent (a database's statement counts),
+    /// read once before the load and once after it; the summary's `server_counters`
+    /// holds their growth, so the client's figures can be checked against the server's
+    /// own. `None` (the default): the server tells none, or they cannot be read.
+    async fn server_counters(&self) -> Option<std::collections::BTreeMap<String, u64>> {
+        None
+    }
+
+    /// What a request's [`Outcome::items`] count (`vectors`), for the summary's
+    /// `unit`, `items_completed` and `items_per_second`. `None` (the default): the
+    /// workload has no unit but requests.
+    fn unit(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A driver's parameters as its typed struct (`deny_unknown_fields` makes a typo an

@@ -194,26 +194,44 @@ pub async fn run_until(
         .connect()
         .await
         .map_err(WorkloadError::Unreachable)?;
-    match spec.model {
+    let before = workload.server_counters().await;
+    let mut result = match spec.model {
         LoadModel::Closed { concurrency } => {
-            Ok(closed(workload, first, concurrency, spec, live, stop).await)
+            closed(workload.clone(), first, concurrency, spec, live, stop).await
         }
         LoadModel::Open {
             rate,
             arrival,
             max_concurrency,
-        } => Ok(open(
-            workload,
-            first,
-            rate,
-            arrival,
-            max_concurrency,
-            spec,
-            live,
-            stop,
-        )
-        .await),
+        } => {
+            open(
+                workload.clone(),
+                first,
+                rate,
+                arrival,
+                max_concurrency,
+                spec,
+                live,
+                stop,
+            )
+            .await
+        }
+    };
+    result.summary.unit = workload.unit();
+    if let Some(before) = before {
+        if let Some(after) = workload.server_counters().await {
+            result.summary.server_counters = Some(
+                after
+                    .into_iter()
+                    .map(|(name, value)| {
+                        let grown = value.saturating_sub(before.get(&name).copied().unwrap_or(0));
+                        (name, grown)
+                    })
+                    .collect(),
+            );
+        }
     }
+    Ok(result)
 }
 
 /// When to stop, shared by the workers.

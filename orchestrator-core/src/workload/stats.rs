@@ -40,6 +40,12 @@ pub struct Outcome {
     pub reconnect: bool,
     /// What the server said about its own timing (e.g. Ollama's `eval_duration`).
     pub server: Option<serde_json::Value>,
+    /// Which of the workload's operations this request was (`insert`, `query`), for
+    /// the summary's per-operation figures; `None` for a workload of one kind.
+    pub operation: Option<&'static str>,
+    /// What the request carried, in the workload's [unit](super::Workload::unit)
+    /// (vectors inserted, rows, commands); 0 when it has none.
+    pub items: u64,
 }
 
 impl Outcome {
@@ -174,6 +180,8 @@ pub struct Recorder {
     server_tokens: u64,
     client_tokens: u64,
     bytes: u64,
+    items: u64,
+    operations: BTreeMap<&'static str, OperationRecord>,
     slo: Slo,
     keep: bool,
     samples: Vec<Sample>,
@@ -206,6 +214,8 @@ impl Recorder {
             server_tokens: 0,
             client_tokens: 0,
             bytes: 0,
+            items: 0,
+            operations: BTreeMap::new(),
             slo,
             keep,
             samples: Vec::new(),
@@ -255,6 +265,19 @@ impl Recorder {
         if warmup {
             self.warmup += 1;
         } else {
+            if let Some(name) = out.operation {
+                let op = self
+                    .operations
+                    .entry(name)
+                    .or_insert_with(OperationRecord::new);
+                if out.error.is_some() {
+                    op.failed += 1;
+                } else {
+                    op.completed += 1;
+                    op.items += out.items;
+                    let _ = op.latency.record(nanos(latency));
+                }
+            }
             match &out.error {
                 Some(kind) => {
                     self.failed += 1;
@@ -262,6 +285,7 @@ impl Recorder {
                 }
                 None => {
                     self.completed += 1;
+                    self.items += out.items;
                     let _ = self.latency.record(nanos(latency));
                     put(&mut self.lag, lag);
                     if let Some(t) = ttft {
@@ -311,6 +335,17 @@ impl Recorder {
         self.server_tokens += other.server_tokens;
         self.client_tokens += other.client_tokens;
         self.bytes += other.bytes;
+        self.items += other.items;
+        for (name, op) in other.operations {
+            let mine = self
+                .operations
+                .entry(name)
+                .or_insert_with(OperationRecord::new);
+            mine.completed += op.completed;
+            mine.failed += op.failed;
+            mine.items += op.items;
+            let _ = mine.latency.add(&op.latency);
+        }
         self.samples.extend(other.samples);
     }
 
@@ -359,9 +394,67 @@ impl Recorder {
                     self.good as f64 / (self.completed + self.failed) as f64
                 },
             }),
+            unit: None,
+            items_completed: (self.items > 0).then_some(self.items),
+            items_per_second: (self.items > 0).then(|| self.items as f64 / secs),
+            operations: self
+                .operations
+                .iter()
+                .map(|(name, op)| {
+                    let figures = OperationSummary {
+                        requests_completed: op.completed,
+                        requests_failed: op.failed,
+                        requests_per_second: op.completed as f64 / secs,
+                        items_completed: (op.items > 0).then_some(op.items),
+                        items_per_second: (op.items > 0).then(|| op.items as f64 / secs),
+                        latency_ms: MetricSummary::of(&op.latency),
+                    };
+                    ((*name).to_owned(), figures)
+                })
+                .collect(),
+            server_counters: None,
             definitions: definitions(),
         }
     }
+}
+
+/// One operation's counts and latencies, within a run of several kinds.
+#[derive(Debug)]
+struct OperationRecord {
+    completed: u64,
+    failed: u64,
+    items: u64,
+    latency: Histogram<u64>,
+}
+
+impl OperationRecord {
+    fn new() -> Self {
+        Self {
+            completed: 0,
+            failed: 0,
+            items: 0,
+            latency: histogram(),
+        }
+    }
+}
+
+/// One operation's figures over the measured period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperationSummary {
+    /// Its requests that succeeded.
+    pub requests_completed: u64,
+    /// Its requests that failed.
+    pub requests_failed: u64,
+    /// `requests_completed / measured_seconds` (of the whole run).
+    pub requests_per_second: f64,
+    /// What its successful requests carried, in the workload's unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items_completed: Option<u64>,
+    /// `items_completed / measured_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items_per_second: Option<f64>,
+    /// Latency of its successful requests.
+    pub latency_ms: MetricSummary,
 }
 
 /// What only an open-loop run knows.
@@ -513,6 +606,24 @@ pub struct Summary {
     /// Requests that met the SLOs, when some were given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub goodput: Option<Goodput>,
+    /// What successful requests carried is counted in (`vectors`), from the workload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<&'static str>,
+    /// What successful requests carried, in `unit`: e.g. vectors inserted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items_completed: Option<u64>,
+    /// `items_completed / measured_seconds`: e.g. vectors per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items_per_second: Option<f64>,
+    /// Per operation, for a workload of several kinds (`mixed`): each one's counts,
+    /// rate and latency percentiles.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub operations: BTreeMap<String, OperationSummary>,
+    /// What the server itself counted over the run, where the workload can ask it
+    /// ([`Workload::server_counters`](super::Workload::server_counters)): each counter's
+    /// growth from before the first request to after the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_counters: Option<BTreeMap<String, u64>>,
     /// How each figure is computed.
     pub definitions: BTreeMap<&'static str, &'static str>,
 }
@@ -562,6 +673,18 @@ fn definitions() -> BTreeMap<&'static str, &'static str> {
         (
             "goodput",
             "requests that succeeded and met every SLO given, per measured second",
+        ),
+        (
+            "items_per_second",
+            "what successful measured requests carried, in the workload's unit (e.g. vectors inserted), per measured second",
+        ),
+        (
+            "operations",
+            "per operation of a workload of several kinds: its successful and failed measured requests, its rate over the whole measured time, its latency percentiles",
+        ),
+        (
+            "server_counters",
+            "the server's own counters (e.g. MySQL's Com_select, Com_commit), read before the first request and after the last: their growth over the whole run, warm-up included, and anything else the server served meanwhile",
         ),
     ])
 }

@@ -182,6 +182,10 @@ pub async fn get_json(
     authority: &str,
     path: &str,
 ) -> Result<Value, String> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?;
     let answer = sender
         .send_request(json_request(authority, Method::GET, path, Bytes::new()))
         .await

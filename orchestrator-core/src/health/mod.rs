@@ -1,7 +1,7 @@
 //! Health gating: is a service ready to take load?
 //!
-//! A probe is an HTTP GET (any 2xx or 3xx answer passes), a Redis `PING`, or a plain
-//! TCP connect. It goes through [`Shell::connect_tcp`], so over SSH it starts on the login node: the
+//! A probe is an HTTP GET (any 2xx or 3xx answer passes), a Redis `PING`, a MySQL
+//! login ([`mysql`]), or a plain TCP connect. It goes through [`Shell::connect_tcp`], so over SSH it starts on the login node: the
 //! compute nodes need not be reachable from the user's machine.
 
 use std::time::Duration;
@@ -10,6 +10,9 @@ use orchestrator_recipes::ServiceRecipe;
 use orchestrator_ssh::Shell;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod mysql;
+pub use mysql::Secret;
 
 /// Defaults when a service has ports but no `health_check`: a TCP connect every
 /// second, for at most two minutes.
@@ -45,6 +48,19 @@ pub enum ProbeKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host: Option<String>,
     },
+    /// A MySQL or MariaDB server greets (its version is recorded) and, when `user` is
+    /// given, accepts its login (`mysql://HOST:PORT`).
+    Mysql {
+        /// A host other than the service's node, from a full URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+        /// Who logs in; no login without one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        /// Their password: never serialised or printed.
+        #[serde(skip)]
+        password: Secret,
+    },
 }
 
 /// A readiness probe and how often to try it.
@@ -69,6 +85,8 @@ pub struct ProbeResult {
     pub healthy: bool,
     /// The status line and the start of the body, or the error.
     pub response: String,
+    /// The version the service told in the exchange (a MySQL greeting's), if any.
+    pub version: Option<String>,
 }
 
 impl HealthProbe {
@@ -107,7 +125,8 @@ impl HealthProbe {
         match &self.check {
             ProbeKind::Http { host: Some(h), .. }
             | ProbeKind::Tcp { host: Some(h) }
-            | ProbeKind::Redis { host: Some(h) } => h,
+            | ProbeKind::Redis { host: Some(h) }
+            | ProbeKind::Mysql { host: Some(h), .. } => h,
             _ => node,
         }
     }
@@ -120,6 +139,12 @@ impl HealthProbe {
             ProbeKind::Http { path, .. } => format!("GET http://{host}:{port}{path}"),
             ProbeKind::Tcp { .. } => format!("TCP {host}:{port}"),
             ProbeKind::Redis { .. } => format!("Redis PING {host}:{port}"),
+            ProbeKind::Mysql {
+                user: Some(user), ..
+            } => {
+                format!("MySQL login as {user} to {host}:{port}")
+            }
+            ProbeKind::Mysql { user: None, .. } => format!("MySQL greeting from {host}:{port}"),
         }
     }
 
@@ -135,7 +160,11 @@ impl HealthProbe {
                 ProbeKind::Tcp { .. } => Ok::<_, String>(ProbeResult {
                     healthy: true,
                     response: format!("TCP {host}:{port} accepted the connection"),
+                    version: None,
                 }),
+                ProbeKind::Mysql { user, password, .. } => {
+                    mysql::login(&mut stream, user.as_deref(), password).await
+                }
                 ProbeKind::Redis { .. } => {
                     stream
                         .write_all(b"*1\r\n$4\r\nPING\r\n")
@@ -190,10 +219,12 @@ impl HealthProbe {
             Ok(Err(error)) => ProbeResult {
                 healthy: false,
                 response: error,
+                version: None,
             },
             Err(_) => ProbeResult {
                 healthy: false,
                 response: format!("no answer within {} ms", self.timeout.as_millis()),
+                version: None,
             },
         }
     }
@@ -262,10 +293,10 @@ pub async fn http_get(
 /// `/path` → HTTP on the service's node; `http://host:port/path` → that host (where
 /// `localhost` and `127.0.0.1` mean the service's node) and port.
 /// The probe an endpoint names: a path (HTTP on the service's port), or a URL:
-/// `http(s)://`, `redis://` or `tcp://` on its host and port, where `localhost` means
+/// `http(s)://`, `redis://`, `mysql://` or `tcp://` on its host and port, where `localhost` means
 /// the service's node.
 fn parse_endpoint(endpoint: &str) -> (ProbeKind, Option<u16>) {
-    let schemes = ["http://", "https://", "redis://", "tcp://"];
+    let schemes = ["http://", "https://", "redis://", "mysql://", "tcp://"];
     let Some((scheme, rest)) = schemes
         .iter()
         .find_map(|s| endpoint.strip_prefix(s).map(|rest| (*s, rest)))
@@ -296,6 +327,11 @@ fn parse_endpoint(endpoint: &str) -> (ProbeKind, Option<u16>) {
     let kind = match scheme {
         "redis://" => ProbeKind::Redis { host },
         "tcp://" => ProbeKind::Tcp { host },
+        "mysql://" => ProbeKind::Mysql {
+            host,
+            user: None,
+            password: Secret::default(),
+        },
         _ => ProbeKind::Http {
             path: path.to_owned(),
             host,
@@ -321,6 +357,7 @@ fn redis_verdict(answer: &[u8]) -> ProbeResult {
         } else {
             format!("PING answered {shown}{more}")
         },
+        version: None,
     }
 }
 
@@ -358,6 +395,7 @@ fn http_verdict(answer: &[u8], expect: &[String]) -> ProbeResult {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            version: None,
         },
         Some(code) => ProbeResult {
             healthy: (200..400).contains(&code),
@@ -366,10 +404,12 @@ fn http_verdict(answer: &[u8], expect: &[String]) -> ProbeResult {
             } else {
                 format!("{status_line}: {body}")
             },
+            version: None,
         },
         None if answer.is_empty() => ProbeResult {
             healthy: false,
             response: "the connection closed without an answer".to_owned(),
+            version: None,
         },
         None => ProbeResult {
             healthy: false,
@@ -377,6 +417,7 @@ fn http_verdict(answer: &[u8], expect: &[String]) -> ProbeResult {
                 "not an HTTP answer: {:?}",
                 text.chars().take(80).collect::<String>()
             ),
+            version: None,
         },
     }
 }
