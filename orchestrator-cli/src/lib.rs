@@ -22,6 +22,7 @@ use orchestrator_plugin_mysql as _;
 use orchestrator_plugin_ollama as _;
 use orchestrator_plugin_openai as _;
 use orchestrator_plugin_postgres as _;
+use orchestrator_plugin_prometheus as _;
 use orchestrator_plugin_redis as _;
 
 use std::process::ExitCode;
@@ -85,7 +86,10 @@ mod tests {
             .iter()
             .map(|d| d.name())
             .collect();
-        assert_eq!(services, ["chroma", "generic", "mysql", "ollama"]);
+        assert_eq!(
+            services,
+            ["chroma", "generic", "mysql", "ollama", "prometheus"]
+        );
         assert_eq!(
             workloads,
             [

@@ -2833,6 +2833,89 @@ fn a_chroma_service_on_node1_stores_what_the_client_inserted_and_answers_k_neigh
 }
 
 #[test]
+fn a_prometheus_service_on_node1_scrapes_a_node_exporter_on_node2() {
+    let setup = Setup::cluster("prometheus");
+    let port = node_port(41);
+    let exporter = node_port(43);
+    // Debian's prometheus, run natively on the configuration the driver writes; the
+    // client runs Debian's node exporter on node2 (one of Prometheus's `targets`) and
+    // asks Prometheus, through its HTTP API, what it scraped.
+    let script = format!(
+        "mkdir -p results; prometheus-node-exporter --web.listen-address=0.0.0.0:{exporter} >/dev/null 2>&1 & ne=$!; sleep 8; \
+         curl -sf \"http://$TARGET_HOST:$TARGET_PORT/api/v1/query?query=up\" > results/up.json; \
+         curl -sf \"http://$TARGET_HOST:$TARGET_PORT/api/v1/query?query=count(node_cpu_seconds_total)\" > results/cpu.json; \
+         kill $ne"
+    );
+    let recipe = setup.recipe(
+        "prometheus.yaml",
+        &format!(
+            "name: prometheus\nservices:\n  - name: prom\n    type: prometheus\n    ports: [{port}]\n    options: {{scrape_interval: 1s, targets: ['node2:{exporter}']}}\n    resources: {{slurm: {{extra_args: ['--exclusive']}}}}\nclients:\n  - name: ask\n    command: sh\n    args: ['-c', '{}']\n    target_service: {{name: prom}}\n    resources: {{slurm: {{extra_args: ['--exclusive']}}}}\n",
+            script.replace('\'', "''")
+        ),
+    );
+    let outcome = setup.run_ok(&recipe);
+    assert_eq!(
+        jobs_of(&outcome, "service")[0]["node"],
+        "node1",
+        "{outcome:#}"
+    );
+    assert_eq!(
+        jobs_of(&outcome, "client")[0]["node"],
+        "node2",
+        "{outcome:#}"
+    );
+    let session = outcome["session_id"].as_str().unwrap().to_owned();
+    let report = json(&setup.run(&["report", &session, "--format", "json"]));
+    assert_eq!(report["services"][0]["driver"], "prometheus", "{report:#}");
+    assert!(
+        report["service_versions"]["prom"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("2.")),
+        "{report:#}"
+    );
+    let dir = Path::new(outcome["results_dir"].as_str().unwrap()).join("ask/results");
+    let up: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("up.json")).unwrap()).unwrap();
+    let mut seen: Vec<(String, String, String)> = up["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["metric"]["job"].as_str().unwrap().to_owned(),
+                r["metric"]["instance"].as_str().unwrap().to_owned(),
+                r["value"][1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    // Itself and the node exporter on node2, both up.
+    assert_eq!(
+        seen,
+        [
+            (
+                "prometheus".to_owned(),
+                format!("localhost:{port}"),
+                "1".to_owned()
+            ),
+            (
+                "targets".to_owned(),
+                format!("node2:{exporter}"),
+                "1".to_owned()
+            ),
+        ]
+    );
+    let cpu: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cpu.json")).unwrap()).unwrap();
+    let series: u64 = cpu["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(series > 0, "node2's CPU series were scraped: {cpu}");
+}
+
+#[test]
 fn a_redis_workload_client_on_node2_loads_redis_on_node1() {
     let setup = Setup::cluster("redis-workload");
     let port = node_port(7);

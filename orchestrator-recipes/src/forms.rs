@@ -311,7 +311,7 @@ impl Normalizer {
                 "monitoring_targets",
                 "the original tool's `monitoring_targets` (scrape targets named by service id) is not read by this tool",
                 "the original's scrape targets",
-                "put the targets in Prometheus's own configuration file and pass it in `args` (`--config.file=…`), as recipes/services/prometheus.yaml does for the clients' live metrics (`metrics_port`)",
+                "name each target by its node and port: `type: prometheus` with `options: {targets: [NODE:PORT, …]}` (the prometheus driver writes the configuration, as in recipes/services/prometheus.yaml), or give Prometheus a configuration file of its own (`options: {config: FILE}`)",
             ),
         ];
         for (key, message, label, help) in NOT_RUN {

@@ -21,8 +21,20 @@ fn the_custom_binary_lists_the_new_driver_beside_the_bundled_ones() {
     assert_eq!(
         names,
         [
-            "chroma", "generic", "mysql", "ollama", "chroma", "command", "http", "mysql", "ollama",
-            "openai", "postgres", "redis", "tcp-echo"
+            "chroma",
+            "generic",
+            "mysql",
+            "ollama",
+            "prometheus",
+            "chroma",
+            "command",
+            "http",
+            "mysql",
+            "ollama",
+            "openai",
+            "postgres",
+            "redis",
+            "tcp-echo"
         ]
     );
 }
