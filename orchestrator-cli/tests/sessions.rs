@@ -2679,7 +2679,7 @@ fn a_mariadb_service_on_node1_takes_sysbench_transactions_the_server_itself_coun
     let recipe = setup.recipe(
         "mariadb.yaml",
         &format!(
-            "name: mariadb-oltp\nservices:\n  - name: db\n    type: mariadb\n    ports: [{port}]\n    environment: {{MYSQL_DATABASE: sbtest, MYSQL_USER: bench, MYSQL_PASSWORD: \"{password}\"}}\n    resources: {{slurm: {{extra_args: ['--exclusive']}}}}\nclients:\n  - name: oltp\n    workload_type: mysql\n    target_service: {{name: db}}\n    environment: {{MYSQL_USER: bench, MYSQL_DATABASE: sbtest, MYSQL_PASSWORD: \"{password}\"}}\n    parameters: {{script: [oltp_write_only, oltp_point_select], initialize: true, table_size: 2000, concurrency: 4, requests: 800}}\n"
+            "name: mariadb-oltp\nservices:\n  - name: db\n    type: mariadb\n    ports: [{port}]\n    environment: {{MYSQL_DATABASE: sbtest, MYSQL_USER: bench, MYSQL_PASSWORD: \"{password}\"}}\n    resources: {{slurm: {{extra_args: ['--nodelist=node1']}}}}\nclients:\n  - name: oltp\n    workload_type: mysql\n    resources: {{slurm: {{extra_args: ['--nodelist=node2']}}}}\n    target_service: {{name: db}}\n    environment: {{MYSQL_USER: bench, MYSQL_DATABASE: sbtest, MYSQL_PASSWORD: \"{password}\"}}\n    parameters: {{script: [oltp_write_only, oltp_point_select], initialize: true, table_size: 2000, concurrency: 4, requests: 800}}\n"
         ),
     );
     let out = setup.run(&["run", &recipe, "--json"]);
@@ -2736,6 +2736,12 @@ fn a_mariadb_service_on_node1_takes_sysbench_transactions_the_server_itself_coun
     }
     scripts.sort();
     assert_eq!(scripts, ["oltp_point_select", "oltp_write_only"]);
+    // The client's own output says what the server counted.
+    let log = std::fs::read_to_string(
+        Path::new(outcome["results_dir"].as_str().unwrap()).join("oltp/stdout.log"),
+    )
+    .unwrap();
+    assert!(log.contains("the server counted: Com_begin +800,"), "{log}");
     // The password is in no output, log or report.
     assert!(!stderr.contains(password) && !text(&out.stdout).contains(password));
     let shown = text(&setup.run(&["report", &session, "--format", "json"]).stdout);
@@ -2765,7 +2771,7 @@ fn a_chroma_service_on_node1_stores_what_the_client_inserted_and_answers_k_neigh
     let recipe = setup.recipe(
         "chroma.yaml",
         &format!(
-            "name: chroma\nservices:\n  - name: vdb\n    type: chroma\n    ports: [{port}]\n    options: {{path: '{}'}}\n    environment: {{PATH: '{bin}:/usr/local/bin:/usr/bin:/bin'}}\n    resources: {{slurm: {{extra_args: ['--exclusive']}}}}\nclients:\n  - name: vectors\n    workload_type: chroma\n    target_service: {{name: vdb}}\n    parameters: {{op: [insert, query], dimension: 64, batch_size: 50, documents: 500, k: 10, concurrency: 2, requests: 40}}\n",
+            "name: chroma\nservices:\n  - name: vdb\n    type: chroma\n    ports: [{port}]\n    options: {{path: '{}'}}\n    environment: {{PATH: '{bin}:/usr/local/bin:/usr/bin:/bin'}}\n    resources: {{slurm: {{extra_args: ['--nodelist=node1']}}}}\nclients:\n  - name: vectors\n    workload_type: chroma\n    resources: {{slurm: {{extra_args: ['--nodelist=node2']}}}}\n    target_service: {{name: vdb}}\n    parameters: {{op: [insert, query], dimension: 64, batch_size: 50, documents: 500, k: 10, concurrency: 2, requests: 40}}\n",
             data.display()
         ),
     );
@@ -2815,6 +2821,16 @@ fn a_chroma_service_on_node1_stores_what_the_client_inserted_and_answers_k_neigh
     }
     ops.sort();
     assert_eq!(ops, ["insert", "query"]);
+    let log = std::fs::read_to_string(
+        Path::new(outcome["results_dir"].as_str().unwrap()).join("vectors/stdout.log"),
+    )
+    .unwrap();
+    assert!(log.contains("vectors: 2000 in "), "{log}");
+    assert!(log.contains("results: 400 in "), "{log}");
+    assert!(
+        log.contains("the server counted: collection_count +2000"),
+        "{log}"
+    );
     // What Chroma stored, read by its own Python client from the data directory.
     let python = Path::new(&chroma).with_file_name("python");
     let out = Command::new(python)
@@ -2849,7 +2865,7 @@ fn a_prometheus_service_on_node1_scrapes_a_node_exporter_on_node2() {
     let recipe = setup.recipe(
         "prometheus.yaml",
         &format!(
-            "name: prometheus\nservices:\n  - name: prom\n    type: prometheus\n    ports: [{port}]\n    options: {{scrape_interval: 1s, targets: ['node2:{exporter}']}}\n    resources: {{slurm: {{extra_args: ['--exclusive']}}}}\nclients:\n  - name: ask\n    command: sh\n    args: ['-c', '{}']\n    target_service: {{name: prom}}\n    resources: {{slurm: {{extra_args: ['--exclusive']}}}}\n",
+            "name: prometheus\nservices:\n  - name: prom\n    type: prometheus\n    ports: [{port}]\n    options: {{scrape_interval: 1s, targets: ['node2:{exporter}']}}\n    resources: {{slurm: {{extra_args: ['--nodelist=node1']}}}}\nclients:\n  - name: ask\n    command: sh\n    args: ['-c', '{}']\n    target_service: {{name: prom}}\n    resources: {{slurm: {{extra_args: ['--nodelist=node2']}}}}\n",
             script.replace('\'', "''")
         ),
     );

@@ -198,6 +198,37 @@ fn print_summary(target: &str, s: &Summary) {
         "requests: {} completed, {} failed in {:.2} s: {:.1} req/s",
         s.requests_completed, s.requests_failed, s.measured_seconds, s.requests_per_second
     );
+    if let (Some(unit), Some(items), Some(rate)) = (s.unit, s.items_completed, s.items_per_second) {
+        println!(
+            "{unit}: {items} in {:.2} s: {rate:.1} {unit}/s",
+            s.measured_seconds
+        );
+    }
+    for (name, op) in &s.operations {
+        let items = match (op.items_completed, op.items_per_second) {
+            (Some(items), Some(rate)) => format!(", {items} items: {rate:.1}/s"),
+            _ => String::new(),
+        };
+        println!(
+            "{name}: {} completed, {} failed: {:.1} req/s{items}",
+            op.requests_completed, op.requests_failed, op.requests_per_second
+        );
+    }
+    if let Some(counters) = &s.server_counters {
+        let grown: Vec<String> = counters
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| format!("{name} +{n}"))
+            .collect();
+        println!(
+            "the server counted: {}",
+            if grown.is_empty() {
+                "nothing".to_owned()
+            } else {
+                grown.join(", ")
+            }
+        );
+    }
     if let (Some(target), Some(achieved)) = (s.target_rate, s.achieved_rate) {
         println!(
             "open loop: target {target:.1} req/s, achieved {achieved:.1} req/s, {} dropped at the cap",
@@ -205,6 +236,9 @@ fn print_summary(target: &str, s: &Summary) {
         );
     }
     let mut rows = vec![metric_row("latency", &s.latency_ms)];
+    for (name, op) in &s.operations {
+        rows.push(metric_row(&format!("latency {name}"), &op.latency_ms));
+    }
     for (name, metric) in [
         ("schedule lag", &s.schedule_lag_ms),
         ("ttft", &s.ttft_ms),

@@ -1,8 +1,9 @@
 //! Health gating: is a service ready to take load?
 //!
 //! A probe is an HTTP GET (any 2xx or 3xx answer passes), a Redis `PING`, a MySQL
-//! login ([`mysql`]), or a plain TCP connect. It goes through [`Shell::connect_tcp`], so over SSH it starts on the login node: the
-//! compute nodes need not be reachable from the user's machine.
+//! login ([`mysql`]), or a plain TCP connect. It goes through [`Shell::connect_tcp`],
+//! so over SSH it starts on the login node: the compute nodes need not be reachable
+//! from the user's machine.
 
 use std::time::Duration;
 

@@ -694,6 +694,55 @@ mod tests {
     use super::*;
 
     #[test]
+    fn items_and_operations_are_counted_per_worker_and_merged() {
+        let ms = Duration::from_millis;
+        let outcome = |op: &'static str, items: u64, error: Option<&str>| Outcome {
+            operation: Some(op),
+            items,
+            error: error.map(str::to_owned),
+            ..Outcome::default()
+        };
+        let mut a = Recorder::new(Slo::default(), false);
+        a.record(0, ms(0), ms(0), ms(10), false, outcome("insert", 100, None));
+        a.record(1, ms(0), ms(0), ms(2), false, outcome("query", 10, None));
+        // Warm-up and failures carry no items.
+        a.record(2, ms(0), ms(0), ms(5), true, outcome("insert", 100, None));
+        let mut b = Recorder::new(Slo::default(), false);
+        b.record(3, ms(0), ms(0), ms(20), false, outcome("insert", 100, None));
+        b.record(
+            4,
+            ms(0),
+            ms(0),
+            ms(1),
+            false,
+            outcome("query", 0, Some("timeout")),
+        );
+        a.merge(b);
+        let s = a.summary(Duration::from_secs(2), None);
+        assert_eq!((s.requests_completed, s.requests_failed), (3, 1));
+        assert_eq!(s.items_completed, Some(210));
+        assert_eq!(s.items_per_second, Some(105.0));
+        let insert = &s.operations["insert"];
+        assert_eq!((insert.requests_completed, insert.requests_failed), (2, 0));
+        assert_eq!(insert.items_completed, Some(200));
+        assert!(
+            (insert.latency_ms.max - 20.0).abs() < 0.05,
+            "{}",
+            insert.latency_ms.max
+        );
+        let query = &s.operations["query"];
+        assert_eq!((query.requests_completed, query.requests_failed), (1, 1));
+        assert_eq!(query.items_completed, Some(10));
+        // A workload of one kind has no per-operation figures, and no items none.
+        let mut plain = Recorder::new(Slo::default(), false);
+        plain.record(0, ms(0), ms(0), ms(1), false, Outcome::default());
+        let p = plain.summary(Duration::from_secs(1), None);
+        assert!(p.operations.is_empty() && p.items_completed.is_none());
+        let json = serde_json::to_value(&p).unwrap();
+        assert!(json.get("operations").is_none() && json.get("items_completed").is_none());
+    }
+
+    #[test]
     fn latency_counts_from_the_intended_time_and_tpot_follows_its_formula() {
         let mut r = Recorder::new(
             Slo {
