@@ -322,10 +322,14 @@ fn assert_redis_session(outcome: &Value) {
 #[test]
 fn redis_session_on_the_cluster_uses_two_nodes_and_leaves_nothing_running() {
     let setup = Setup::cluster("redis-session");
-    // The service takes a node for itself, so the client lands on the other one.
+    // The service on node1 and the client on node2, pinned (`--exclusive` would make
+    // two such tests at once hold both nodes and starve each other's clients).
     let recipe = setup.recipe(
         "redis.yaml",
-        &redis_recipe(6379, ", extra_args: [\"--exclusive\"]"),
+        &redis_recipe(6379, ", extra_args: [\"--nodelist=node1\"]").replace(
+            "slurm: {time: \"00:05:00\"}",
+            "slurm: {time: \"00:05:00\", extra_args: [\"--nodelist=node2\"]}",
+        ),
     );
     let out = setup.run(&["run", &recipe, "--json"]);
     let outcome = json(&out);
@@ -2237,7 +2241,7 @@ fn a_tunnel_carries_http_to_a_service_on_a_compute_node_and_results_fetch_downlo
     let outcome = setup.run_ok(&recipe);
     let session = outcome["session_id"].as_str().unwrap().to_owned();
     let service = outcome["services"][0]["id"].as_str().unwrap().to_owned();
-    // Either compute node (another cluster test may hold node1 with `--exclusive`).
+    // Either compute node: wherever SLURM had room.
     let node = outcome["services"][0]["host"].as_str().unwrap().to_owned();
     assert!(node == "node1" || node == "node2", "{outcome:#}");
 
@@ -2415,8 +2419,12 @@ fn an_http_workload_on_the_cluster_uploads_the_binary_once() {
         "http.yaml",
         &http_recipe(
             u16::try_from(port).unwrap(),
-            ", extra_args: ['--exclusive']",
+            ", extra_args: ['--nodelist=node1']",
             "{concurrency: 2, requests: 1000}",
+        )
+        .replace(
+            "    workload_type: http\n",
+            "    workload_type: http\n    resources: {slurm: {extra_args: ['--nodelist=node2']}}\n",
         ),
     );
     for _ in 0..2 {
@@ -2938,7 +2946,7 @@ fn a_redis_workload_client_on_node2_loads_redis_on_node1() {
     let recipe = setup.recipe(
         "redis-engine.yaml",
         &format!(
-            "name: redis-engine\nservices:\n  - name: kv\n    command: redis-server\n    args: [--port, {port}, --save, '', --protected-mode, 'no']\n    ports: [{port}]\n    resources: {{slurm: {{extra_args: ['--exclusive']}}}}\nclients:\n  - name: load\n    workload_type: redis\n    target_service: {{name: kv}}\n    parameters: {{op: mixed, keyspace: 100, concurrency: 4, requests: 2000}}\n"
+            "name: redis-engine\nservices:\n  - name: kv\n    command: redis-server\n    args: [--port, {port}, --save, '', --protected-mode, 'no']\n    ports: [{port}]\n    resources: {{slurm: {{extra_args: ['--nodelist=node1']}}}}\nclients:\n  - name: load\n    workload_type: redis\n    resources: {{slurm: {{extra_args: ['--nodelist=node2']}}}}\n    target_service: {{name: kv}}\n    parameters: {{op: mixed, keyspace: 100, concurrency: 4, requests: 2000}}\n"
         ),
     );
     let outcome = setup.run_ok(&recipe);
