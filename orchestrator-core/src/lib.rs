@@ -49,7 +49,7 @@ pub use driver::checks::{check_parameters, check_service_options, check_settings
 pub use driver::{
     Arg, DriverError, GENERIC_WORKLOAD_TYPES, HANDLED_ORIGINAL_PARAMETERS, Launch, Registry,
     Resolved, ServiceDriver, ServiceDriverEntry, Target, VersionQuery, WorkloadDriver,
-    WorkloadDriverEntry, engine_launch, read_parameters,
+    WorkloadDriverEntry, engine_launch, read_parameters, recipe_args,
 };
 pub use error::{CoreError, HealthCheckFailure, ServiceDeath, SetupFailure, StartupFailure};
 pub use health::{HealthProbe, ProbeKind, ProbeResult, Secret};

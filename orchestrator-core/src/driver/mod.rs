@@ -22,7 +22,7 @@ mod types;
 
 use crate::health::HealthProbe;
 use crate::workload::{RESULTS_DIR, WorkloadSpec};
-pub use types::{Arg, DriverError, Launch, Target, VersionQuery};
+pub use types::{Arg, DriverError, Launch, Target, VersionQuery, recipe_args};
 
 /// Launches and probes one kind of service.
 pub trait ServiceDriver: Send + Sync + 'static {

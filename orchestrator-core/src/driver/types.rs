@@ -22,6 +22,35 @@ pub struct Launch {
     pub default_image: Option<String>,
 }
 
+/// A recipe's own `args` as a job runs them: `${NAME}` in each is the job's environment
+/// variable ([`Arg::Expanding`]).
+#[must_use]
+pub fn recipe_args(args: &[orchestrator_recipes::ScalarString]) -> Vec<Arg> {
+    args.iter()
+        .map(|a| Arg::Expanding(a.as_str().to_owned()))
+        .collect()
+}
+
+impl Launch {
+    /// What a service recipe that says what to run runs: its `command` with its `args`,
+    /// or, with only a `container_image`, the image's own entry point (apptainer `run`
+    /// semantics through `exec`) with them. `None` when it names neither, where a
+    /// driver runs the service its own way (or refuses it).
+    #[must_use]
+    pub fn as_written(service: &orchestrator_recipes::ServiceRecipe) -> Option<Self> {
+        let command = match (&service.command, &service.container_image) {
+            (Some(command), _) => command.clone(),
+            (None, Some(_)) => "/.singularity.d/runscript".to_owned(),
+            (None, None) => return None,
+        };
+        Some(Self {
+            command,
+            args: recipe_args(&service.args),
+            ..Self::default()
+        })
+    }
+}
+
 /// The service a client loads, once it is up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {

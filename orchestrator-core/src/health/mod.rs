@@ -120,6 +120,37 @@ impl HealthProbe {
         }
     }
 
+    /// A driver's own `check` at the recipe's timing: with a `health_check` that names no
+    /// endpoint, its interval, timeout, retries and port (else `port`); with no
+    /// `health_check`, an attempt of at most 5 s every second, `retries` times, at
+    /// `port`. `None` when the recipe's `health_check` names an endpoint of its own,
+    /// which [`for_service`](Self::for_service) reads.
+    #[must_use]
+    pub fn own_check(
+        service: &ServiceRecipe,
+        check: ProbeKind,
+        port: u16,
+        retries: u32,
+    ) -> Option<Self> {
+        match &service.health_check {
+            Some(hc) if hc.endpoint.is_some() => None,
+            Some(hc) => Some(Self {
+                check,
+                port: Some(hc.port.unwrap_or(port)),
+                interval: hc.interval.to_std(),
+                timeout: hc.timeout.to_std(),
+                retries: hc.retries.max(1),
+            }),
+            None => Some(Self {
+                check,
+                port: Some(port),
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(5),
+                retries,
+            }),
+        }
+    }
+
     /// The host a probe of a service on `node` goes to.
     #[must_use]
     pub fn host<'a>(&'a self, node: &'a str) -> &'a str {

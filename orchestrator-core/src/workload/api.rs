@@ -48,6 +48,38 @@ pub fn parse_parameters<P: serde::de::DeserializeOwned>(
     })
 }
 
+/// The host and port of a session's target URL, `http://HOST[:PORT][/…]` (a bracketed
+/// IPv6 host unbracketed), for a driver that speaks its own protocol to it; `None` for
+/// a URL of another scheme, which the driver reads itself.
+///
+/// # Errors
+/// The port is not a number.
+pub fn http_host_port(
+    url: &str,
+    default_port: u16,
+) -> Option<Result<(String, u16), crate::DriverError>> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => match port.parse() {
+            Ok(port) => (host, port),
+            Err(_) => {
+                return Some(Err(crate::DriverError::new(
+                    format!("`{url}`: `{port}` is not a port"),
+                    "write the target as http://HOST:PORT",
+                )));
+            }
+        },
+        None => (authority, default_port),
+    };
+    Some(Ok((
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port,
+    )))
+}
+
 /// The per-request time limit of a driver: `timeout_s`, else `default` seconds.
 ///
 /// # Errors

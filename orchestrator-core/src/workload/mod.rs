@@ -23,4 +23,6 @@ pub use stats::{
     TokenSource,
 };
 
-pub use api::{Connection, Timeout, Workload, parse_parameters, timeout_parameter, within};
+pub use api::{
+    Connection, Timeout, Workload, http_host_port, parse_parameters, timeout_parameter, within,
+};

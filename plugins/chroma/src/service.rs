@@ -14,11 +14,10 @@
 //! the v2 one, with a warning. The version (`GET /api/v2/version`) goes to the report.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use orchestrator_core::{
     Arg, DriverError, HealthProbe, Launch, ProbeKind, ServiceDriver, ServiceDriverEntry,
-    VersionQuery,
+    VersionQuery, recipe_args,
 };
 use orchestrator_recipes::ServiceRecipe;
 use serde_json::{Map, Value};
@@ -88,17 +87,11 @@ impl ServiceDriver for ChromaService {
     }
 
     fn launch(&self, service: &ServiceRecipe) -> Result<Launch, DriverError> {
-        let args = service
-            .args
-            .iter()
-            .map(|a| Arg::Expanding(a.as_str().to_owned()));
-        let environment = BTreeMap::from([("ANONYMIZED_TELEMETRY".into(), "False".into())]);
-        let (command, args) = match (&service.command, &service.container_image) {
-            (Some(command), _) => (command.clone(), args.collect()),
-            (None, Some(_)) => ("/.singularity.d/runscript".to_owned(), args.collect()),
-            (None, None) => {
+        let mut launch = match Launch::as_written(service) {
+            Some(launch) => launch,
+            None => {
                 let path = data_path(&service.options)?.unwrap_or_else(|| "chroma-data".into());
-                let mut all: Vec<Arg> = vec![
+                let mut args: Vec<Arg> = vec![
                     "run".into(),
                     "--host".into(),
                     "0.0.0.0".into(),
@@ -107,16 +100,18 @@ impl ServiceDriver for ChromaService {
                     "--path".into(),
                     Arg::Expanding(path),
                 ];
-                all.extend(args);
-                ("chroma".to_owned(), all)
+                args.extend(recipe_args(&service.args));
+                Launch {
+                    command: "chroma".into(),
+                    args,
+                    ..Launch::default()
+                }
             }
         };
-        Ok(Launch {
-            command,
-            args,
-            environment,
-            default_image: None,
-        })
+        launch
+            .environment
+            .insert("ANONYMIZED_TELEMETRY".into(), "False".into());
+        Ok(launch)
     }
 
     fn version_query(&self) -> Option<VersionQuery> {
@@ -153,28 +148,14 @@ impl ServiceDriver for ChromaService {
             host: None,
             expect: Vec::new(),
         };
-        match &service.health_check {
-            Some(_) if v1_endpoint(service).is_some() => {
-                let mut probe = HealthProbe::for_service(service)?;
-                probe.check = heartbeat;
-                Some(probe)
-            }
-            Some(hc) if hc.endpoint.is_none() => Some(HealthProbe {
-                check: heartbeat,
-                port: Some(hc.port.unwrap_or_else(|| port(service))),
-                interval: hc.interval.to_std(),
-                timeout: hc.timeout.to_std(),
-                retries: hc.retries.max(1),
-            }),
-            Some(_) => HealthProbe::for_service(service),
-            None => Some(HealthProbe {
-                check: heartbeat,
-                port: Some(port(service)),
-                interval: Duration::from_secs(1),
-                timeout: Duration::from_secs(5),
-                retries: 120,
-            }),
+        if v1_endpoint(service).is_some() {
+            // The recipe's port and timing, the v2 path.
+            let mut probe = HealthProbe::for_service(service)?;
+            probe.check = heartbeat;
+            return Some(probe);
         }
+        HealthProbe::own_check(service, heartbeat, port(service), 120)
+            .or_else(|| HealthProbe::for_service(service))
     }
 }
 
@@ -184,6 +165,7 @@ inventory::submit! { ServiceDriverEntry(&ChromaService) }
 mod tests {
     use super::*;
     use orchestrator_core::Registry;
+    use std::time::Duration;
 
     fn recipe(yaml: Value) -> ServiceRecipe {
         serde_json::from_value(yaml).unwrap()

@@ -13,7 +13,7 @@
 
 use orchestrator_core::{
     Arg, DriverError, Launch, ServiceDriver, ServiceDriverEntry, Target, WorkloadDriver,
-    WorkloadDriverEntry,
+    WorkloadDriverEntry, recipe_args,
 };
 use orchestrator_recipes::{ClientRecipe, ServiceRecipe};
 
@@ -35,27 +35,11 @@ impl ServiceDriver for GenericService {
     }
 
     fn launch(&self, service: &ServiceRecipe) -> Result<Launch, DriverError> {
-        let command = match (&service.command, &service.container_image) {
-            (Some(command), _) => command.clone(),
-            (None, Some(_)) => {
-                // The image's own entry point: apptainer `run` semantics through `exec`.
-                return Ok(Launch {
-                    command: "/.singularity.d/runscript".into(),
-                    args: args_of(&service.args),
-                    ..Launch::default()
-                });
-            }
-            (None, None) => {
-                return Err(DriverError::new(
-                    "has neither a `command` nor a `container_image`",
-                    "set `command` (and `args`) to the program that serves, or a `container_image` to run",
-                ));
-            }
-        };
-        Ok(Launch {
-            command,
-            args: args_of(&service.args),
-            ..Launch::default()
+        Launch::as_written(service).ok_or_else(|| {
+            DriverError::new(
+                "has neither a `command` nor a `container_image`",
+                "set `command` (and `args`) to the program that serves, or a `container_image` to run",
+            )
         })
     }
 }
@@ -89,7 +73,7 @@ impl WorkloadDriver for CommandWorkload {
         };
         Ok(Launch {
             command: command.clone(),
-            args: args_of(&client.args),
+            args: recipe_args(&client.args),
             ..Launch::default()
         })
     }
@@ -135,13 +119,6 @@ fn script_launch(
         args,
         ..Launch::default()
     }
-}
-
-/// A recipe's own `args`: `${NAME}` in them is the job's environment variable.
-fn args_of(args: &[orchestrator_recipes::ScalarString]) -> Vec<Arg> {
-    args.iter()
-        .map(|a| Arg::Expanding(a.as_str().to_owned()))
-        .collect()
 }
 
 inventory::submit! { ServiceDriverEntry(&GenericService) }

@@ -18,10 +18,10 @@
 //! the report.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use orchestrator_core::{
     Arg, DriverError, HealthProbe, Launch, ProbeKind, Secret, ServiceDriver, ServiceDriverEntry,
+    recipe_args,
 };
 use orchestrator_recipes::ServiceRecipe;
 use serde_json::{Map, Value};
@@ -181,40 +181,23 @@ impl ServiceDriver for MysqlService {
     }
 
     fn launch(&self, service: &ServiceRecipe) -> Result<Launch, DriverError> {
-        // The recipe's own args: `${NAME}` in them is the job's environment variable.
-        let args = service
-            .args
-            .iter()
-            .map(|a| Arg::Expanding(a.as_str().to_owned()));
-        match (&service.command, &service.container_image) {
-            (Some(command), _) => Ok(Launch {
-                command: command.clone(),
-                args: args.collect(),
-                ..Launch::default()
-            }),
-            // The image's own entry point (apptainer `run` semantics through `exec`).
-            (None, Some(_)) => Ok(Launch {
-                command: "/.singularity.d/runscript".into(),
-                args: args.collect(),
-                ..Launch::default()
-            }),
-            (None, None) => {
-                let dir = datadir(&service.options)?.unwrap_or_default();
-                let mut wrapped: Vec<Arg> = vec![
-                    "-c".into(),
-                    NATIVE.into(),
-                    "mysql".into(),
-                    port(service).to_string().into(),
-                    Arg::Expanding(dir),
-                ];
-                wrapped.extend(args);
-                Ok(Launch {
-                    command: "sh".into(),
-                    args: wrapped,
-                    ..Launch::default()
-                })
-            }
+        if let Some(launch) = Launch::as_written(service) {
+            return Ok(launch);
         }
+        let dir = datadir(&service.options)?.unwrap_or_default();
+        let mut args: Vec<Arg> = vec![
+            "-c".into(),
+            NATIVE.into(),
+            "mysql".into(),
+            port(service).to_string().into(),
+            Arg::Expanding(dir),
+        ];
+        args.extend(recipe_args(&service.args));
+        Ok(Launch {
+            command: "sh".into(),
+            args,
+            ..Launch::default()
+        })
     }
 
     fn review(&self, service: &ServiceRecipe) -> Vec<String> {
@@ -258,31 +241,17 @@ impl ServiceDriver for MysqlService {
                 password,
             }
         };
-        match &service.health_check {
-            // An endpoint of its own is honoured; a mysql:// one logs in.
-            Some(hc) if hc.endpoint.is_some() => {
-                let mut probe = HealthProbe::for_service(service)?;
-                if let ProbeKind::Mysql { host, .. } = &probe.check {
-                    probe.check = mysql(host.clone());
-                }
-                Some(probe)
-            }
-            Some(hc) => Some(HealthProbe {
-                check: mysql(None),
-                port: Some(hc.port.unwrap_or_else(|| port(service))),
-                interval: hc.interval.to_std(),
-                timeout: hc.timeout.to_std(),
-                retries: hc.retries.max(1),
-            }),
-            // An image's first start initialises its data directory: up to 5 minutes.
-            None => Some(HealthProbe {
-                check: mysql(None),
-                port: Some(port(service)),
-                interval: Duration::from_secs(1),
-                timeout: Duration::from_secs(5),
-                retries: 300,
-            }),
+        // Without a health_check, up to 5 minutes: an image's first start initialises
+        // its data directory.
+        if let Some(probe) = HealthProbe::own_check(service, mysql(None), port(service), 300) {
+            return Some(probe);
         }
+        // An endpoint of the recipe's own is honoured; a mysql:// one logs in.
+        let mut probe = HealthProbe::for_service(service)?;
+        if let ProbeKind::Mysql { host, .. } = &probe.check {
+            probe.check = mysql(host.clone());
+        }
+        Some(probe)
     }
 }
 
@@ -292,6 +261,7 @@ inventory::submit! { ServiceDriverEntry(&MysqlService) }
 mod tests {
     use super::*;
     use orchestrator_core::Registry;
+    use std::time::Duration;
 
     fn recipe(yaml: Value) -> ServiceRecipe {
         serde_json::from_value(yaml).unwrap()

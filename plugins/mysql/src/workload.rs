@@ -40,7 +40,8 @@ use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Statement};
 use orchestrator_core::workload::{
-    Connection, Outcome, Rng, Timeout, Workload, parse_parameters, timeout_parameter,
+    Connection, Outcome, Rng, Timeout, Workload, http_host_port, parse_parameters,
+    timeout_parameter,
 };
 use orchestrator_core::{DriverError, WorkloadDriver, WorkloadDriverEntry};
 use serde::Deserialize;
@@ -221,22 +222,10 @@ impl MysqlWorkload {
         if p.table_size == Some(0) || p.table_size.is_some_and(|s| s > i32::MAX as u64) {
             return Err(bad("table_size must be between 1 and 2147483647"));
         }
-        let opts = match url.strip_prefix("http://") {
-            Some(rest) => {
-                let authority = rest.split('/').next().unwrap_or(rest);
-                let (host, port) = match authority.rsplit_once(':') {
-                    Some((host, port)) => (
-                        host,
-                        port.parse()
-                            .map_err(|_| bad(format!("`{url}`: `{port}` is not a port")))?,
-                    ),
-                    None => (authority, crate::service::DEFAULT_PORT),
-                };
-                Opts::from(
-                    OptsBuilder::default()
-                        .ip_or_hostname(host.trim_start_matches('[').trim_end_matches(']'))
-                        .tcp_port(port),
-                )
+        let opts = match http_host_port(url, crate::service::DEFAULT_PORT) {
+            Some(target) => {
+                let (host, port) = target?;
+                Opts::from(OptsBuilder::default().ip_or_hostname(host).tcp_port(port))
             }
             None => Opts::from_url(url).map_err(|e| {
                 DriverError::new(

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orchestrator_core::workload::{
-    Connection, Outcome, Rng, Workload, parse_parameters, timeout_parameter, within,
+    Connection, Outcome, Rng, Workload, http_host_port, parse_parameters, timeout_parameter, within,
 };
 use orchestrator_core::{DriverError, WorkloadDriver, WorkloadDriverEntry};
 use serde::Deserialize;
@@ -194,20 +194,11 @@ impl PostgresWorkload {
                 return Err(bad(format!("scale must be between 1 and {MAX_SCALE}")));
             }
         }
-        let mut config = match url.strip_prefix("http://") {
-            Some(rest) => {
-                let authority = rest.split('/').next().unwrap_or(rest);
-                let (host, port) = match authority.rsplit_once(':') {
-                    Some((host, port)) => (
-                        host,
-                        port.parse()
-                            .map_err(|_| bad(format!("`{url}`: `{port}` is not a port")))?,
-                    ),
-                    None => (authority, 5432),
-                };
+        let mut config = match http_host_port(url, 5432) {
+            Some(target) => {
+                let (host, port) = target?;
                 let mut c = tokio_postgres::Config::new();
-                c.host(host.trim_start_matches('[').trim_end_matches(']'))
-                    .port(port);
+                c.host(&host).port(port);
                 c
             }
             None => tokio_postgres::Config::from_str(url).map_err(|e| {

@@ -17,11 +17,10 @@
 //! to the report.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use orchestrator_core::{
     Arg, DriverError, HealthProbe, Launch, ProbeKind, ServiceDriver, ServiceDriverEntry,
-    VersionQuery,
+    VersionQuery, recipe_args,
 };
 use orchestrator_recipes::ServiceRecipe;
 use serde_json::{Map, Value};
@@ -207,30 +206,22 @@ impl ServiceDriver for PrometheusService {
     }
 
     fn launch(&self, service: &ServiceRecipe) -> Result<Launch, DriverError> {
-        let args = service
-            .args
-            .iter()
-            .map(|a| Arg::Expanding(a.as_str().to_owned()));
-        let (command, args) = match (&service.command, &service.container_image) {
-            (Some(command), _) => (command.clone(), args.collect()),
-            (None, Some(_)) => ("/.singularity.d/runscript".to_owned(), args.collect()),
-            (None, None) => {
-                let o = options(&service.options)?;
-                let mut all: Vec<Arg> = vec![
-                    "-c".into(),
-                    NATIVE.into(),
-                    "prometheus".into(),
-                    port(service).to_string().into(),
-                    o.scrape_interval.into(),
-                    Arg::Expanding(o.config.unwrap_or_default()),
-                    o.targets.join(" ").into(),
-                ];
-                all.extend(args);
-                ("sh".to_owned(), all)
-            }
-        };
+        if let Some(launch) = Launch::as_written(service) {
+            return Ok(launch);
+        }
+        let o = options(&service.options)?;
+        let mut args: Vec<Arg> = vec![
+            "-c".into(),
+            NATIVE.into(),
+            "prometheus".into(),
+            port(service).to_string().into(),
+            o.scrape_interval.into(),
+            Arg::Expanding(o.config.unwrap_or_default()),
+            o.targets.join(" ").into(),
+        ];
+        args.extend(recipe_args(&service.args));
         Ok(Launch {
-            command,
+            command: "sh".into(),
             args,
             ..Launch::default()
         })
@@ -262,23 +253,8 @@ impl ServiceDriver for PrometheusService {
             host: None,
             expect: Vec::new(),
         };
-        match &service.health_check {
-            Some(hc) if hc.endpoint.is_none() => Some(HealthProbe {
-                check: ready,
-                port: Some(hc.port.unwrap_or_else(|| port(service))),
-                interval: hc.interval.to_std(),
-                timeout: hc.timeout.to_std(),
-                retries: hc.retries.max(1),
-            }),
-            Some(_) => HealthProbe::for_service(service),
-            None => Some(HealthProbe {
-                check: ready,
-                port: Some(port(service)),
-                interval: Duration::from_secs(1),
-                timeout: Duration::from_secs(5),
-                retries: 120,
-            }),
-        }
+        HealthProbe::own_check(service, ready, port(service), 120)
+            .or_else(|| HealthProbe::for_service(service))
     }
 }
 
