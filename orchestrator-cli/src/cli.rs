@@ -120,6 +120,11 @@ pub enum Command {
     /// complete recipe is accepted; a service recipe without clients leaves the service
     /// running (stop it with `orchestrator stop ID`). If `run` itself dies (SIGKILL, a
     /// lost terminal), its jobs go on: `orchestrator attach SESSION` continues it.
+    ///
+    /// With `monitoring: prometheus` in the recipe, a Prometheus job starts before the
+    /// clients and scrapes a node exporter beside every job and every workload client's
+    /// live metrics; before the services stop, what it scraped goes to the report
+    /// (`prometheus.json`) with Grafana's provisioning in `grafana/`.
     Run(RunArgs),
     /// Continue a session whose orchestrator died, as `run` would have: reconcile,
     /// wait for the jobs still running, submit what was never submitted, fetch the

@@ -134,13 +134,7 @@ fn every_recipe_that_validates_also_plans() {
             if !matches!(report[0]["kind"].as_str(), Some("service" | "recipe")) {
                 continue;
             }
-            let output = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
-                .args(["run", "--dry-run", &name])
-                .current_dir(root())
-                .env_remove("ORCHESTRATOR_CONFIG")
-                .env("HOME", &home)
-                .output()
-                .unwrap();
+            let output = orchestrator_at_home(&home, &["run", "--dry-run", &name]);
             assert_eq!(
                 output.status.code(),
                 Some(0),
@@ -820,4 +814,142 @@ fn every_run_sends_prompts_no_other_run_of_the_session_sent() {
     // Each run's summary says which salt it had: its own, or the recipe's.
     assert!(summary("load-b")["prompt_salt"].is_u64());
     assert_eq!(summary("load")["parameters"]["prompt_salt"], 7);
+}
+
+/// Runs the binary in the workspace root with `HOME` (and so its state) in `home`.
+fn orchestrator_at_home(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("ORCHESTRATOR_CONFIG")
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+/// Issue #15: `monitoring:` plans a Prometheus before the clients, gives every
+/// workload client its own metrics port, has every job register with it, and lets a
+/// client load the added Prometheus by name.
+#[test]
+fn a_monitored_recipe_plans_a_prometheus_and_registers_every_job() {
+    let home = tempdir("monitoring-home");
+    let file = home.join("monitored.yaml");
+    std::fs::write(
+        &file,
+        "name: m\nmonitoring: {scrape_interval: 3s}\nservices:\n  - name: web\n    command: orchestrator\n    args: [demo, http-server, --port, 8080]\n    ports: [8080]\nclients:\n  - name: a\n    workload_type: http\n    parameters: {requests: 10}\n  - name: b\n    workload_type: http\n    parameters: {requests: 10}\n  - name: own\n    workload_type: http\n    parameters: {requests: 10, metrics_port: 9999}\n  - name: ask\n    command: curl\n    args: [-s, http://x]\n    target_service: {name: prometheus}\n",
+    )
+    .unwrap();
+    let out = orchestrator_at_home(&home, &["run", "--dry-run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let jobs: Vec<&str> = stdout.split("# ===== ").skip(1).collect();
+    let job = |name: &str| -> &str {
+        jobs.iter()
+            .find(|j| j.contains(&format!("export ORCH_JOB_NAME={name}\n")))
+            .unwrap_or_else(|| panic!("no job {name}: {stdout}"))
+    };
+    assert_eq!(jobs.len(), 6, "web, prometheus and four clients: {stdout}");
+    // The added Prometheus: the generated configuration at the session's interval,
+    // over the session's target directory.
+    let prometheus = job("prometheus");
+    assert!(prometheus.contains("file_sd_configs"), "{prometheus}");
+    assert!(prometheus.contains(" 9090 3s "), "{prometheus}");
+    assert!(prometheus.contains("${ORCH_JOB_DIR}"), "{prometheus}");
+    // Every job registers its node's exporter; the workload clients their metrics,
+    // on ports of their own (a client's own `metrics_port` is kept).
+    for name in ["web", "prometheus", "a", "b", "own", "ask"] {
+        assert!(
+            job(name).contains("prometheus-node-exporter") && job(name).contains("node-"),
+            "{name}"
+        );
+    }
+    assert!(job("a").contains("\"metrics_port\":9464"), "{}", job("a"));
+    assert!(job("b").contains("\"metrics_port\":9465"), "{}", job("b"));
+    assert!(
+        job("own").contains("\"metrics_port\":9999"),
+        "{}",
+        job("own")
+    );
+    assert!(job("b").contains("client-b.json"), "{}", job("b"));
+    assert!(!job("ask").contains("client-ask.json"), "{}", job("ask"));
+    // `target_service: {name: prometheus}` is the added Prometheus.
+    assert!(
+        job("ask").contains("export TARGET_PORT=9090\n"),
+        "{}",
+        job("ask")
+    );
+}
+
+/// What `monitoring:` cannot do is refused before anything is submitted, with the way
+/// out.
+#[test]
+fn monitoring_that_cannot_run_is_refused_with_the_way_out() {
+    let home = tempdir("monitoring-refused");
+    let cases = [
+        (
+            "services:\n  - {name: web, command: sleep, args: [60]}\nmonitoring: {service: web}\n",
+            "a `generic` service, which cannot monitor a session",
+        ),
+        (
+            "services:\n  - {name: prometheus, command: sleep, args: [60]}\nmonitoring: prometheus\n",
+            "`monitoring: {service: prometheus}`",
+        ),
+        (
+            "services:\n  - {name: web, command: sleep, args: [60]}\nmonitoring: {targets: [{port: 9100}]}\n",
+            "names neither a service nor a host",
+        ),
+        (
+            "services:\n  - {name: web, command: sleep, args: [60]}\nmonitoring: {service: nope}\n",
+            "which is no service of this recipe",
+        ),
+        (
+            "services:\n  - {name: p, type: prometheus, options: {config: /x.yml}}\nmonitoring: {service: p}\n",
+            "writes its own configuration",
+        ),
+    ];
+    for (i, (recipe, expected)) in cases.iter().enumerate() {
+        let file = home.join(format!("r{i}.yaml"));
+        std::fs::write(&file, recipe).unwrap();
+        let out = orchestrator_at_home(&home, &["run", "--dry-run", file.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{recipe}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{recipe}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A target on a service of another session that does not run: said when the run
+    // starts, and nothing is recorded or submitted.
+    let file = home.join("external.yaml");
+    std::fs::write(
+        &file,
+        "services:\n  - {name: web, command: sleep, args: [60]}\nmonitoring: {targets: [{service: svc-0000, port: 8080}]}\n",
+    )
+    .unwrap();
+    let out = orchestrator_at_home(&home, &["run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // miette wraps the message to the terminal's width.
+    let flat = text(&out.stderr)
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        flat.contains(
+            "is no service of this recipe and no service that runs (nothing was submitted)"
+        ) && flat.contains("give the target a `host:`"),
+        "{flat}"
+    );
+    let status = orchestrator_at_home(&home, &["status", "--json"]);
+    assert!(
+        !text(&status.stdout).contains("ses-"),
+        "{}",
+        text(&status.stdout)
+    );
 }

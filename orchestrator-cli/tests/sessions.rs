@@ -34,6 +34,16 @@ struct Setup {
     cluster: bool,
 }
 
+impl Drop for Setup {
+    /// A test that fails midway leaves nothing of its own running on the cluster (its
+    /// state goes with its directory, and no later `stop` could find its jobs).
+    fn drop(&mut self) {
+        if self.cluster && std::thread::panicking() {
+            let _ = self.run(&["stop", "--all"]);
+        }
+    }
+}
+
 impl Setup {
     fn local() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -2937,6 +2947,270 @@ fn a_prometheus_service_on_node1_scrapes_a_node_exporter_on_node2() {
         .parse()
         .unwrap();
     assert!(series > 0, "node2's CPU series were scraped: {cpu}");
+}
+
+/// Issue #15: `monitoring: prometheus` for a whole session. The orchestrator adds a
+/// Prometheus (Debian's, as a SLURM job), every job registers its node's exporter
+/// (Debian's `prometheus-node-exporter`, started beside it) and the workload client its
+/// live metrics; a second client asks Prometheus's HTTP API, while the load runs, what
+/// it scrapes; the report holds the series Prometheus answered before it stopped, and
+/// nothing of the monitoring is left running.
+#[test]
+fn a_monitored_session_has_prometheus_scrape_its_clients_and_nodes_into_the_report() {
+    let setup = Setup::cluster("monitoring");
+    let port = node_port(51);
+    let exporter = node_port(53);
+    // Until all four targets are up (Prometheus itself, two nodes, the client), at most
+    // 20 s; then what Prometheus has.
+    let ask = "mkdir -p results; api=\"http://$TARGET_HOST:$TARGET_PORT/api/v1/query\"; \
+         for i in $(seq 40); do curl -sf \"$api?query=count(up==1)\" | grep -q '\"4\"]' && break; sleep 0.5; done; \
+         curl -sf \"$api?query=up\" > results/up.json; \
+         curl -sf \"$api?query=orchestrator_requests_total\" > results/requests.json";
+    let recipe = setup.recipe(
+        "monitored.yaml",
+        &format!(
+            "name: monitored\nmonitoring:\n  scrape_interval: 1s\n  node_exporter_port: {exporter}\nservices:\n  - name: kv\n    command: redis-server\n    args: [--port, {port}, --save, '', --protected-mode, 'no']\n    ports: [{port}]\n    resources: {{slurm: {{extra_args: ['--nodelist=node1']}}}}\nclients:\n  - name: load\n    workload_type: redis\n    duration: 15s\n    resources: {{slurm: {{extra_args: ['--nodelist=node2']}}}}\n    target_service: {{name: kv}}\n    parameters: {{op: get, keyspace: 100, concurrency: 2, rate: 300}}\n  - name: ask\n    command: sh\n    args: ['-c', '{}']\n    target_service: {{name: prometheus}}\n    resources: {{slurm: {{extra_args: ['--nodelist=node1']}}}}\n",
+            ask.replace('\'', "''")
+        ),
+    );
+    let out = setup.run(&["run", &recipe, "--json"]);
+    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
+    let outcome = json(&out);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("monitoring: Prometheus ") && !stderr.contains("monitoring: WARNING"),
+        "{stderr}"
+    );
+    let mut services: Vec<&str> = outcome["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    services.sort_unstable();
+    assert_eq!(services, ["kv", "prometheus"], "{outcome:#}");
+    let session = outcome["session_id"].as_str().unwrap().to_owned();
+    let results = Path::new(outcome["results_dir"].as_str().unwrap()).to_path_buf();
+
+    // What Prometheus said while the load ran, asked by the `ask` client.
+    let read = |f: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(results.join("ask/results").join(f)).unwrap())
+            .unwrap()
+    };
+    let up = read("up.json");
+    let mut up_now: Vec<(String, String, String)> = up["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["metric"]["job"].as_str().unwrap().to_owned(),
+                r["metric"]["instance"].as_str().unwrap().to_owned(),
+                r["value"][1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    up_now.sort();
+    let prometheus_at = up_now
+        .iter()
+        .find(|(job, _, _)| job == "prometheus")
+        .map(|(_, i, _)| i.clone())
+        .expect("Prometheus scrapes itself");
+    assert_eq!(
+        up_now,
+        [
+            ("client".to_owned(), "node2:9464".to_owned(), "1".to_owned()),
+            (
+                "node".to_owned(),
+                format!("node1:{exporter}"),
+                "1".to_owned()
+            ),
+            (
+                "node".to_owned(),
+                format!("node2:{exporter}"),
+                "1".to_owned()
+            ),
+            ("prometheus".to_owned(), prometheus_at, "1".to_owned()),
+        ],
+        "{up:#}"
+    );
+    let during: f64 = read("requests.json")["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["metric"]["client"] == "load" && r["metric"]["outcome"] == "ok")
+        .map(|r| r["value"][1].as_str().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(
+        during > 0.0,
+        "the client's requests were scraped while it ran"
+    );
+
+    // The report's snapshot: the same series, over the whole session.
+    let report = json(&setup.run(&["report", &session, "--format", "json"]));
+    let snapshot = &report["prometheus"];
+    assert!(
+        snapshot["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("2.")),
+        "{snapshot:#}"
+    );
+    let query = |name: &str| -> Vec<Value> {
+        snapshot["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == name)
+            .unwrap_or_else(|| panic!("no query {name}: {snapshot:#}"))["series"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let totals = query("client requests (total)");
+    let load = totals
+        .iter()
+        .find(|s| s["labels"]["client"] == "load" && s["labels"]["outcome"] == "ok")
+        .unwrap_or_else(|| panic!("{totals:?}"));
+    let highest = load["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let run = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["client"] == "load")
+        .unwrap();
+    #[allow(clippy::cast_precision_loss)]
+    let completed = run["summary"]["requests_completed"].as_u64().unwrap() as f64;
+    // Scraped every second: no more than the client made, at least what was seen
+    // mid-run, and within the last two seconds' requests (300/s) of its total.
+    assert!(
+        highest >= during && highest <= completed && highest >= completed - 2.0 * 300.0 - 50.0,
+        "scraped {highest}, mid-run {during}, the client counted {completed}"
+    );
+    let cpu = query("node CPU busy (%)");
+    let mut nodes: Vec<&str> = cpu
+        .iter()
+        .map(|s| s["labels"]["node"].as_str().unwrap())
+        .collect();
+    nodes.sort_unstable();
+    assert_eq!(nodes, ["node1", "node2"], "{cpu:?}");
+    assert!(
+        cpu.iter()
+            .all(|s| s["values"].as_array().unwrap().len() >= 3),
+        "{cpu:?}"
+    );
+    // Grafana's provisioning beside it, which parses.
+    let grafana = results.join("grafana");
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(grafana.join(format!("dashboards/session-{session}.json")))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        dashboard["panels"].as_array().unwrap().len(),
+        snapshot["queries"].as_array().unwrap().len()
+    );
+    let datasource: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(grafana.join("provisioning/datasources/orchestrator.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(datasource["datasources"][0]["type"], "prometheus");
+
+    // Nothing of the monitoring runs on: no Prometheus of this session, no exporter.
+    assert_nothing_runs(&format!("{session}|listen-address=:{exporter}"));
+}
+
+/// No process on this machine (the test cluster's nodes are its namespaces) has a
+/// command line matching `pattern` (an extended regular expression, as pgrep reads it).
+fn assert_nothing_runs(pattern: &str) {
+    let left = Command::new("pgrep")
+        .args(["-af", pattern])
+        .output()
+        .unwrap();
+    assert!(
+        text(&left.stdout).trim().is_empty(),
+        "left running: {}",
+        text(&left.stdout)
+    );
+}
+
+/// Issue #14: the original tool's two steps. A service runs (here monitored, so its
+/// node runs a node exporter); then the original's Prometheus recipe names it in
+/// `monitoring_targets` by `service_id`, and the Prometheus it starts scrapes that
+/// service's node under the `job_name` given.
+#[test]
+fn the_original_monitoring_targets_scrape_a_service_that_runs_by_its_id() {
+    let setup = Setup::cluster("monitoring-targets");
+    let port = node_port(55);
+    let exporter = node_port(57);
+    let prometheus = node_port(59);
+    let first_prometheus = node_port(61);
+    let first = setup.recipe(
+        "kv.yaml",
+        &format!(
+            "name: kv\nmonitoring: {{service: p, node_exporter_port: {exporter}}}\nservices:\n  - name: kv\n    command: redis-server\n    args: [--port, {port}, --save, '', --protected-mode, 'no']\n    ports: [{port}]\n    resources: {{slurm: {{extra_args: ['--nodelist=node1']}}}}\n  - name: p\n    type: prometheus\n    ports: [{first_prometheus}]\n    resources: {{slurm: {{extra_args: ['--nodelist=node1']}}}}\n"
+        ),
+    );
+    let kv = setup.run_ok(&first);
+    let kv_session = kv["session_id"].as_str().unwrap().to_owned();
+    let kv_id = kv["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "kv")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = setup.recipe(
+        "prometheus_with_targets.yaml",
+        &format!(
+            "service:\n  name: watcher\n  monitoring_targets:\n    - service_id: \"{kv_id}\"\n      job_name: \"kv-node\"\n      port: {exporter}\n  resources:\n    mem: 1G\n    slurm: {{extra_args: ['--nodelist=node2']}}\n  ports:\n    - {prometheus}\n"
+        ),
+    );
+    let watcher = setup.run_ok(&second);
+    let watcher_session = watcher["session_id"].as_str().unwrap().to_owned();
+    // Prometheus's own API, asked from here: the job `kv-node` is kv's node exporter.
+    let mut seen = Value::Null;
+    for _ in 0..40 {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                &format!(
+                    "http://node2:{prometheus}/api/v1/query?query=up%7Bjob%3D%22kv-node%22%7D"
+                ),
+            ])
+            .output()
+            .unwrap();
+        if let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) {
+            if v["data"]["result"][0]["value"][1] == "1" {
+                seen = v;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        seen["data"]["result"][0]["metric"]["instance"],
+        format!("node1:{exporter}"),
+        "{seen:#}"
+    );
+    assert_eq!(
+        seen["data"]["result"][0]["metric"]["service"],
+        kv_id.as_str()
+    );
+    for session in [&watcher_session, &kv_session] {
+        let stop = setup.run(&["stop", "--session", session]);
+        assert!(stop.status.success(), "{}", text(&stop.stderr));
+    }
+    assert_nothing_runs(&format!(
+        "{watcher_session}|{kv_session}|listen-address=:{exporter}"
+    ));
 }
 
 #[test]

@@ -63,6 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         description: None,
         services: vec![service],
         clients: vec![client],
+        monitoring: None,
     };
 
     let outcome = orch

@@ -30,6 +30,7 @@ mod health;
 pub mod lifecycle;
 mod loading;
 pub mod monitor;
+pub mod monitoring;
 mod orchestrator;
 mod plan;
 mod reconcile;

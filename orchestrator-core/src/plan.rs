@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 use orchestrator_recipes::{
     BenchmarkRecipe, ClientRecipe, Config, Resources, ServiceRecipe, SlurmOptions,
 };
-use orchestrator_slurm::{ContainerSpec, ImageBuild, JobKind, JobSpec, SbatchOptions};
+use orchestrator_slurm::{
+    ContainerSpec, ImageBuild, JobKind, JobSpec, Registration, SbatchOptions,
+};
 
 use crate::CoreError;
 use crate::driver::{Launch, Registry, ServiceDriver, Target, WorkloadDriver};
 use crate::health::HealthProbe;
+use crate::monitoring::MonitoringPlan;
 use crate::util::new_id;
 
 /// A service as it will be launched.
@@ -26,6 +29,8 @@ pub struct ServicePlan {
     pub launch: Launch,
     /// Its readiness probe.
     pub probe: Option<HealthProbe>,
+    /// What it tells the session's Prometheus, when the session is monitored.
+    pub register: Option<Registration>,
 }
 
 /// A client as it will be launched.
@@ -41,6 +46,8 @@ pub struct ClientPlan {
     pub target: usize,
     /// The port it loads.
     pub port: u16,
+    /// What it tells the session's Prometheus, when the session is monitored.
+    pub register: Option<Registration>,
 }
 
 /// A whole session, checked.
@@ -54,6 +61,8 @@ pub struct Plan {
     pub services: Vec<ServicePlan>,
     /// Clients, in recipe order.
     pub clients: Vec<ClientPlan>,
+    /// The session's Prometheus (the last of `services`), when it is monitored.
+    pub monitoring: Option<MonitoringPlan>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -120,6 +129,7 @@ pub fn plan_service(service: &ServiceRecipe, file: &str) -> Result<ServicePlan, 
         driver,
         launch,
         probe,
+        register: None,
     })
 }
 
@@ -207,6 +217,7 @@ pub fn plan_client(
         driver,
         target,
         port,
+        register: None,
     })
 }
 
@@ -223,6 +234,19 @@ pub fn runs_script(client: &ClientRecipe) -> bool {
 /// # Errors
 /// The first problem found, as [`CoreError::Plan`].
 pub fn plan(recipe: &BenchmarkRecipe, file: &str) -> Result<Plan, CoreError> {
+    plan_as(recipe, file, new_id("ses"))
+}
+
+/// [`plan`] for the session `session_id` (a recorded one, planned again by `attach`:
+/// what its jobs register names it).
+///
+/// # Errors
+/// As [`plan`].
+pub fn plan_as(
+    recipe: &BenchmarkRecipe,
+    file: &str,
+    session_id: String,
+) -> Result<Plan, CoreError> {
     if recipe.services.is_empty() {
         return Err(CoreError::plan(file, "the recipe has no service", None));
     }
@@ -241,16 +265,37 @@ pub fn plan(recipe: &BenchmarkRecipe, file: &str) -> Result<Plan, CoreError> {
             ));
         }
     }
-    let services = recipe
+    let mut services = recipe
         .services
         .iter()
         .map(|s| plan_service(s, file))
         .collect::<Result<Vec<_>, _>>()?;
+    let monitoring = match session_monitoring(recipe, file)? {
+        Some(spec) => Some(plan_monitoring(
+            recipe,
+            &spec,
+            &mut services,
+            &session_id,
+            file,
+        )?),
+        None => None,
+    };
     let mut clients = Vec::new();
-    for client in &recipe.clients {
-        let target = recipe
-            .target_of(client)
-            .and_then(|t| recipe.services.iter().position(|s| s.name == t.name));
+    let mut recipe_clients = recipe.clients.clone();
+    if monitoring.is_some() {
+        give_metrics_ports(&mut recipe_clients, recipe, file)?;
+    }
+    // A client may load the Prometheus added for `monitoring:`, by its name.
+    let planned_services: Vec<ServiceRecipe> = services.iter().map(|s| s.recipe.clone()).collect();
+    for client in &recipe_clients {
+        let named = client.target_service.as_ref().and_then(|t| t.name.as_ref());
+        let target = named
+            .and_then(|n| planned_services.iter().position(|s| &s.name == n))
+            .or_else(|| {
+                recipe
+                    .target_of(client)
+                    .and_then(|t| planned_services.iter().position(|s| s.name == t.name))
+            });
         let Some(target) = target else {
             let wanted = client
                 .target_service
@@ -265,8 +310,7 @@ pub fn plan(recipe: &BenchmarkRecipe, file: &str) -> Result<Plan, CoreError> {
                 ),
                 Some(format!(
                     "set target_service.name to one of: {}",
-                    recipe
-                        .services
+                    planned_services
                         .iter()
                         .map(|s| s.name.as_str())
                         .collect::<Vec<_>>()
@@ -274,14 +318,208 @@ pub fn plan(recipe: &BenchmarkRecipe, file: &str) -> Result<Plan, CoreError> {
                 )),
             ));
         };
-        clients.push(plan_client(client, &services[target], target, file)?);
+        let mut planned = plan_client(client, &services[target], target, file)?;
+        if let Some(m) = &monitoring {
+            let files = metrics_port(&planned.recipe)
+                .map(|port| crate::monitoring::client_target(&session_id, &client.name, port))
+                .into_iter()
+                .collect();
+            planned.register = Some(m.registration(&session_id, files));
+        }
+        clients.push(planned);
     }
     Ok(Plan {
-        session_id: new_id("ses"),
+        session_id,
         recipe: recipe.clone(),
         services,
         clients,
+        monitoring,
     })
+}
+
+/// A client's live metrics port, when it serves one (`metrics_port`, not 0).
+fn metrics_port(client: &ClientRecipe) -> Option<u16> {
+    client
+        .parameters
+        .get("metrics_port")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p > 0)
+}
+
+/// In a monitored session, every client that runs the orchestrator's own engine and
+/// names no `metrics_port` gets one: 9464, 9465, ... in recipe order, so that two on
+/// one node do not collide.
+fn give_metrics_ports(
+    clients: &mut [ClientRecipe],
+    recipe: &BenchmarkRecipe,
+    file: &str,
+) -> Result<(), CoreError> {
+    let mut next = crate::monitoring::FIRST_METRICS_PORT;
+    for client in clients.iter_mut() {
+        let target = recipe.target_of(client);
+        let engine = Registry::workload_driver(client, target).is_ok_and(|r| {
+            r.driver
+                .workload("http://NODE:1", &serde_json::Map::new())
+                .is_some()
+        });
+        if !engine || client.parameters.contains_key("metrics_port") {
+            continue;
+        }
+        client
+            .parameters
+            .insert("metrics_port".into(), serde_json::json!(next));
+        next = next.checked_add(1).ok_or_else(|| {
+            CoreError::plan(file, "too many clients for their metrics ports", None)
+        })?;
+    }
+    Ok(())
+}
+
+/// The recipe's `monitoring:`, with a service's `monitoring_targets` (the original
+/// tool's Prometheus service) merged in: that service is the session's Prometheus.
+///
+/// # Errors
+/// Two services with `monitoring_targets`, or one that `monitoring.service` does not
+/// name.
+fn session_monitoring(
+    recipe: &BenchmarkRecipe,
+    file: &str,
+) -> Result<Option<orchestrator_recipes::SessionMonitoring>, CoreError> {
+    let mut scraping = recipe
+        .services
+        .iter()
+        .filter(|s| !s.monitoring_targets.is_empty());
+    let Some(service) = scraping.next() else {
+        return Ok(recipe.monitoring.clone());
+    };
+    if let Some(other) = scraping.next() {
+        return Err(CoreError::plan(
+            file,
+            format!(
+                "services `{}` and `{}` both have `monitoring_targets`: a session has one Prometheus",
+                service.name, other.name
+            ),
+            Some("keep the targets on one of them".into()),
+        ));
+    }
+    let mut spec = recipe
+        .monitoring
+        .clone()
+        .unwrap_or_else(orchestrator_recipes::SessionMonitoring::prometheus);
+    match &spec.service {
+        Some(named) if *named != service.name => {
+            return Err(CoreError::plan(
+                file,
+                format!(
+                    "service `{}` has `monitoring_targets`, so it is the session's Prometheus, but `monitoring.service` names `{named}`",
+                    service.name
+                ),
+                Some(format!(
+                    "move the targets to `monitoring.targets`, or name `{}` in `monitoring.service`",
+                    service.name
+                )),
+            ));
+        }
+        _ => spec.service = Some(service.name.clone()),
+    }
+    spec.targets
+        .extend(service.monitoring_targets.iter().cloned());
+    Ok(Some(spec))
+}
+
+/// The session's Prometheus: the recipe's own (`monitoring.service`) or one added at
+/// the end of `services`; every service's registration.
+fn plan_monitoring(
+    recipe: &BenchmarkRecipe,
+    spec: &orchestrator_recipes::SessionMonitoring,
+    services: &mut Vec<ServicePlan>,
+    session_id: &str,
+    file: &str,
+) -> Result<MonitoringPlan, CoreError> {
+    let names: Vec<&str> = recipe.services.iter().map(|s| s.name.as_str()).collect();
+    let index = match &spec.service {
+        Some(name) => names.iter().position(|n| n == name).ok_or_else(|| {
+            CoreError::plan(
+                file,
+                format!("`monitoring.service` names `{name}`, which is no service of this recipe"),
+                Some(format!(
+                    "name one of: {}, or leave `service` out to have a Prometheus added",
+                    names.join(", ")
+                )),
+            )
+        })?,
+        None => {
+            let added = crate::monitoring::default_service();
+            if names.contains(&added.name.as_str()) {
+                return Err(CoreError::plan(
+                    file,
+                    format!(
+                        "the session's Prometheus would be called `{}`, which a service of this recipe is called already",
+                        added.name
+                    ),
+                    Some(format!(
+                        "if that service is your Prometheus, say so: `monitoring: {{service: {}}}`; else rename it",
+                        added.name
+                    )),
+                ));
+            }
+            services.push(plan_service(&added, file)?);
+            services.len() - 1
+        }
+    };
+    let (inside, external): (Vec<&orchestrator_recipes::ScrapeTarget>, Vec<_>) =
+        spec.targets.iter().partition(|t| {
+            t.service
+                .as_ref()
+                .is_some_and(|s| names.contains(&s.as_str()))
+        });
+    for t in &external {
+        if t.service.is_none() && t.host.is_none() {
+            return Err(CoreError::plan(
+                file,
+                format!(
+                    "a monitoring target on port {} names neither a service nor a host",
+                    t.port
+                ),
+                Some("give it `service: NAME` (a service of this recipe, or a running one's id) or `host: NODE`".into()),
+            ));
+        }
+    }
+    let plan = MonitoringPlan::new(spec, index, external.into_iter().cloned().collect());
+    let prometheus = &mut services[index];
+    let launch = prometheus
+        .driver
+        .monitor_launch(&prometheus.recipe, plan.interval)
+        .ok_or_else(|| {
+            CoreError::plan(
+                file,
+                format!(
+                    "`monitoring.service` names `{}`, a `{}` service, which cannot monitor a session",
+                    prometheus.recipe.name,
+                    prometheus.driver.name()
+                ),
+                Some("name a `type: prometheus` service, or leave `service` out to have one added".into()),
+            )
+        })?
+        .map_err(|e| {
+            CoreError::plan(
+                file,
+                format!("service `{}`: {}", prometheus.recipe.name, e.message),
+                e.hint,
+            )
+        })?;
+    prometheus.launch = launch;
+    for service in services.iter_mut() {
+        let mine: Vec<&orchestrator_recipes::ScrapeTarget> = inside
+            .iter()
+            .copied()
+            .filter(|t| t.service.as_deref() == Some(service.recipe.name.as_str()))
+            .collect();
+        let files = crate::monitoring::service_targets(session_id, &service.recipe.name, &mine);
+        service.register = Some(plan.registration(session_id, files));
+    }
+    Ok(plan)
 }
 
 /// What the config adds to every job.
@@ -417,6 +655,7 @@ pub fn service_job(
     );
     spec.monitor = orchestrator_recipes::MonitorSpec::interval_of(r.monitor.as_ref());
     spec.setup_script.clone_from(&r.setup_script);
+    spec.register.clone_from(&service.register);
     spec
 }
 
@@ -431,6 +670,7 @@ pub fn client_job(
     driver: &'static dyn WorkloadDriver,
     target: &Target,
     job_dir: String,
+    register: Option<&Registration>,
 ) -> Result<JobSpec, CoreError> {
     let launch = driver.launch(client, target).map_err(|e| {
         CoreError::plan(
@@ -439,7 +679,7 @@ pub fn client_job(
             e.hint,
         )
     })?;
-    Ok(job_spec(
+    let mut spec = job_spec(
         defaults,
         JobInput {
             kind: JobKind::Client,
@@ -456,7 +696,9 @@ pub fn client_job(
             rebuild: client.container_rebuild,
             build_commands: &client.container_build_commands,
         },
-    ))
+    );
+    spec.register = register.cloned();
+    Ok(spec)
 }
 
 /// Builds the job specification of a service or client.
@@ -513,6 +755,7 @@ fn job_spec(defaults: &JobDefaults, input: JobInput<'_>) -> JobSpec {
         sbatch,
         container,
         monitor: None,
+        register: None,
         setup_script: None,
     }
 }

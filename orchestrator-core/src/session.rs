@@ -105,6 +105,19 @@ pub enum SessionEvent {
         /// The local directory.
         dir: String,
     },
+    /// The session's Prometheus was asked what it scraped, before it stopped.
+    Monitored {
+        /// Where it answered (`NODE:PORT`).
+        prometheus: String,
+        /// The targets it scraped.
+        targets: usize,
+        /// The series stored.
+        series: usize,
+        /// What the snapshot lacks (targets never scraped, queries refused).
+        problems: Vec<String>,
+        /// Where the snapshot and Grafana's files are.
+        dir: String,
+    },
     /// Services were stopped.
     Stopped {
         /// How many.

@@ -66,6 +66,7 @@ impl ServersModule<'_> {
                 description: recipe.description.clone(),
                 services: vec![recipe.clone()],
                 clients: Vec::new(),
+                monitoring: None,
             },
             "recipe",
         )?;
@@ -299,9 +300,7 @@ impl ClientsModule<'_> {
         submit_client(
             &self.orch.backend,
             &service_row.session_id,
-            &client.id,
-            recipe,
-            client.driver,
+            &client,
             &target,
             &dir_name,
         )

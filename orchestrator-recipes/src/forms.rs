@@ -177,10 +177,7 @@ pub fn normalize(
                 );
                 return Err(problems);
             }
-            let mut doc = documents.remove(0);
-            if kind == Kind::Service {
-                n.monitoring_section(&mut doc);
-            }
+            let doc = documents.remove(0);
             let wrapper = kind.as_str();
             let mut node = match unwrap_single(doc, wrapper) {
                 Ok(inner) => {
@@ -216,7 +213,8 @@ pub fn normalize(
 
 fn classify(doc: &Node) -> Option<Kind> {
     let has = |keys: &[&str]| keys.iter().any(|k| doc.get(k).is_some());
-    if has(&["services", "clients"]) || (has(&["service"]) && has(&["client"])) {
+    // The original tool's `monitoring:` section beside `service:` is a second service.
+    if has(&["services", "clients"]) || (has(&["service"]) && has(&["client", "monitoring"])) {
         Some(Kind::Recipe)
     } else if has(&["service"]) {
         Some(Kind::Service)
@@ -271,27 +269,38 @@ impl Normalizer {
         );
     }
 
-    /// The original tool's `monitoring:` section beside `service:` (a Prometheus
-    /// deployed with the service) is not read: said at its key, and taken out so that
-    /// the service itself is checked as written.
-    fn monitoring_section(&mut self, doc: &mut Node) {
-        let Some(entries) = map_entries(doc) else {
+    /// The original tool's `monitoring_targets` (`service_id`, `job_name`, `port`, or
+    /// `host`): each `service_id` is `service`, and a service with them and no `type`
+    /// is a Prometheus.
+    fn monitoring_targets(&mut self, entries: &mut Vec<Entry>) {
+        let Some(targets) = entries.iter_mut().find(|e| e.key == "monitoring_targets") else {
             return;
         };
-        if !entries.iter().any(|e| e.key == "service") {
-            return;
+        let key_span = targets.key_span;
+        let mut renamed = false;
+        if let NodeKind::Seq(items) = &mut targets.value.kind {
+            for item in items {
+                if let Some(fields) = map_entries(item) {
+                    if let Some(id) = fields.iter_mut().find(|f| f.key == "service_id") {
+                        id.key = "service".into();
+                        renamed = true;
+                    }
+                }
+            }
         }
-        if let Some(entry) = take(entries, "monitoring") {
-            self.refused.push(
-                Problem::new(
-                    Code::UnknownKey,
-                    "the original tool's `monitoring:` section (a Prometheus deployed beside the service) is not read by this tool",
-                    entry.key_span,
-                )
-                .with_label("the original's monitoring section")
-                .with_help(
-                    "write a complete recipe instead, with this service and the monitoring one as two entries of `services:` (recipes/services/prometheus.yaml is a Prometheus service); every service job also samples its own CPU, memory and GPUs into the report (`monitor:`)",
-                ),
+        if renamed {
+            self.notes
+                .push("the original tool's `monitoring_targets[].service_id` as `service`".into());
+        }
+        if !entries.iter().any(|e| e.key == "type") {
+            entries.push(Entry {
+                key: "type".into(),
+                key_span,
+                value: Node::new(key_span, NodeKind::Str("prometheus".into())),
+            });
+            self.notes.push(
+                "a service with `monitoring_targets` as `type: prometheus`, the session's Prometheus"
+                    .into(),
             );
         }
     }
@@ -300,20 +309,13 @@ impl Normalizer {
     /// its key with what to write instead, and taken out (the schema would only call
     /// them unknown).
     fn original_service_keys(&mut self, entries: &mut Vec<Entry>) {
-        const NOT_RUN: [(&str, &str, &str, &str); 2] = [
-            (
-                "init_script",
-                "the original tool's `init_script` (SQL run once the database is up) is not run by this tool",
-                "the original's init_script",
-                "run it from `setup_script:`, a bash script run on the service's node once its health check passes, with the database's own client:\n  setup_script: |\n    mysql -h 127.0.0.1 -uroot -p\"$MYSQL_ROOT_PASSWORD\" <<'SQL'\n    …the SQL…\n    SQL",
-            ),
-            (
-                "monitoring_targets",
-                "the original tool's `monitoring_targets` (scrape targets named by service id) is not read by this tool",
-                "the original's scrape targets",
-                "name each target by its node and port: `type: prometheus` with `options: {targets: [NODE:PORT, …]}` (the prometheus driver writes the configuration, as in recipes/services/prometheus.yaml), or give Prometheus a configuration file of its own (`options: {config: FILE}`)",
-            ),
-        ];
+        self.monitoring_targets(entries);
+        const NOT_RUN: [(&str, &str, &str, &str); 1] = [(
+            "init_script",
+            "the original tool's `init_script` (SQL run once the database is up) is not run by this tool",
+            "the original's init_script",
+            "run it from `setup_script:`, a bash script run on the service's node once its health check passes, with the database's own client:\n  setup_script: |\n    mysql -h 127.0.0.1 -uroot -p\"$MYSQL_ROOT_PASSWORD\" <<'SQL'\n    …the SQL…\n    SQL",
+        )];
         for (key, message, label, help) in NOT_RUN {
             if let Some(entry) = take(entries, key) {
                 self.refused.push(
@@ -344,6 +346,11 @@ impl Normalizer {
                 let (list, key_slot, kind) = match entry.key.as_str() {
                     "service" | "services" => (&mut services, &mut services_key, Kind::Service),
                     "client" | "clients" => (&mut clients, &mut clients_key, Kind::Client),
+                    "monitoring" => {
+                        let entry = self.monitoring_entry(entry, &mut services);
+                        rest.push(entry);
+                        continue;
+                    }
                     _ => {
                         rest.push(entry);
                         continue;
@@ -409,6 +416,53 @@ impl Normalizer {
             rest.push(list(clients, clients_key, "clients"));
         }
         Node::new(span, NodeKind::Map(rest))
+    }
+
+    /// `monitoring: prometheus` is `monitoring: {type: prometheus}`; the original
+    /// tool's `monitoring:` section beside `service:` (a Prometheus described as a
+    /// service, with a `name`) is that service, added to `services`, and
+    /// `monitoring: {service: NAME}`.
+    fn monitoring_entry(&mut self, mut entry: Entry, services: &mut Vec<Node>) -> Entry {
+        let span = entry.value.span;
+        let map = |key: &str, value: Node| {
+            Node::new(
+                span,
+                NodeKind::Map(vec![Entry {
+                    key: key.into(),
+                    key_span: span,
+                    value,
+                }]),
+            )
+        };
+        match &entry.value.kind {
+            NodeKind::Str(kind) => {
+                entry.value = map("type", Node::new(span, NodeKind::Str(kind.clone())));
+            }
+            NodeKind::Map(fields) if fields.iter().any(|f| f.key == "name") => {
+                let name = fields
+                    .iter()
+                    .find(|f| f.key == "name")
+                    .map(|f| f.value.clone())
+                    .expect("found above");
+                let mut service = std::mem::replace(&mut entry.value, map("service", name));
+                if let Some(fields) = map_entries(&mut service) {
+                    if !fields.iter().any(|f| f.key == "type") {
+                        fields.push(Entry {
+                            key: "type".into(),
+                            key_span: entry.key_span,
+                            value: Node::new(span, NodeKind::Str("prometheus".into())),
+                        });
+                    }
+                }
+                services.push(service);
+                self.notes.push(
+                    "the original tool's `monitoring:` section as a `type: prometheus` service, the session's Prometheus (`monitoring: {service: NAME}`)"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        entry
     }
 
     /// Rewrites the original tool's layout of one service or client in place.

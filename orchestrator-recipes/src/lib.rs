@@ -42,7 +42,7 @@ pub use load::{
 pub use model::Kind;
 pub use model::{
     BenchmarkRecipe, ClientRecipe, EXPECT_METRIC_PATTERN, Expectation, HealthCheck, MonitorSpec,
-    OnServiceFailure, OutputSpec, Resources, ScriptSpec, ServiceRecipe, SlurmOptions,
-    TargetService,
+    MonitoringKind, OnServiceFailure, OutputSpec, Resources, ScrapeTarget, ScriptSpec,
+    ServiceRecipe, SessionMonitoring, SlurmOptions, TargetService,
 };
 pub use values::{Duration, Gres, Memory, ScalarString, Tolerance, ValueError};

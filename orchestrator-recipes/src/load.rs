@@ -55,6 +55,7 @@ impl Document {
                 description: service.description.clone(),
                 services: vec![*service],
                 clients: Vec::new(),
+                monitoring: None,
             }),
             Self::Client(_) | Self::Config(_) => None,
         }
@@ -629,34 +630,102 @@ mod tests {
         assert!(load_str("t.yaml", "name: r\ncommand: x\nports: [~]\n", None).is_err());
     }
 
-    /// Issue #14: the original tool's `init_script`, `monitoring_targets` and top-level
-    /// `monitoring:` are refused at their keys with what to write instead, and the
-    /// rest of the file is still checked as written: every problem at once.
+    /// Issue #14: the original tool's `init_script` is refused at its key with what to
+    /// write instead, and the rest of the file is still checked as written: every
+    /// problem at once.
     #[test]
     fn original_forms_not_run_are_refused_beside_the_files_other_problems() {
-        let messages = |text: &str| -> Vec<String> {
-            load_str("t.yaml", text, None)
-                .unwrap_err()
-                .problems()
-                .map(|p| p.message.clone())
-                .collect()
-        };
-        let found = messages(
-            "service:\n  name: db\n  command: mysqld\n  prots: [3306]\n  init_script: |\n    SELECT 1;\n  monitoring_targets: []\n",
-        );
-        assert_eq!(found.len(), 3, "{found:?}");
+        let found: Vec<String> = load_str(
+            "t.yaml",
+            "service:\n  name: db\n  command: mysqld\n  prots: [3306]\n  init_script: |\n    SELECT 1;\n",
+            None,
+        )
+        .unwrap_err()
+        .problems()
+        .map(|p| p.message.clone())
+        .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].contains("unknown key `prots`"), "{found:?}");
         assert!(found[1].contains("`init_script`"), "{found:?}");
-        assert!(found[2].contains("`monitoring_targets`"), "{found:?}");
-        let found = messages(
-            "service:\n  name: db\n  command: mysqld\n  ports: [3306]\nmonitoring:\n  name: prometheus\n",
+    }
+
+    /// Issues #14 and #15: the original tool's Prometheus forms are the session's
+    /// Prometheus: `monitoring_targets` on a service (by `service_id`, or `host`), and
+    /// a `monitoring:` section beside `service:`.
+    #[test]
+    fn the_original_prometheus_forms_are_read_as_session_monitoring() {
+        let loaded = load_str(
+            "p.yaml",
+            "service:\n  name: prometheus\n  ports: [9090]\n  monitoring_targets:\n    - service_id: \"ollama_df1a2714\"\n      job_name: \"ollama-cadvisor\"\n      port: 8080\n    - host: mel2073\n      job_name: node\n      port: 9100\n",
+            None,
+        )
+        .unwrap();
+        let Document::Service(service) = loaded.value else {
+            panic!("a service")
+        };
+        assert_eq!(service.service_type.as_deref(), Some("prometheus"));
+        assert_eq!(service.monitoring_targets.len(), 2);
+        assert_eq!(
+            service.monitoring_targets[0].service.as_deref(),
+            Some("ollama_df1a2714")
         );
         assert_eq!(
-            found.len(),
-            1,
-            "only the section, not the `service:` wrapper: {found:?}"
+            service.monitoring_targets[1].host.as_deref(),
+            Some("mel2073")
         );
-        assert!(found[0].contains("`monitoring:` section"), "{found:?}");
+        assert!(
+            loaded.notes.iter().any(|n| n.contains("service_id")),
+            "{:?}",
+            loaded.notes
+        );
+        let loaded = load_str(
+            "m.yaml",
+            "service:\n  name: db\n  command: mysqld\n  ports: [3306]\nmonitoring:\n  name: prom\n  container:\n    image_path: $HOME/containers/prometheus.sif\n  resources:\n    mem: 4G\n  ports: [9090]\n",
+            None,
+        )
+        .unwrap();
+        let Document::Recipe(recipe) = loaded.value else {
+            panic!("a complete recipe")
+        };
+        let names: Vec<&str> = recipe.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["db", "prom"]);
+        assert_eq!(
+            recipe.services[1].service_type.as_deref(),
+            Some("prometheus")
+        );
+        assert_eq!(
+            recipe.services[1].container_image.as_deref(),
+            Some("$HOME/containers/prometheus.sif")
+        );
+        assert_eq!(
+            recipe
+                .monitoring
+                .as_ref()
+                .and_then(|m| m.service.as_deref()),
+            Some("prom")
+        );
+        // `monitoring: prometheus` is every default.
+        let loaded = load_str(
+            "r.yaml",
+            "services:\n  - name: db\n    command: x\nmonitoring: prometheus\n",
+            None,
+        )
+        .unwrap();
+        let Document::Recipe(recipe) = loaded.value else {
+            panic!("a complete recipe")
+        };
+        assert_eq!(
+            recipe.monitoring,
+            Some(crate::SessionMonitoring::prometheus())
+        );
+        assert!(
+            load_str(
+                "r.yaml",
+                "services:\n  - name: db\n    command: x\nmonitoring: grafana\n",
+                None
+            )
+            .is_err()
+        );
     }
 
     #[test]

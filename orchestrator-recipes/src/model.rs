@@ -83,13 +83,21 @@ pub struct ServiceRecipe {
     /// A script to upload and run instead of `command`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<ScriptSpec>,
-    /// Start a cAdvisor sidecar that exposes the job's container metrics.
+    /// The original tool's cAdvisor sidecar: read, and not run (`validate` says so);
+    /// the session's node exporter (`monitoring:`) and the job's own sampling
+    /// (`monitor:`) measure what it measured.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub enable_cadvisor: bool,
-    /// cAdvisor's port (8080 when absent).
+    /// The original tool's cAdvisor port: read, and not used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub cadvisor_port: Option<u16>,
+    /// What this service scrapes besides the session, which makes it the session's
+    /// Prometheus (the original tool's `monitoring_targets`, where `service_id` is
+    /// `service`): a port of a service of the recipe, of a service that runs (its id),
+    /// or of a host. The same as `monitoring: {service: THIS, targets: [...]}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monitoring_targets: Vec<ScrapeTarget>,
     /// Settings of the service's driver (its `type`), checked against that driver's own
     /// schema (`orchestrator list drivers`), e.g. `models` to pull for `ollama`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -434,6 +442,105 @@ pub struct BenchmarkRecipe {
     /// Clients to run once the services are healthy.
     #[serde(default)]
     pub clients: Vec<ClientRecipe>,
+    /// Prometheus for the whole session (`monitoring: prometheus`): it starts before
+    /// the clients, scrapes every job's node exporter, every workload client's live
+    /// metrics and the `targets` named here, and what it scraped goes into the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<SessionMonitoring>,
+}
+
+/// Prometheus monitoring of a whole session. `monitoring: prometheus` is this with
+/// every default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionMonitoring {
+    /// What monitors: `prometheus`.
+    #[serde(rename = "type", default)]
+    pub kind: MonitoringKind,
+    /// The service of this recipe that is the session's Prometheus (a `type:
+    /// prometheus` service, with your resources or image). Without it, one is added:
+    /// `prometheus` on port 9090, natively, 1 CPU and 1 GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(NAME_PATTERN))]
+    pub service: Option<String>,
+    /// How often everything is scraped (default 2 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_interval: Option<Duration>,
+    /// Start a node exporter (`prometheus-node-exporter` or `node_exporter`, where the
+    /// node has one) beside every job of the session, once a node (default true).
+    #[serde(default = "SessionMonitoring::default_node_exporter")]
+    pub node_exporter: bool,
+    /// The node exporter's port (default 9100).
+    #[serde(default = "SessionMonitoring::default_node_exporter_port")]
+    #[schemars(range(min = 1))]
+    pub node_exporter_port: u16,
+    /// More endpoints to scrape: a port of a service of this recipe (found on its node
+    /// once it runs), of a service that already runs (by its id), or of a host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<ScrapeTarget>,
+    /// PromQL queries whose series over the session go into the report, besides the
+    /// built-in ones (targets up, client requests and latency, node CPU, memory and
+    /// network).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<String>,
+}
+
+impl SessionMonitoring {
+    fn default_node_exporter() -> bool {
+        true
+    }
+    fn default_node_exporter_port() -> u16 {
+        9100
+    }
+
+    /// Every default: `monitoring: prometheus`.
+    #[must_use]
+    pub fn prometheus() -> Self {
+        Self {
+            kind: MonitoringKind::Prometheus,
+            service: None,
+            scrape_interval: None,
+            node_exporter: true,
+            node_exporter_port: Self::default_node_exporter_port(),
+            targets: Vec::new(),
+            queries: Vec::new(),
+        }
+    }
+}
+
+/// What monitors a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MonitoringKind {
+    /// Prometheus, as a service of the session.
+    #[default]
+    Prometheus,
+}
+
+/// One more endpoint for the session's Prometheus: `service` (a service of this recipe
+/// by name, or a running one by id) or `host`, and a port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeTarget {
+    /// A service of this recipe (its name), or a service that already runs (its id,
+    /// as `orchestrator status` lists it): its node is scraped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// A host to scrape, when no service is named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^[A-Za-z0-9._-]+$"))]
+    pub host: Option<String>,
+    /// The port its metrics are served on.
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// The `job` label its series get (default: the service's name, or `targets`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(NAME_PATTERN))]
+    pub job_name: Option<String>,
+    /// The path its metrics are served at (default `/metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^/[!-~]*$"))]
+    pub path: Option<String>,
 }
 
 impl BenchmarkRecipe {

@@ -21,8 +21,8 @@ pub use error::SlurmError;
 pub use job::{JobId, JobInfo, JobState};
 pub use local::LocalScheduler;
 pub use script::{
-    Arg, ContainerSpec, ImageBuild, JobKind, JobSpec, RenderedJob, SbatchOptions, ScriptRenderer,
-    job_name, slurm_time,
+    Arg, ContainerSpec, ImageBuild, JobKind, JobSpec, Registration, RenderedJob, SbatchOptions,
+    ScriptRenderer, TargetFile, job_name, slurm_time,
 };
 pub use slurm::Slurm;
 

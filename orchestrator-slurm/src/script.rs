@@ -248,6 +248,33 @@ pub struct JobSpec {
     /// Sample the job's processes, its node and its GPUs into `monitor.csv` at this
     /// interval (service jobs only).
     pub monitor: Option<Duration>,
+    /// What the job tells its session's Prometheus: target files it writes once it
+    /// knows its node, and a node exporter it starts there.
+    pub register: Option<Registration>,
+}
+
+/// What a job of a monitored session registers with the session's Prometheus, once it
+/// runs and knows its node (`$SLURMD_NODENAME`, else `localhost`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Registration {
+    /// The directory Prometheus reads target files from (`file_sd_configs`), absolute
+    /// or relative to the job directory.
+    pub dir: String,
+    /// The files the job writes there.
+    pub files: Vec<TargetFile>,
+    /// Start a node exporter on this port, unless something answers there already.
+    pub node_exporter: Option<u16>,
+}
+
+/// One target file: its name and its JSON text, each split where the node's name goes
+/// (`["node-", ".json"]` is `node-node1.json` on node1). The pieces are written
+/// literally, quoted by the one quoting function; only the node's name is the job's.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TargetFile {
+    /// The file's name, in pieces.
+    pub name: Vec<String>,
+    /// Its content, in pieces.
+    pub json: Vec<String>,
 }
 
 /// A job script ready to submit.
@@ -400,6 +427,11 @@ impl ScriptRenderer {
             "argv": argv,
             "container": container,
             "monitor": spec.monitor.map(|d| json!({"interval": d.as_secs().max(1)})),
+            "register": spec.register.as_ref().map(|r| json!({
+                "dir": r.dir,
+                "node_exporter": r.node_exporter,
+                "files": r.files.iter().map(|f| json!({"name": f.name, "json": f.json})).collect::<Vec<_>>(),
+            })),
             "setup_script": spec.setup_script,
         });
         let template = spec.kind.template();
@@ -538,6 +570,24 @@ fn validate(spec: &JobSpec) -> Result<(), SlurmError> {
     }
     if let Some(script) = &spec.setup_script {
         no_nul("setup_script", script)?;
+    }
+    if let Some(r) = &spec.register {
+        no_nul("register dir", &r.dir)?;
+        for f in &r.files {
+            // A file name's pieces must not leave the directory.
+            for piece in &f.name {
+                if piece.contains('/') || piece.contains('\0') {
+                    return Err(invalid(
+                        "register file",
+                        piece,
+                        "a target file's name has no `/`",
+                    ));
+                }
+            }
+            for piece in &f.json {
+                no_nul("register json", piece)?;
+            }
+        }
     }
     if let Some(c) = &spec.container {
         no_nul("container image", &c.image)?;

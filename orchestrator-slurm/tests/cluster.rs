@@ -97,6 +97,7 @@ fn job(kind: JobKind, name: &str, dir: &str, argv: &[&str]) -> JobSpec {
         },
         container: None,
         monitor: None,
+        register: None,
         setup_script: None,
     }
 }

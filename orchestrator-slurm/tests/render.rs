@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use orchestrator_slurm::{
-    ContainerSpec, ImageBuild, JobKind, JobSpec, SbatchOptions, ScriptRenderer, SlurmError,
+    ContainerSpec, ImageBuild, JobKind, JobSpec, Registration, SbatchOptions, ScriptRenderer,
+    SlurmError, TargetFile,
 };
 
 fn spec() -> JobSpec {
@@ -27,6 +28,7 @@ fn spec() -> JobSpec {
         },
         container: None,
         monitor: None,
+        register: None,
         setup_script: None,
     }
 }
@@ -51,9 +53,9 @@ fn a_monitored_service_samples_in_the_background_and_stops_with_the_job() {
     assert!(cd < sampler, "monitor.csv goes into the job directory");
     assert!(sampler < service, "{script}");
     assert!(script.contains("interval=2 "), "{script}");
-    assert!(script.contains(
-        "trap 'kill \"$orch_monitor_pid\" 2>/dev/null; wait \"$orch_monitor_pid\"' EXIT"
-    ));
+    assert!(
+        script.contains("trap 'kill ${orch_helpers:-} 2>/dev/null; wait ${orch_helpers:-}' EXIT")
+    );
     assert!(
         !ScriptRenderer::new()
             .render(&self::spec())
@@ -71,6 +73,78 @@ fn a_monitored_service_samples_in_the_background_and_stops_with_the_job() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+}
+
+/// A job of a monitored session writes its target files, with its node's name where
+/// the pieces leave room for it and every other byte as the orchestrator wrote it.
+#[test]
+fn a_registering_job_writes_its_target_files_with_its_node_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let job_dir = dir.path().join("ses").join("web");
+    std::fs::create_dir_all(&job_dir).unwrap();
+    let hostile = "\"$(touch pwned)`touch pwned2`'\n";
+    let json_pieces = vec![
+        "[{\"targets\": [\"".to_owned(),
+        format!(
+            ":9464\"], \"labels\": {{\"name\": {}}}}}]",
+            serde_json::json!(hostile)
+        ),
+    ];
+    let spec = JobSpec {
+        job_dir: job_dir.display().to_string(),
+        command: "true".into(),
+        args: Vec::new(),
+        register: Some(Registration {
+            dir: "../.targets".into(),
+            files: vec![
+                TargetFile {
+                    name: vec!["client-web.json".into()],
+                    json: json_pieces,
+                },
+                TargetFile {
+                    name: vec!["node-".into(), ".json".into()],
+                    json: vec!["[{\"targets\": [\"".into(), ":9100\"]}]".into()],
+                },
+            ],
+            node_exporter: None,
+        }),
+        ..spec()
+    };
+    let job = ScriptRenderer::new().render(&spec).expect("renders");
+    let run = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&job.script)
+        .env("SLURMD_NODENAME", "node7")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let targets = dir.path().join("ses/.targets");
+    let client: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(targets.join("client-web.json")).unwrap()).unwrap();
+    assert_eq!(client[0]["targets"][0], "node7:9464");
+    assert_eq!(client[0]["labels"]["name"], hostile);
+    let node: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(targets.join("node-node7.json")).unwrap()).unwrap();
+    assert_eq!(node[0]["targets"][0], "node7:9100");
+    assert!(!job_dir.join("pwned").exists() && !job_dir.join("pwned2").exists());
+    // Nothing half-written is left beside them.
+    let mut names: Vec<String> = std::fs::read_dir(&targets)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["client-web.json", "node-node7.json"]);
+    // A name piece cannot leave the directory.
+    let mut escaping = spec.clone();
+    escaping.register.as_mut().unwrap().files[0].name = vec!["../x".into()];
+    assert!(matches!(
+        ScriptRenderer::new().render(&escaping),
+        Err(SlurmError::InvalidValue { .. })
+    ));
 }
 
 #[test]

@@ -157,6 +157,20 @@ impl Progress for Reporter {
                 self.line(&format!("outputs fetched to {dir}"));
                 self.status("stopping services".into());
             }
+            SessionEvent::Monitored {
+                prometheus,
+                targets,
+                series,
+                problems,
+                dir,
+            } => {
+                for problem in problems {
+                    self.line(&format!("monitoring: WARNING: {problem}"));
+                }
+                self.line(&format!(
+                    "monitoring: Prometheus {prometheus} scraped {targets} target(s); {series} series in {dir}/prometheus.json, Grafana's provisioning in {dir}/grafana (not run here)"
+                ));
+            }
             SessionEvent::Stopped { services } => {
                 self.line(&format!("stopped {services} service(s)"));
             }

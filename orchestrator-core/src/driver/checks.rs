@@ -196,6 +196,15 @@ pub fn check_settings(checked: Checked<'_>) -> Vec<ParameterIssue> {
                     .unwrap_or(resolved.driver.name());
                 let mut issues = options_issues(resolved.driver, kind, &service.options);
                 issues.extend(resolved.note.map(|n| said(n, Severity::Note)));
+                if service.enable_cadvisor {
+                    issues.push(said(
+                        format!(
+                            "service `{}`: `enable_cadvisor` is read and not run: this tool starts no cAdvisor; `monitoring: prometheus` scrapes a node exporter beside every job, and every service job samples its own processes' CPU and memory (`monitor:`)",
+                            service.name
+                        ),
+                        Severity::Warning,
+                    ));
+                }
                 issues.extend(resolved.driver.review(service).into_iter().map(|w| {
                     said(
                         format!("service `{}`: {w}", service.name),

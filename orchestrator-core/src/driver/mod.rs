@@ -92,6 +92,20 @@ pub trait ServiceDriver: Send + Sync + 'static {
     fn health_probe(&self, service: &ServiceRecipe) -> Option<HealthProbe> {
         HealthProbe::for_service(service)
     }
+
+    /// How `service` runs as its session's monitor (a recipe's `monitoring:`): every
+    /// `interval` it scrapes the targets the session's jobs write into the directory
+    /// `$ORCH_MONITORING_TARGETS` (Prometheus's `file_sd_configs` files), and it
+    /// answers Prometheus's HTTP API on the service's first port. `None` (the
+    /// default): this driver cannot monitor a session.
+    fn monitor_launch(
+        &self,
+        service: &ServiceRecipe,
+        interval: std::time::Duration,
+    ) -> Option<Result<Launch, DriverError>> {
+        let _ = (service, interval);
+        None
+    }
 }
 
 /// Loads a service from a client job.

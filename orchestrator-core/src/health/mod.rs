@@ -290,6 +290,22 @@ pub async fn http_get(
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, String), String> {
+    http_get_limited(shell, host, port, path, timeout, 64 * 1024).await
+}
+
+/// [`http_get`] of at most `limit` bytes, a chunked answer decoded.
+///
+/// # Errors
+/// No connection, no HTTP answer, a malformed chunked body, or no answer within
+/// `timeout`.
+pub async fn http_get_limited(
+    shell: &dyn Shell,
+    host: &str,
+    port: u16,
+    path: &str,
+    timeout: Duration,
+    limit: usize,
+) -> Result<(u16, String), String> {
     let exchange = async {
         let mut stream = shell
             .connect_tcp(host, port)
@@ -297,8 +313,8 @@ pub async fn http_get(
             .map_err(|e| e.to_string())?;
         send_get(&mut stream, host, port, path).await?;
         let mut answer = Vec::new();
-        let mut chunk = [0u8; 4096];
-        while answer.len() < 64 * 1024 {
+        let mut chunk = [0u8; 16 * 1024];
+        while answer.len() < limit {
             match stream.read(&mut chunk).await {
                 Ok(0) => break,
                 Ok(n) => answer.extend_from_slice(&chunk[..n]),
@@ -312,10 +328,19 @@ pub async fn http_get(
             .nth(1)
             .and_then(|c| c.parse().ok())
             .ok_or("not an HTTP answer")?;
-        Ok((
-            code,
-            String::from_utf8_lossy(&answer[end + 4..]).into_owned(),
-        ))
+        let chunked = head.lines().any(|l| {
+            l.split_once(':').is_some_and(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("transfer-encoding")
+                    && v.to_ascii_lowercase().contains("chunked")
+            })
+        });
+        let body = &answer[end + 4..];
+        let body = if chunked {
+            dechunk(body)?
+        } else {
+            body.to_vec()
+        };
+        Ok((code, String::from_utf8_lossy(&body).into_owned()))
     };
     tokio::time::timeout(timeout, exchange)
         .await
@@ -393,6 +418,30 @@ fn redis_verdict(answer: &[u8]) -> ProbeResult {
     }
 }
 
+/// A chunked HTTP/1.1 body, decoded (trailers dropped).
+fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(body.len());
+    loop {
+        let line_end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("a chunked answer cut short")?;
+        let size_text = String::from_utf8_lossy(&body[..line_end]);
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| format!("a chunk size `{size_text}` that is not hexadecimal"))?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if body.len() < size + 2 {
+            return Err("a chunked answer cut short (more than the limit?)".into());
+        }
+        out.extend_from_slice(&body[..size]);
+        body = &body[size + 2..];
+    }
+}
+
 fn header_end(bytes: &[u8]) -> Option<usize> {
     bytes.windows(4).position(|w| w == b"\r\n\r\n")
 }
@@ -457,6 +506,16 @@ fn http_verdict(answer: &[u8], expect: &[String]) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunked_body_is_decoded_and_a_cut_one_refused() {
+        assert_eq!(
+            dechunk(b"4\r\nWiki\r\n6;x=y\r\npedia \r\n0\r\n\r\n").unwrap(),
+            b"Wikipedia "
+        );
+        assert!(dechunk(b"a\r\nshort").is_err());
+        assert!(dechunk(b"zz\r\n").is_err());
+    }
 
     #[test]
     fn endpoints_are_paths_or_urls_where_localhost_is_the_node() {

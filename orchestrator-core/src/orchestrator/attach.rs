@@ -93,8 +93,7 @@ impl BenchmarkOrchestrator {
         let recipe: orchestrator_recipes::BenchmarkRecipe =
             serde_json::from_str(&session.recipe)
                 .map_err(|e| mismatch(format!("its recorded recipe cannot be read: {e}")))?;
-        let mut plan = crate::plan::plan(&recipe, file)?;
-        plan.session_id.clone_from(&session.id);
+        let mut plan = crate::plan::plan_as(&recipe, file, session.id.clone())?;
         let recorded: Vec<(String, String)> = self
             .state()
             .services(Some(&session.id))?

@@ -27,7 +27,8 @@ impl BenchmarkOrchestrator {
         options: &RunOptions,
     ) -> Result<Plan, CoreError> {
         let file = options.recipe_path.as_deref().unwrap_or("recipe");
-        let plan = crate::plan::plan(recipe, file)?;
+        let mut plan = crate::plan::plan(recipe, file)?;
+        crate::runner::resolve_external(&mut plan, &self.state().services(None)?, file)?;
         self.record_plan(&plan, options)?;
         Ok(plan)
     }
@@ -211,6 +212,8 @@ impl BenchmarkOrchestrator {
         recipe: &orchestrator_recipes::BenchmarkRecipe,
         file: &str,
     ) -> Result<Vec<orchestrator_slurm::RenderedJob>, CoreError> {
+        // A monitoring target on a service of another session is looked up when the
+        // run starts, not here: that service need not run yet.
         let plan = crate::plan::plan(recipe, file)?;
         let base = self.backend.work_dir_preview().await?;
         let sid = &plan.session_id;
@@ -231,6 +234,7 @@ impl BenchmarkOrchestrator {
                 client.driver,
                 &target,
                 job_dir,
+                client.register.as_ref(),
             )?;
             jobs.push(self.backend.renderer().render(&spec)?);
         }

@@ -298,6 +298,36 @@ fn charts(r: &SessionReport) -> Vec<(String, String)> {
             );
         }
     }
+    // What the session's Prometheus scraped: a chart per query, seconds from the
+    // session's start.
+    if let Some(p) = &r.prometheus {
+        for q in p.queries.iter().filter(|q| !q.series.is_empty()) {
+            let series: Vec<Series> = q
+                .series
+                .iter()
+                .map(|s| {
+                    let label: Vec<String> = s
+                        .labels
+                        .iter()
+                        .filter(|(k, _)| !matches!(k.as_str(), "session" | "__name__"))
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    (
+                        label.join(" "),
+                        s.values
+                            .iter()
+                            .filter(|(_, v)| v.is_finite())
+                            .map(|(t, v)| (t - p.start, *v))
+                            .collect(),
+                    )
+                })
+                .collect();
+            push(
+                &format!("Prometheus: `{}`.", q.query),
+                chart(&format!("Prometheus: {}", q.name), "s", "", &series),
+            );
+        }
+    }
     out
 }
 

@@ -188,6 +188,10 @@ pub fn markdown(r: &SessionReport) -> String {
         }
     }
 
+    if let Some(p) = &r.prometheus {
+        prometheus_section(&mut out, p);
+    }
+
     if !r.expectations.is_empty() {
         out.push_str("\n## Expectations\n\n| client | run | metric | value | expected | result |\n|---|---|---|---|---|---|\n");
         for e in &r.expectations {
@@ -359,5 +363,86 @@ fn sweeps(out: &mut String, runs: &[ClientRun]) {
                 number(s.get("output_tokens_per_second")),
             );
         }
+    }
+}
+
+/// What the session's Prometheus scraped: its targets, then each query's series with
+/// their last and highest values.
+fn prometheus_section(out: &mut String, p: &crate::monitoring::Snapshot) {
+    let _ = writeln!(
+        out,
+        "\n## Prometheus\n\nPrometheus {}{} scraped every {} s; the series below are its answers over the session (step {} s), in `prometheus.json`; Grafana's provisioning for them is in `grafana/` (not run here).\n",
+        p.prometheus,
+        p.version
+            .as_ref()
+            .map(|v| format!(" ({v})"))
+            .unwrap_or_default(),
+        p.scrape_interval_s,
+        p.step_s
+    );
+    for problem in p.problems() {
+        let _ = writeln!(out, "- **{}**", cell(&problem));
+    }
+    out.push_str(
+        "\n| job | instance | scraped | at the end | last error |\n|---|---|---|---|---|\n",
+    );
+    for t in &p.targets {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            cell(&t.job),
+            cell(&t.instance),
+            if p.ever_up(t) { "yes" } else { "never" },
+            cell(&t.health),
+            cell(&t.last_error)
+        );
+    }
+    out.push_str(
+        "\n| query | series | labels | points | last | max |\n|---|---|---|---|---|---|\n",
+    );
+    for q in &p.queries {
+        if q.series.is_empty() {
+            let _ = writeln!(
+                out,
+                "| {} | 0 | {} | 0 | - | - |",
+                cell(&q.name),
+                cell(q.error.as_deref().unwrap_or("no series"))
+            );
+        }
+        for s in &q.series {
+            let labels: Vec<String> = s
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "session" && k.as_str() != "__name__")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let last = s.values.last().map_or("-".to_owned(), |(_, v)| figure(*v));
+            let max = s
+                .values
+                .iter()
+                .map(|(_, v)| *v)
+                .filter(|v| v.is_finite())
+                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+                .map_or("-".to_owned(), figure);
+            let _ = writeln!(
+                out,
+                "| {} | 1 | {} | {} | {last} | {max} |",
+                cell(&q.name),
+                cell(&labels.join(", ")),
+                s.values.len()
+            );
+        }
+    }
+}
+
+/// A figure of a Prometheus series: whole above 1000, else four significant decimals.
+fn figure(v: f64) -> String {
+    if !v.is_finite() {
+        v.to_string()
+    } else if v.abs() >= 1000.0 {
+        format!("{v:.0}")
+    } else {
+        let text = format!("{v:.4}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 }

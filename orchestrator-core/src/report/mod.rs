@@ -206,6 +206,10 @@ impl SessionReport {
                 })
             })
             .collect();
+        let prometheus = results
+            .iter()
+            .filter(|r| r.name == "prometheus")
+            .find_map(|r| serde_json::from_str(&std::fs::read_to_string(&r.path).ok()?).ok());
         let mut errors: Vec<String> = s.error.iter().cloned().collect();
         for j in &job_rows {
             if matches!(j.exit_code, Some(code) if code != 0)
@@ -271,6 +275,7 @@ impl SessionReport {
             expectations,
             service_versions,
             monitoring,
+            prometheus,
             errors,
             results: results.iter().map(ReportResult::from).collect(),
         })

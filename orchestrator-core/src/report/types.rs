@@ -55,6 +55,10 @@ pub struct SessionReport {
     pub service_versions: BTreeMap<String, String>,
     /// What each service job sampled of itself (CPU, memory, GPUs), when monitored.
     pub monitoring: Vec<ServiceMonitoring>,
+    /// What the session's Prometheus scraped (a recipe's `monitoring:`): its targets'
+    /// health and each query's series, asked of it before it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<crate::monitoring::Snapshot>,
     /// What went wrong: the session's error, failed jobs, failed requests by kind.
     pub errors: Vec<String>,
     /// Fetched outputs.

@@ -5,6 +5,7 @@
 
 mod fetch;
 mod gate;
+mod monitoring;
 mod requeue;
 mod watch;
 
@@ -19,11 +20,12 @@ use crate::backend::{Backend, Tracked, WaitError};
 use crate::driver::Target;
 use crate::error::{CoreError, ServiceDeath};
 use crate::lifecycle::{ClientState, ServiceState, SessionState};
-use crate::plan::{Plan, ServicePlan, client_job, service_job};
+use crate::plan::{ClientPlan, Plan, ServicePlan, client_job, service_job};
 use crate::report::{JobSummary, ReportClient, ReportService};
 use crate::session::{Progress, RunOptions, SessionEvent, SessionOutcome};
 
 pub(crate) use fetch::upload_script;
+pub(crate) use monitoring::resolve_external;
 use watch::Loaded;
 
 /// One session being driven: where it runs, who hears of it, and what stops it.
@@ -52,6 +54,9 @@ impl Runner<'_> {
                 Some(t) if t.ended() => self.retry_of(plan, t)?.is_none(),
                 _ => false,
             };
+        }
+        if adopted.is_empty() {
+            self.write_static_targets(plan).await?;
         }
         let mut tracked = Vec::new();
         for service in &plan.services {
@@ -98,6 +103,8 @@ impl Runner<'_> {
         }
         let results_dir =
             fetch::fetch_outputs(self.backend, sid, &tracked[services_count..]).await?;
+        self.snapshot(plan, &tracked[..services_count], &results_dir)
+            .await;
         self.progress.event(&SessionEvent::Fetched {
             dir: results_dir.display().to_string(),
         });
@@ -347,12 +354,11 @@ pub(crate) async fn submit_service(
 pub(crate) async fn submit_client(
     b: &Backend,
     session_id: &str,
-    client_id: &str,
-    recipe: &orchestrator_recipes::ClientRecipe,
-    driver: &'static dyn crate::WorkloadDriver,
+    client: &ClientPlan,
     target: &Target,
     dir_name: &str,
 ) -> Result<Tracked, CoreError> {
+    let (client_id, recipe) = (&client.id, &client.recipe);
     let job_dir = b.job_dir(session_id, dir_name).await?;
     if crate::plan::runs_script(recipe) {
         upload_script(b, recipe).await?;
@@ -361,9 +367,10 @@ pub(crate) async fn submit_client(
         b.job_defaults(),
         session_id,
         recipe,
-        driver,
+        client.driver,
         target,
         job_dir,
+        client.register.as_ref(),
     )?;
     b.state().set_client_state(
         client_id,

@@ -140,16 +140,7 @@ impl Runner<'_> {
         }
         let client = &plan.clients[index];
         let dir = self.attempt_dir(&plan.session_id, &client.id, &client.recipe.name)?;
-        let t = submit_client(
-            self.backend,
-            &plan.session_id,
-            &client.id,
-            &client.recipe,
-            client.driver,
-            target,
-            &dir,
-        )
-        .await?;
+        let t = submit_client(self.backend, &plan.session_id, client, target, &dir).await?;
         Ok(self.submitted(t))
     }
 }

@@ -5,13 +5,17 @@
 //!   natively on a configuration the job writes into its directory: a global
 //!   `scrape_interval` (`options.scrape_interval`, default `5s`), Prometheus scraping
 //!   itself, the `options.targets` (`HOST:PORT`, job `targets`), and every target file
-//!   dropped into the job's `targets/` directory (`file_sd_configs`, re-read every 5 s:
-//!   what runs later in the session can be added while it runs). Its data goes to
+//!   dropped into the job's `targets/` directory (`file_sd_configs`, watched: what runs
+//!   later in the session can be added while it runs). Its data goes to
 //!   `prometheus-data` in the job's directory; the recipe's `args` follow. With
 //!   `options.config`, that configuration file instead.
 //! - With a `container_image` and no `command`, the image's own entry point runs; with a
 //!   `command` (the original tool's `command: prometheus`, `--config.file=...` in
 //!   `args`), that command.
+//!
+//! - As a session's monitor (a recipe's `monitoring:`), the generated configuration
+//!   at the session's interval over the session's target files, in the recipe's image
+//!   when it has one.
 //!
 //! Healthy once `GET /-/ready` answers; the version (`/api/v1/status/buildinfo`) goes
 //! to the report.
@@ -34,13 +38,15 @@ const READY: &str = "/-/ready";
 pub struct PrometheusService;
 
 /// Writes the configuration and runs Prometheus: `sh -c NATIVE prometheus PORT
-/// INTERVAL CONFIG TARGETS [ARGS...]`, where CONFIG is a file of the recipe's (empty:
-/// write one) and TARGETS the static targets, space-separated (each already checked
-/// to be `HOST:PORT` of safe characters).
+/// INTERVAL CONFIG TARGETS DISCOVERED [ARGS...]`, where CONFIG is a file of the
+/// recipe's (empty: write one), TARGETS the static targets, space-separated (each
+/// already checked to be `HOST:PORT` of safe characters), and DISCOVERED the directory
+/// of target files (empty: `targets/` in the job's directory).
 const NATIVE: &str = r#"set -eu
-port=$1 interval=$2 config=$3 targets=$4
-shift 4
-mkdir -p targets prometheus-data
+port=$1 interval=$2 config=$3 targets=$4 discovered=${5:-$PWD/targets}
+shift 5
+mkdir -p "$discovered" prometheus-data
+discovered=$(cd "$discovered" && pwd)
 if [ -z "$config" ]; then
     config=$PWD/prometheus.yml
     {
@@ -53,7 +59,7 @@ if [ -z "$config" ]; then
             for t in $targets; do printf '%s"%s"' "$sep" "$t"; sep=", "; done
             printf ']\n'
         fi
-        printf '  - job_name: discovered\n    file_sd_configs:\n      - files: ["%s/targets/*.json"]\n        refresh_interval: 5s\n' "$PWD"
+        printf '  - job_name: discovered\n    file_sd_configs:\n      - files: ["%s/*.json"]\n        refresh_interval: 1s\n' "$discovered"
     } >"$config"
 fi
 server=$(command -v prometheus || true)
@@ -106,6 +112,77 @@ fn is_target(text: &str) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
     };
     host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
+/// The generated configuration's launch: `sh -c NATIVE ...` with the recipe's args
+/// after it; `discovered` is the directory of target files (an expanding argument).
+fn native(service: &ServiceRecipe, o: Options, discovered: &str) -> Launch {
+    let mut args: Vec<Arg> = vec![
+        "-c".into(),
+        NATIVE.into(),
+        "prometheus".into(),
+        port(service).to_string().into(),
+        o.scrape_interval.into(),
+        Arg::Expanding(o.config.unwrap_or_default()),
+        o.targets.join(" ").into(),
+        Arg::Expanding(discovered.to_owned()),
+    ];
+    args.extend(recipe_args(&service.args));
+    Launch {
+        command: "sh".into(),
+        args,
+        ..Launch::default()
+    }
+}
+
+/// Flags the generated configuration sets itself.
+const OWN_FLAGS: [&str; 3] = [
+    "--config.file",
+    "--web.listen-address",
+    "--storage.tsdb.path",
+];
+
+fn monitor_launch(
+    service: &ServiceRecipe,
+    interval: std::time::Duration,
+) -> Result<Launch, DriverError> {
+    if let Some(command) = &service.command {
+        let program = command.rsplit('/').next().unwrap_or(command);
+        if program != "prometheus" {
+            return Err(bad(
+                format!("a session's Prometheus runs `prometheus`, not `{command}`"),
+                "drop `command` (the driver runs prometheus, in the image if there is one)",
+            ));
+        }
+    }
+    if let Some(flag) = service.args.iter().map(|a| a.as_str()).find(|a| {
+        OWN_FLAGS
+            .iter()
+            .any(|f| *a == *f || a.starts_with(&format!("{f}=")))
+    }) {
+        return Err(bad(
+            format!(
+                "a session's Prometheus is given its configuration, address and storage by the orchestrator; `{flag}` would replace them"
+            ),
+            "drop it from `args` (the port is the service's first port; the data goes to prometheus-data in the job's directory)",
+        ));
+    }
+    if service.options.contains_key("config") || service.options.contains_key("scrape_interval") {
+        return Err(bad(
+            "a session's Prometheus writes its own configuration, at the interval `monitoring.scrape_interval` sets",
+            "drop `options.config` and `options.scrape_interval` from the service; set `monitoring: {scrape_interval: 5s}` instead",
+        ));
+    }
+    let mut o = options(&service.options)?;
+    o.scrape_interval = format!("{}s", interval.as_secs().max(1));
+    Ok(native(
+        service,
+        o,
+        &format!(
+            "${{ORCH_JOB_DIR}}/{}",
+            orchestrator_core::monitoring::TARGETS_DIR
+        ),
+    ))
 }
 
 fn options(options: &BTreeMap<String, Value>) -> Result<Options, DriverError> {
@@ -210,21 +287,18 @@ impl ServiceDriver for PrometheusService {
             return Ok(launch);
         }
         let o = options(&service.options)?;
-        let mut args: Vec<Arg> = vec![
-            "-c".into(),
-            NATIVE.into(),
-            "prometheus".into(),
-            port(service).to_string().into(),
-            o.scrape_interval.into(),
-            Arg::Expanding(o.config.unwrap_or_default()),
-            o.targets.join(" ").into(),
-        ];
-        args.extend(recipe_args(&service.args));
-        Ok(Launch {
-            command: "sh".into(),
-            args,
-            ..Launch::default()
-        })
+        Ok(native(service, o, ""))
+    }
+
+    /// As a session's monitor: the generated configuration, at the session's interval,
+    /// over the session's target files (and the recipe's static `targets`); in the
+    /// recipe's image when it has one (its `sh` and `prometheus` run the same script).
+    fn monitor_launch(
+        &self,
+        service: &ServiceRecipe,
+        interval: std::time::Duration,
+    ) -> Option<Result<Launch, DriverError>> {
+        Some(monitor_launch(service, interval))
     }
 
     fn version_query(&self) -> Option<VersionQuery> {
@@ -322,6 +396,7 @@ mod tests {
                 "2s",
                 "",
                 "node1:9100 node2:9100",
+                "",
                 "--storage.tsdb.retention.time=1d"
             ]
         );
