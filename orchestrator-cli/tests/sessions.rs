@@ -3145,6 +3145,7 @@ fn assert_nothing_runs(pattern: &str) {
 /// service's node under the `job_name` given.
 #[test]
 fn the_original_monitoring_targets_scrape_a_service_that_runs_by_its_id() {
+    use std::io::{BufRead, BufReader, Read, Write};
     let setup = Setup::cluster("monitoring-targets");
     let port = node_port(55);
     let exporter = node_port(57);
@@ -3204,6 +3205,25 @@ fn the_original_monitoring_targets_scrape_a_service_that_runs_by_its_id() {
         seen["data"]["result"][0]["metric"]["service"],
         kv_id.as_str()
     );
+    // `orchestrator tunnel` reaches its UI and API from here, through the SSH server.
+    let watcher_id = watcher["services"][0]["id"].as_str().unwrap().to_owned();
+    let mut tunnel = KillOnDrop(setup.spawn(&["tunnel", &watcher_id]));
+    let mut stderr = BufReader::new(tunnel.0.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.contains(&format!(":{prometheus} (service watcher)")),
+        "{line}"
+    );
+    let local = line.split_whitespace().nth(1).unwrap().to_owned();
+    let mut stream = std::net::TcpStream::connect(&local).unwrap();
+    stream
+        .write_all(b"GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(tunnel);
     for session in [&watcher_session, &kv_session] {
         let stop = setup.run(&["stop", "--session", session]);
         assert!(stop.status.success(), "{}", text(&stop.stderr));

@@ -61,7 +61,7 @@ pub struct Plan {
     pub services: Vec<ServicePlan>,
     /// Clients, in recipe order.
     pub clients: Vec<ClientPlan>,
-    /// The session's Prometheus (the last of `services`), when it is monitored.
+    /// The session's Prometheus (`services[monitoring.service]`), when it is monitored.
     pub monitoring: Option<MonitoringPlan>,
 }
 
