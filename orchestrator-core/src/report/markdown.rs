@@ -446,3 +446,110 @@ fn figure(v: f64) -> String {
         text.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::monitoring::{QuerySeries, Series, Snapshot, TargetHealth};
+
+    #[test]
+    fn the_prometheus_section_lists_targets_and_each_series_last_and_highest_value() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let snapshot = Snapshot {
+            prometheus: "node1:9090".into(),
+            version: Some("2.42.0".into()),
+            scrape_interval_s: 2.0,
+            start: 100.0,
+            end: 130.0,
+            step_s: 2.0,
+            targets: vec![
+                TargetHealth {
+                    job: "client".into(),
+                    instance: "node2:9464".into(),
+                    health: "down".into(),
+                    last_error: "connection refused".into(),
+                    labels: BTreeMap::new(),
+                },
+                TargetHealth {
+                    job: "node".into(),
+                    instance: "node3:9100".into(),
+                    health: "down".into(),
+                    last_error: "no route to host".into(),
+                    labels: BTreeMap::new(),
+                },
+            ],
+            queries: vec![
+                QuerySeries {
+                    name: "targets up".into(),
+                    query: "up".into(),
+                    series: vec![Series {
+                        labels: labels(&[
+                            ("__name__", "up"),
+                            ("instance", "node2:9464"),
+                            ("job", "client"),
+                            ("session", "ses-1"),
+                        ]),
+                        values: vec![(100.0, 1.0), (102.0, 0.0)],
+                    }],
+                    error: None,
+                },
+                QuerySeries {
+                    name: "node memory available (bytes)".into(),
+                    query: "q".into(),
+                    series: vec![Series {
+                        labels: labels(&[("node", "node1")]),
+                        values: vec![(100.0, 24_543_502_336.0), (102.0, 24_542_732_288.0)],
+                    }],
+                    error: None,
+                },
+                QuerySeries {
+                    name: "mine".into(),
+                    query: "rate(x[".into(),
+                    series: Vec::new(),
+                    error: Some("bad_data: unclosed".into()),
+                },
+            ],
+            errors: Vec::new(),
+        };
+        let mut out = String::new();
+        prometheus_section(&mut out, &snapshot);
+        // The client's endpoint was scraped, then went away with the client: no
+        // problem; node3 was never scraped, and the query was refused: said first.
+        assert!(
+            out.contains("- **Prometheus never scraped node3:9100 (job node): no route to host**"),
+            "{out}"
+        );
+        assert!(
+            out.contains("- **Prometheus refused the query `rate(x[`: bad_data: unclosed**"),
+            "{out}"
+        );
+        assert!(!out.contains("never scraped node2"), "{out}");
+        assert!(
+            out.contains("| client | node2:9464 | yes | down | connection refused |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| targets up | 1 | instance=node2:9464, job=client | 2 | 0 | 1 |"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "| node memory available (bytes) | 1 | node=node1 | 2 | 24542732288 | 24543502336 |"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("| mine | 0 | bad_data: unclosed | 0 | - | - |"),
+            "{out}"
+        );
+        assert_eq!(figure(0.001_234_56), "0.0012");
+        assert_eq!(figure(12.5), "12.5");
+    }
+}
