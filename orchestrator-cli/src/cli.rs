@@ -261,6 +261,26 @@ pub enum ResultsCommand {
         #[arg(long, value_name = "DIR")]
         to: Option<PathBuf>,
     },
+    /// Merge runs that loaded one service at the same time (from several machines)
+    /// into one exact result
+    ///
+    /// Each DIR is a run's results directory (`bench --out DIR`, a client's
+    /// `results/`), holding the `recorder.json` the engine writes beside
+    /// `summary.json`: every histogram bucket and counter. The merged percentiles are
+    /// those of every request of every run (to the histograms' 0.1 %), not averages of
+    /// percentiles; counts, and an open loop's rates asked for and sent, add up;
+    /// rates are over the longest measured window, as the runs ran together.
+    Merge {
+        /// The runs' results directories
+        #[arg(value_name = "DIR", required = true, num_args = 1..)]
+        dirs: Vec<PathBuf>,
+        /// Write the merged summary.json and recorder.json here
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print the merged summary as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `orchestrator history`.

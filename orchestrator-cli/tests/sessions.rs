@@ -2469,6 +2469,112 @@ fn an_http_workload_on_the_cluster_uploads_the_binary_once() {
     assert_eq!(uploads, 1, "the second session found the binary there");
 }
 
+/// Issue #18 item 2: two runs that load one server at once, merged by `results merge`,
+/// are one exact result: counts add up, and the merged percentiles are those of the
+/// union of both runs' requests (`requests.jsonl`) to the histogram's 0.1 %.
+#[test]
+fn results_merge_gives_the_percentiles_of_every_request_of_both_runs() {
+    let setup = Setup::local();
+    let port = free_port();
+    let _server = KillOnDrop(
+        setup
+            .command(&[
+                "demo",
+                "http-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}/");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dir = setup.dir.path();
+    let runs: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| dir.join(n).display().to_string())
+        .collect();
+    let benches: Vec<Child> = runs
+        .iter()
+        .zip(["2", "3"])
+        .map(|(out, concurrency)| {
+            setup
+                .command(&[
+                    "bench",
+                    &url,
+                    "--concurrency",
+                    concurrency,
+                    "--requests",
+                    "3000",
+                    "--out",
+                    out,
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut bench in benches {
+        assert!(bench.wait().unwrap().success());
+    }
+    let merged = dir.join("merged").display().to_string();
+    let out = setup.run(&[
+        "results", "merge", &runs[0], &runs[1], "--out", &merged, "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = json(&out);
+    assert_eq!(summary["requests_completed"], 6000, "{summary:#}");
+    assert_eq!(summary["merged_from"].as_array().unwrap().len(), 2);
+    let mut latencies: Vec<f64> = runs
+        .iter()
+        .flat_map(|run| {
+            std::fs::read_to_string(Path::new(run).join("requests.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["latency_ms"]
+                        .as_f64()
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    assert_eq!(latencies.len(), 6000);
+    for (key, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let rank = ((q * latencies.len() as f64).ceil() as usize).max(1) - 1;
+        let exact = latencies[rank];
+        let got = summary["latency_ms"][key].as_f64().unwrap();
+        assert!(
+            (got - exact).abs() <= exact * 0.001 + 0.000_001,
+            "{key}: merged {got} ms, the union's {exact} ms"
+        );
+    }
+    // The merged record merges again, and a run that is not the engine's is refused.
+    assert!(Path::new(&merged).join("recorder.json").is_file());
+    let bad = setup.run(&["results", "merge", &runs[0], dir.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("recorder.json"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
 #[test]
 fn bench_json_has_the_documented_keys() {
     let setup = Setup::local();

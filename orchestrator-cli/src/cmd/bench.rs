@@ -166,6 +166,85 @@ pub fn bench(args: &BenchArgs) -> Exit {
     verdict(&result.summary)
 }
 
+/// `orchestrator results merge DIR... [--out DIR] [--json]`: one exact result of
+/// runs that loaded one service at once.
+pub fn merge(dirs: &[std::path::PathBuf], out: Option<&Path>, json: bool) -> Exit {
+    let mut records = Vec::new();
+    let mut runs = Vec::new();
+    for dir in dirs {
+        let path = dir.join("recorder.json");
+        let read = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                serde_json::from_str::<workload::RunRecord>(&text).map_err(|e| e.to_string())
+            })
+            .and_then(|record| Ok((record.summary()?, record)));
+        let (s, record) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot read {}: {e} (the engine writes it beside summary.json)",
+                    path.display()
+                );
+                return Exit::Invalid;
+            }
+        };
+        runs.push(serde_json::json!({
+            "dir": dir.display().to_string(),
+            "requests_completed": s.requests_completed,
+            "requests_failed": s.requests_failed,
+            "requests_per_second": s.requests_per_second,
+            "achieved_rate": s.achieved_rate,
+            "latency_p99_ms": s.latency_ms.p99,
+            "schedule_lag_p99_ms": s.schedule_lag_ms.as_ref().map(|m| m.p99),
+        }));
+        records.push(record);
+    }
+    let merged = match workload::RunRecord::merged(&records).and_then(|m| Ok((m.summary()?, m))) {
+        Ok(merged) => merged,
+        Err(e) => {
+            eprintln!("error: the runs cannot be merged: {e}");
+            return Exit::Invalid;
+        }
+    };
+    let (summary, record) = merged;
+    let mut value = serde_json::to_value(&summary).expect("summaries serialise");
+    if let Some(map) = value.as_object_mut() {
+        map.insert("merged_from".into(), Value::Array(runs.clone()));
+    }
+    if let Some(out) = out {
+        let written = std::fs::create_dir_all(out).and_then(|()| {
+            std::fs::write(
+                out.join("summary.json"),
+                serde_json::to_string_pretty(&value).expect("JSON") + "\n",
+            )?;
+            std::fs::write(
+                out.join("recorder.json"),
+                serde_json::to_string(&record).expect("JSON") + "\n",
+            )
+        });
+        if let Err(e) = written {
+            eprintln!("error: cannot write into {}: {e}", out.display());
+            return Exit::Failure;
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
+    } else {
+        for run in &runs {
+            eprintln!(
+                "{}: {} completed, {} failed, {:.1} req/s",
+                run["dir"].as_str().unwrap_or_default(),
+                run["requests_completed"],
+                run["requests_failed"],
+                run["requests_per_second"].as_f64().unwrap_or_default()
+            );
+        }
+        print_summary(&format!("{} runs, merged", records.len()), &summary);
+    }
+    verdict(&summary)
+}
+
 fn verdict(summary: &Summary) -> Exit {
     if summary.requests_completed == 0 && summary.requests_failed > 0 {
         Exit::Failure

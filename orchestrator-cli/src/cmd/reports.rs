@@ -291,7 +291,12 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Exit {
 
 /// `orchestrator results fetch SESSION [--to DIR]`.
 pub fn results(cli: &Cli, command: &ResultsCommand) -> Exit {
-    let ResultsCommand::Fetch { session, to } = command;
+    let (session, to) = match command {
+        ResultsCommand::Fetch { session, to } => (session, to),
+        ResultsCommand::Merge { dirs, out, json } => {
+            return super::bench::merge(dirs, out.as_deref(), *json);
+        }
+    };
     let to = to
         .clone()
         .unwrap_or_else(|| std::path::PathBuf::from(session));

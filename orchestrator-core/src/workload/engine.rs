@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -94,6 +94,68 @@ pub struct RunResult {
     pub summary: Summary,
     /// Every request, in send order (empty unless `keep_samples`).
     pub samples: Vec<Sample>,
+    /// What the summary was made from, exactly (`recorder.json`): runs of one load
+    /// on several machines merge into one result ([`RunRecord::merge`]).
+    pub record: RunRecord,
+}
+
+/// A run's recorder and its measured window: `recorder.json`, beside `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The measured window, seconds.
+    pub measured_seconds: f64,
+    /// Open loop: the rate asked for, what was sent and dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenLoopFigures>,
+    /// Every histogram and counter.
+    pub recorder: super::stats::RecorderState,
+}
+
+impl RunRecord {
+    /// One record of runs that loaded the same service at once (replicas, or runs on
+    /// several machines over the same period): every request's latency in one
+    /// histogram, counts added, an open loop's rates asked for and requests sent
+    /// added, over the longest of their measured windows (they ran together, so the
+    /// window they share is the longest).
+    ///
+    /// # Errors
+    /// No run, a recorder that cannot be read, or open- and closed-loop runs mixed.
+    pub fn merged(records: &[Self]) -> Result<Self, String> {
+        let (first, rest) = records.split_first().ok_or("no run to merge")?;
+        let mut total = Recorder::from_state(&first.recorder)?;
+        let mut open = first.open;
+        let mut measured = first.measured_seconds;
+        for r in rest {
+            total.merge(Recorder::from_state(&r.recorder)?);
+            measured = measured.max(r.measured_seconds);
+            open = match (open, r.open) {
+                (None, None) => None,
+                (Some(a), Some(o)) => Some(OpenLoopFigures {
+                    target_rate: a.target_rate + o.target_rate,
+                    sent: a.sent + o.sent,
+                    dropped: a.dropped + o.dropped,
+                }),
+                _ => return Err("an open-loop run cannot be merged with a closed-loop one".into()),
+            };
+        }
+        Ok(Self {
+            measured_seconds: measured,
+            open,
+            recorder: total.state(),
+        })
+    }
+
+    /// The summary this record makes.
+    ///
+    /// # Errors
+    /// A recorder that cannot be read.
+    pub fn summary(&self) -> Result<Summary, String> {
+        let recorder = Recorder::from_state(&self.recorder)?;
+        Ok(recorder.summary(
+            Duration::from_secs_f64(self.measured_seconds.max(0.0)),
+            self.open,
+        ))
+    }
 }
 
 impl RunResult {
@@ -114,6 +176,9 @@ impl RunResult {
         let mut text = serde_json::to_string_pretty(&summary).expect("summaries serialise");
         text.push('\n');
         std::fs::write(dir.join("summary.json"), text)?;
+        let mut record = serde_json::to_string(&self.record).expect("records serialise");
+        record.push('\n');
+        std::fs::write(dir.join("recorder.json"), record)?;
         let mut lines = std::io::BufWriter::new(std::fs::File::create(dir.join("requests.jsonl"))?);
         for sample in &self.samples {
             serde_json::to_writer(&mut lines, sample)?;
@@ -392,10 +457,17 @@ async fn closed(
             last = last.max(end);
         }
     }
-    let summary = total.summary(bounds.measured(last), None);
+    let measured = bounds.measured(last);
+    let summary = total.summary(measured, None);
+    let record = RunRecord {
+        measured_seconds: measured.as_secs_f64(),
+        open: None,
+        recorder: total.state(),
+    };
     RunResult {
         summary,
         samples: total.into_samples(),
+        record,
     }
 }
 
@@ -537,16 +609,20 @@ async fn open(
         .end()
         .map_or_else(|| bounds.measured(last), |end| end - bounds.warm_end);
     let window = scheduled.max(bounds.measured(last_dispatch));
-    let summary = total.summary(
-        window,
-        Some(OpenLoopFigures {
-            target_rate: rate,
-            sent,
-            dropped,
-        }),
-    );
+    let open = OpenLoopFigures {
+        target_rate: rate,
+        sent,
+        dropped,
+    };
+    let summary = total.summary(window, Some(open));
+    let record = RunRecord {
+        measured_seconds: window.as_secs_f64(),
+        open: Some(open),
+        recorder: total.state(),
+    };
     RunResult {
         summary,
         samples: total.into_samples(),
+        record,
     }
 }

@@ -12,15 +12,15 @@ mod spec;
 mod stats;
 
 pub use engine::{
-    Arrival, DEFAULT_MAX_CONCURRENCY, LoadModel, LoadSpec, RunResult, WorkloadError, run, run_live,
-    run_until,
+    Arrival, DEFAULT_MAX_CONCURRENCY, LoadModel, LoadSpec, RunRecord, RunResult, WorkloadError,
+    run, run_live, run_until,
 };
 pub use live::{LiveMetrics, serve_metrics};
 pub use rng::{Rng, run_salt, synthetic_prompt};
 pub use spec::{LOAD_KEYS, RESULTS_DIR, WorkloadSpec, expand_sweep, load_model, load_of};
 pub use stats::{
-    Goodput, MetricSummary, OpenLoopFigures, Outcome, Recorder, Sample, Slo, Summary, TokenCounts,
-    TokenSource,
+    Buckets, Goodput, MetricSummary, OpenLoopFigures, Outcome, Recorder, RecorderState, Sample,
+    Slo, Summary, TokenCounts, TokenSource,
 };
 
 pub use api::{

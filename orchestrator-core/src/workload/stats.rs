@@ -617,7 +617,7 @@ pub struct OperationSummary {
 }
 
 /// What only an open-loop run knows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OpenLoopFigures {
     /// Requests per second asked for.
     pub target_rate: f64,
