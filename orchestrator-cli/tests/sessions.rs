@@ -132,6 +132,32 @@ impl Setup {
             .expect("the binary starts")
     }
 
+    /// `orchestrator demo http-server` on a free port of 127.0.0.1, answering: the
+    /// server (stopped when dropped) and its port.
+    fn demo_server(&self) -> (KillOnDrop, u16) {
+        let port = free_port();
+        let server = KillOnDrop(
+            self.command(&[
+                "demo",
+                "http-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        );
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (server, port)
+    }
+
     fn recipe(&self, name: &str, yaml: &str) -> String {
         let path = self.dir.path().join(name);
         std::fs::write(&path, yaml).expect("recipe");
@@ -2475,28 +2501,8 @@ fn an_http_workload_on_the_cluster_uploads_the_binary_once() {
 #[test]
 fn results_merge_gives_the_percentiles_of_every_request_of_both_runs() {
     let setup = Setup::local();
-    let port = free_port();
-    let _server = KillOnDrop(
-        setup
-            .command(&[
-                "demo",
-                "http-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_server, port) = setup.demo_server();
     let url = format!("http://127.0.0.1:{port}/");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let dir = setup.dir.path();
     let runs: Vec<String> = ["a", "b"]
         .iter()
@@ -2578,28 +2584,8 @@ fn results_merge_gives_the_percentiles_of_every_request_of_both_runs() {
 #[test]
 fn bench_json_has_the_documented_keys() {
     let setup = Setup::local();
-    let port = free_port();
-    let mut server = KillOnDrop(
-        setup
-            .command(&[
-                "demo",
-                "http-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (mut server, port) = setup.demo_server();
     let url = format!("http://127.0.0.1:{port}/");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let out = setup.run(&[
         "bench",
         &url,
@@ -2662,27 +2648,7 @@ fn scrape(port: u16) -> String {
 #[test]
 fn bench_serves_live_prometheus_metrics_while_it_runs() {
     let setup = Setup::local();
-    let port = free_port();
-    let _server = KillOnDrop(
-        setup
-            .command(&[
-                "demo",
-                "http-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (_server, port) = setup.demo_server();
     let metrics_port = free_port();
     let bench = setup
         .command(&[

@@ -309,6 +309,19 @@ pub struct Series {
     pub values: Vec<(f64, f64)>,
 }
 
+impl Series {
+    /// Its labels as a report shows them, `key=value` each: without the metric's name
+    /// and the session (the same in every series of a report).
+    #[must_use]
+    pub fn shown_labels(&self) -> Vec<String> {
+        self.labels
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "session" | "__name__"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    }
+}
+
 impl Snapshot {
     /// What the snapshot lacks, each as a sentence: the questions Prometheus did not
     /// answer, and every target it never once scraped (a target of a client that has
@@ -368,6 +381,17 @@ impl Snapshot {
     }
 }
 
+/// A JSON object of strings (Prometheus's labels) as a map; anything else is empty.
+fn string_map(v: &serde_json::Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads Prometheus's `/api/v1/targets` answer.
 ///
 /// # Errors
@@ -383,14 +407,7 @@ pub fn parse_targets(body: &str) -> Result<Vec<TargetHealth>, String> {
     Ok(active
         .iter()
         .map(|t| {
-            let labels: BTreeMap<String, String> = t["labels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let labels = string_map(&t["labels"]);
             let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
             TargetHealth {
                 job: get("job"),
@@ -424,14 +441,7 @@ pub fn parse_matrix(body: &str) -> Result<Vec<Series>, String> {
     Ok(result
         .iter()
         .map(|s| Series {
-            labels: s["metric"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            labels: string_map(&s["metric"]),
             values: s["values"]
                 .as_array()
                 .map(|points| {

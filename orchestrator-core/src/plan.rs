@@ -95,21 +95,11 @@ impl std::fmt::Debug for Plan {
 /// No driver for its type, or a recipe the driver cannot launch.
 pub fn plan_service(service: &ServiceRecipe, file: &str) -> Result<ServicePlan, CoreError> {
     let driver = Registry::service_driver_for(service)
-        .map_err(|e| {
-            CoreError::plan(
-                file,
-                format!("service `{}`: {}", service.name, e.message),
-                e.hint,
-            )
-        })?
+        .map_err(service_error(file, &service.name))?
         .driver;
-    let launch = driver.launch(service).map_err(|e| {
-        CoreError::plan(
-            file,
-            format!("service `{}`: {}", service.name, e.message),
-            e.hint,
-        )
-    })?;
+    let launch = driver
+        .launch(service)
+        .map_err(service_error(file, &service.name))?;
     let probe = driver.health_probe(service);
     if let Some(probe) = &probe {
         if probe.port.is_none() && service.ports.is_empty() {
@@ -131,6 +121,14 @@ pub fn plan_service(service: &ServiceRecipe, file: &str) -> Result<ServicePlan, 
         probe,
         register: None,
     })
+}
+
+/// A driver's refusal of service `name`, as a planning error of `file`.
+fn service_error<'a>(
+    file: &'a str,
+    name: &'a str,
+) -> impl Fn(crate::DriverError) -> CoreError + 'a {
+    move |e| CoreError::plan(file, format!("service `{name}`: {}", e.message), e.hint)
 }
 
 /// The port a client loads on `service`: its `target_service.port`, else the service's
@@ -502,13 +500,7 @@ fn plan_monitoring(
                 Some("name a `type: prometheus` service, or leave `service` out to have one added".into()),
             )
         })?
-        .map_err(|e| {
-            CoreError::plan(
-                file,
-                format!("service `{}`: {}", prometheus.recipe.name, e.message),
-                e.hint,
-            )
-        })?;
+        .map_err(service_error(file, &prometheus.recipe.name))?;
     prometheus.launch = launch;
     for service in services.iter_mut() {
         let mine: Vec<&orchestrator_recipes::ScrapeTarget> = inside

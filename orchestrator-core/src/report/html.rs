@@ -306,14 +306,8 @@ fn charts(r: &SessionReport) -> Vec<(String, String)> {
                 .series
                 .iter()
                 .map(|s| {
-                    let label: Vec<String> = s
-                        .labels
-                        .iter()
-                        .filter(|(k, _)| !matches!(k.as_str(), "session" | "__name__"))
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect();
                     (
-                        label.join(" "),
+                        s.shown_labels().join(" "),
                         s.values
                             .iter()
                             .filter(|(_, v)| v.is_finite())

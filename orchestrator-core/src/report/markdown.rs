@@ -410,12 +410,7 @@ fn prometheus_section(out: &mut String, p: &crate::monitoring::Snapshot) {
             );
         }
         for s in &q.series {
-            let labels: Vec<String> = s
-                .labels
-                .iter()
-                .filter(|(k, _)| k.as_str() != "session" && k.as_str() != "__name__")
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
+            let labels = s.shown_labels();
             let last = s.values.last().map_or("-".to_owned(), |(_, v)| figure(*v));
             let max = s
                 .values
