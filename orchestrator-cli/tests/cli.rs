@@ -953,3 +953,54 @@ fn monitoring_that_cannot_run_is_refused_with_the_way_out() {
         text(&status.stdout)
     );
 }
+
+/// Issue #18: `replicas` plans into one job of a task each, and what cannot be split
+/// or merged is refused before anything is submitted, with the way out.
+#[test]
+fn replicas_plan_one_task_each_and_what_cannot_split_is_refused() {
+    let home = tempdir("replicas-plan");
+    let service = "services:\n  - {name: web, command: sleep, args: [60], ports: [8080]}\n";
+    let file = home.join("ok.yaml");
+    std::fs::write(
+        &file,
+        format!("{service}clients:\n  - {{name: load, workload_type: http, replicas: 3, parameters: {{concurrency: 4, duration_s: 5}}}}\n"),
+    )
+    .unwrap();
+    let out = orchestrator_at_home(&home, &["run", "--dry-run", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    assert!(plan.contains("#SBATCH --ntasks=3\n"), "{plan}");
+    assert!(plan.contains("#SBATCH --spread-job\n"), "{plan}");
+    assert!(plan.contains("\"replicas\":3"), "{plan}");
+    let cases = [
+        (
+            "{name: load, workload_type: http, replicas: 3, parameters: {concurrency: '2,4', duration_s: 5}}",
+            "client `load`: concurrency 2 cannot be split over 3 replicas",
+        ),
+        (
+            "{name: load, workload_type: http, replicas: 2, parameters: {rate: 100, max_concurrency: 1, duration_s: 5}}",
+            "max_concurrency 1 cannot be split over 2 replicas",
+        ),
+        (
+            "{name: load, command: 'true', replicas: 2}",
+            "`replicas` needs a workload the orchestrator's engine runs",
+        ),
+        (
+            "{name: load, workload_type: http, replicas: 2, parameters: {duration_s: 5, concurrency: 2}, resources: {slurm: {ntasks: 4}}}",
+            "sets both `replicas` and `resources.slurm.ntasks`",
+        ),
+        ("{name: load, workload_type: http, replicas: 0}", "replicas"),
+    ];
+    for (i, (client, expected)) in cases.iter().enumerate() {
+        let file = home.join(format!("r{i}.yaml"));
+        std::fs::write(&file, format!("{service}clients:\n  - {client}\n")).unwrap();
+        let out = orchestrator_at_home(&home, &["run", "--dry-run", file.to_str().unwrap()]);
+        let flat = text(&out.stderr)
+            .replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(out.status.code(), Some(2), "{client}: {flat}");
+        assert!(flat.contains(expected), "{client}: {flat}");
+    }
+}

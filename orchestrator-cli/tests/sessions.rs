@@ -3035,17 +3035,17 @@ fn a_monitored_session_has_prometheus_scrape_its_clients_and_nodes_into_the_repo
     let setup = Setup::cluster("monitoring");
     let port = node_port(51);
     let exporter = node_port(53);
-    // Until every target is up (Prometheus itself, the client, the nodes: node1 and
-    // node2, and Prometheus's own where SLURM put it), at most 20 s; then what
+    // Until every target is up (Prometheus itself, the client's two replicas, each
+    // registering itself, the nodes: node1 to node3), at most 20 s; then what
     // Prometheus has.
     let ask = "mkdir -p results; api=\"http://$TARGET_HOST:$TARGET_PORT/api/v1/query\"; \
-         for i in $(seq 40); do curl -sf \"$api?query=count(up==1)\" | grep -qE '\"[45]\"]' && break; sleep 0.5; done; \
+         for i in $(seq 40); do curl -sf \"$api?query=count(up==1)\" | grep -qE '\"6\"]' && break; sleep 0.5; done; \
          curl -sf \"$api?query=up\" > results/up.json; \
          curl -sf \"$api?query=orchestrator_requests_total\" > results/requests.json";
     let recipe = setup.recipe(
         "monitored.yaml",
         &format!(
-            "name: monitored\nmonitoring:\n  scrape_interval: 1s\n  node_exporter_port: {exporter}\nservices:\n  - name: kv\n    command: redis-server\n    args: [--port, {port}, --save, '', --protected-mode, 'no']\n    ports: [{port}]\n    resources: {{slurm: {{extra_args: ['--nodelist=node1']}}}}\nclients:\n  - name: load\n    workload_type: redis\n    duration: 15s\n    resources: {{slurm: {{extra_args: ['--nodelist=node2']}}}}\n    target_service: {{name: kv}}\n    parameters: {{op: get, keyspace: 100, concurrency: 2, rate: 300}}\n  - name: ask\n    command: sh\n    args: ['-c', '{}']\n    target_service: {{name: prometheus}}\n    resources: {{slurm: {{extra_args: ['--nodelist=node1']}}}}\n",
+            "name: monitored\nmonitoring:\n  scrape_interval: 1s\n  node_exporter_port: {exporter}\nservices:\n  - name: kv\n    command: redis-server\n    args: [--port, {port}, --save, '', --protected-mode, 'no']\n    ports: [{port}]\n    resources: {{slurm: {{extra_args: ['--nodelist=node1']}}}}\nclients:\n  - name: load\n    workload_type: redis\n    replicas: 2\n    duration: 15s\n    resources: {{slurm: {{extra_args: ['--nodelist=node2,node3']}}}}\n    target_service: {{name: kv}}\n    parameters: {{op: get, keyspace: 100, concurrency: 2, rate: 300}}\n  - name: ask\n    command: sh\n    args: ['-c', '{}']\n    target_service: {{name: prometheus}}\n    resources: {{slurm: {{extra_args: ['--nodelist=node1']}}}}\n",
             ask.replace('\'', "''")
         ),
     );
@@ -3102,10 +3102,19 @@ fn a_monitored_session_has_prometheus_scrape_its_clients_and_nodes_into_the_repo
         .and_then(|j| j["node"].as_str())
         .unwrap()
         .to_owned();
-    let mut nodes = vec!["node1".to_owned(), "node2".to_owned(), prometheus_node];
+    let mut nodes = vec![
+        "node1".to_owned(),
+        "node2".to_owned(),
+        "node3".to_owned(),
+        prometheus_node,
+    ];
     nodes.sort();
     nodes.dedup();
-    let mut expected = vec![("client".to_owned(), "node2:9464".to_owned(), "1".to_owned())];
+    // Replica 0 (node2) on the client's metrics port, replica 1 (node3) on the next.
+    let mut expected = vec![
+        ("client".to_owned(), "node2:9464".to_owned(), "1".to_owned()),
+        ("client".to_owned(), "node3:9465".to_owned(), "1".to_owned()),
+    ];
     expected.extend(
         nodes
             .iter()
@@ -3340,4 +3349,262 @@ fn a_redis_workload_client_on_node2_loads_redis_on_node1() {
         })
         .unwrap();
     assert!(stored.ends_with("load/results/summary.json"), "{stored}");
+}
+
+/// nginx as a service of the test cluster on node1 (one worker, a 512-byte page, its
+/// `stub_status` at /status), its files in `dir`; loaded by client `load` with
+/// `replicas: 2` on the other nodes, with these workload parameters.
+fn nginx_replicas_recipe(dir: &Path, port: u16, parameters: &str) -> String {
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(dir.join("www/index.html"), "x".repeat(512)).unwrap();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nuser root;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; \
+             uwsgi_temp_path {d}; scgi_temp_path {d}; keepalive_requests 1000000;\n\
+             server {{ listen 0.0.0.0:{port}; root {d}/www; location = /status {{ stub_status; }} }} }}\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    format!(
+        "name: replicas\nservices:\n  - name: web\n    command: /usr/sbin/nginx\n    args: [-c, {conf}, -e, {err}]\n    ports: [{port}]\n    resources: {{cpus: 1, slurm: {{time: '00:05:00', extra_args: ['--nodelist=node1']}}}}\n    health_check: {{endpoint: /, interval: 1s, retries: 20}}\nclients:\n  - name: load\n    workload_type: http\n    replicas: 2\n    parameters: {parameters}\n    resources: {{cpus: 1, slurm: {{time: '00:05:00', extra_args: ['--exclude=node1']}}}}\n",
+        conf = conf.display(),
+        err = dir.join("error.log").display(),
+    )
+}
+
+/// nginx's own count of the requests it handled (its `stub_status`).
+fn nginx_requests(host: &str, port: u16) -> u64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect((host, port)).expect("nginx answers");
+    s.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    // "Active connections: 1 \n server accepts handled requests\n 5 5 17 \n..."
+    let line = answer
+        .lines()
+        .skip_while(|l| !l.contains("accepts handled requests"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("a stub_status page: {answer}"));
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+/// The exact `q` quantile (nearest rank) of `values`.
+fn exact_quantile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
+
+/// Issue #18: a client of two replicas on node2 and node3 loads nginx on node1 as one:
+/// the merged count is the replicas' sum and nginx's own; the merged p50 and p99 are
+/// those of the union of both replicas' requests; an open loop of 2,000 req/s in total
+/// is split in two halves that add up.
+#[test]
+fn replicas_on_two_nodes_load_one_service_as_one_client_with_exact_merged_figures() {
+    let setup = Setup::cluster("replicas");
+    let port = u16::try_from(node_port(181)).unwrap();
+    let recipe = nginx_replicas_recipe(
+        setup.dir.path(),
+        port,
+        "{concurrency: 4, duration_s: 4, path: /}",
+    );
+    let recipe = setup.recipe("replicas.yaml", &recipe);
+    let out = setup.run(&["run", &recipe, "--keep-services", "--json"]);
+    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
+    let outcome = json(&out);
+    let served = nginx_requests("10.99.0.11", port);
+    let stopped = setup.run(&["stop", "--all"]);
+    assert!(stopped.status.success(), "{}", text(&stopped.stderr));
+    let results = Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap())
+            .unwrap();
+    let rows = summary["replicas"].as_array().expect("a row per replica");
+    assert_eq!(rows.len(), 2, "{summary:#}");
+    let mut nodes: Vec<&str> = rows.iter().map(|r| r["node"].as_str().unwrap()).collect();
+    nodes.sort_unstable();
+    assert_eq!(nodes, ["node2", "node3"], "one replica on each other node");
+    let completed = summary["requests_completed"].as_u64().unwrap();
+    let sum: u64 = rows
+        .iter()
+        .map(|r| r["requests_completed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(completed, sum, "the merged count is the replicas' sum");
+    assert!(completed > 1000, "{summary:#}");
+    assert_eq!(summary["requests_failed"], 0);
+    // nginx counted every request, the health checks (a few) and the status page.
+    assert!(
+        served >= completed && served - completed <= 25,
+        "nginx served {served}, the replicas completed {completed}"
+    );
+    // The merged percentiles are the union's, within the histogram's 0.1 %.
+    let mut latencies = Vec::new();
+    for r in 0..2 {
+        let lines =
+            std::fs::read_to_string(results.join(format!("replicas/{r}/requests.jsonl"))).unwrap();
+        for line in lines.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            if v.get("warmup").is_none() && v.get("error").is_none() {
+                latencies.push(v["latency_ms"].as_f64().unwrap());
+            }
+        }
+    }
+    assert_eq!(latencies.len() as u64, completed);
+    for (q, key) in [(0.5, "p50"), (0.99, "p99")] {
+        let exact = exact_quantile(&mut latencies, q);
+        let merged = summary["latency_ms"][key].as_f64().unwrap();
+        assert!(
+            (merged - exact).abs() <= exact * 0.001 + 0.001,
+            "{key}: merged {merged} ms, union {exact} ms"
+        );
+    }
+    let merged_lines = std::fs::read_to_string(results.join("requests.jsonl")).unwrap();
+    assert_eq!(merged_lines.lines().count(), latencies.len());
+    let report = setup.run(&["report"]);
+    let markdown = text(&report.stdout);
+    assert!(markdown.contains("Merged from 2 replicas"), "{markdown}");
+
+    // An open loop: 2,000 req/s in total at constant arrivals, half from each replica
+    // (against a new nginx, on a port the one stopped above may still hold a moment).
+    let open = nginx_replicas_recipe(
+        setup.dir.path(),
+        u16::try_from(node_port(183)).unwrap(),
+        "{rate: 2000, arrival: constant, duration_s: 4, path: /}",
+    );
+    let open = setup.recipe("open.yaml", &open);
+    let outcome = setup.run_ok(&open);
+    let results = Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap())
+            .unwrap();
+    let achieved = summary["achieved_rate"].as_f64().unwrap();
+    assert!(
+        (achieved - 2000.0).abs() <= 20.0,
+        "achieved {achieved} req/s of 2,000: {summary:#}"
+    );
+    assert_eq!(summary["target_rate"], 2000.0);
+    for row in summary["replicas"].as_array().unwrap() {
+        let share = row["achieved_rate"].as_f64().unwrap();
+        assert!(
+            (share - 1000.0).abs() <= 20.0,
+            "a replica sent {share}: {row}"
+        );
+        assert!(row.get("outlier").is_none(), "{row}");
+    }
+    assert!(squeue_names("replicas").is_empty());
+}
+
+/// Issue #18: a replica killed while it loads fails its client, and the failure names
+/// it and its node; nothing is left running.
+#[test]
+fn a_killed_replica_fails_its_client_and_is_named() {
+    let setup = Setup::cluster("replica-killed");
+    let port = u16::try_from(node_port(182)).unwrap();
+    let recipe = nginx_replicas_recipe(
+        setup.dir.path(),
+        port,
+        "{concurrency: 2, duration_s: 30, path: /}",
+    );
+    let recipe = setup.recipe("killed.yaml", &recipe);
+    let child = KillOnDrop(setup.spawn(&["run", &recipe, "--json"]));
+    let status = setup.wait_status("the client to run", Duration::from_secs(120), |s| {
+        s["clients"]["clients"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["job_state"] == "RUNNING"))
+    });
+    let session = status["sessions"][0]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let work = format!(
+        "{}/replica-killed-{}",
+        env("ORCH_TEST_WORK_DIR"),
+        std::process::id()
+    );
+    let info_path =
+        Path::new(&work).join(format!("{session}/load/results/replicas/1/replica.json"));
+    let start = Instant::now();
+    let info: Value = loop {
+        if let Some(info) = std::fs::read_to_string(&info_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+        {
+            break info;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no {}",
+            info_path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let node = info["node"].as_str().unwrap().to_owned();
+    let killed = Command::new("kill")
+        .args(["-KILL", &info["pid"].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (code, _outcome, stderr) = finish(child);
+    assert_eq!(code, Some(1), "{stderr}");
+    let stderr = stderr.replace(['│', '\n'], " ");
+    let stderr = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        stderr.contains(&format!("replica 1 of 2 on {node} did not finish")),
+        "{stderr}"
+    );
+    assert!(
+        squeue_names(&session).is_empty(),
+        "{:?}",
+        squeue_names(&session)
+    );
+}
+
+/// Issue #18, on the embedded local default: replicas are processes of the one job,
+/// each with its share, merged into one result.
+#[test]
+fn replicas_run_as_processes_of_one_local_job_and_merge() {
+    let setup = Setup::local();
+    let port = free_port();
+    let recipe = setup.recipe(
+        "local-replicas.yaml",
+        &http_recipe(
+            port,
+            "",
+            "{rate: 300, arrival: constant, duration_s: 2, path: /}",
+        )
+        .replace("  - name: load\n", "  - name: load\n    replicas: 3\n"),
+    );
+    let outcome = setup.run_ok(&recipe);
+    let results = Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap())
+            .unwrap();
+    let rows = summary["replicas"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{summary:#}");
+    for row in rows {
+        assert!(
+            (row["target_rate"].as_f64().unwrap() - 100.0).abs() < 1e-9,
+            "{row}"
+        );
+    }
+    let sum: u64 = rows
+        .iter()
+        .map(|r| r["requests_completed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(summary["requests_completed"].as_u64().unwrap(), sum);
+    // 300 req/s for 2 s, give or take the last one of each replica.
+    assert!((597..=603).contains(&sum), "{sum}");
+    assert!(setup.live_local_jobs().is_empty());
 }

@@ -347,6 +347,15 @@ pub struct ClientRecipe {
     /// are not silently replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
+    /// Run the client's workload as this many engine processes (replicas), one SLURM
+    /// task each, spread over as many nodes as the job gets (`srun`; locally, processes
+    /// of the one job). The load is split between them (concurrency as evenly as
+    /// possible, an open loop's rate so that the rates add up to the one asked for),
+    /// they start each measured period together, and their histograms are merged into
+    /// one exact result, with a row per replica in the report. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1024))]
+    pub replicas: Option<u32>,
     /// Reference values the client's results must meet, by metric (`ttft_p99_ms`,
     /// `output_tokens_per_second`, ...): `orchestrator run` exits 3 when one is missed,
     /// like a failing regression test. Checked on every run of a sweep.

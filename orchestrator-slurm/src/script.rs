@@ -251,6 +251,11 @@ pub struct JobSpec {
     /// What the job tells its session's Prometheus: target files it writes once it
     /// knows its node, and a node exporter it starts there.
     pub register: Option<Registration>,
+    /// A client run by this many replicas: one task each (`--ntasks`, spread over as
+    /// many nodes as possible unless `nodes` or `ntasks_per_node` say otherwise),
+    /// started by `srun`; outside SLURM, as that many processes. Each finds its number
+    /// in `ORCH_REPLICA` or `SLURM_PROCID`.
+    pub replicas: Option<u32>,
 }
 
 /// What a job of a monitored session registers with the session's Prometheus, once it
@@ -431,8 +436,11 @@ impl ScriptRenderer {
                 "dir": r.dir,
                 "node_exporter": r.node_exporter,
                 "files": r.files.iter().map(|f| json!({"name": f.name, "json": f.json})).collect::<Vec<_>>(),
+                // The node exporter's target file, which a job's other nodes write too.
+                "node_json": r.files.iter().find(|f| f.name.first().is_some_and(|n| n == "node-")).map(|f| &f.json),
             })),
             "setup_script": spec.setup_script,
+            "replicas": spec.replicas.filter(|n| *n > 1),
         });
         let template = spec.kind.template();
         let script = self
@@ -476,7 +484,8 @@ fn sbatch_lines(spec: &JobSpec, job_name: &str, stdout: &str, stderr: &str) -> V
     add("qos", o.qos.clone());
     add("time", o.time.map(slurm_time));
     add("nodes", o.nodes.map(|n| n.to_string()));
-    add("ntasks", o.ntasks.map(|n| n.to_string()));
+    let replicas = spec.replicas.filter(|n| *n > 1);
+    add("ntasks", replicas.or(o.ntasks).map(|n| n.to_string()));
     add("ntasks-per-node", o.ntasks_per_node.map(|n| n.to_string()));
     add("cpus-per-task", o.cpus_per_task.map(|n| n.to_string()));
     add("mem", o.mem_mib.map(|m| format!("{m}M")));
@@ -487,6 +496,10 @@ fn sbatch_lines(spec: &JobSpec, job_name: &str, stdout: &str, stderr: &str) -> V
     add("gres", gres);
     add("constraint", o.constraint.clone());
     add("nodelist", o.nodelist.clone());
+    if replicas.is_some() && o.nodes.is_none() && o.ntasks_per_node.is_none() {
+        // Replicas load a service from as many nodes as the cluster gives.
+        lines.push("--spread-job".to_owned());
+    }
     lines.extend(o.extra_args.iter().cloned());
     lines
 }

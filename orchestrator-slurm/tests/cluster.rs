@@ -99,6 +99,7 @@ fn job(kind: JobKind, name: &str, dir: &str, argv: &[&str]) -> JobSpec {
         monitor: None,
         register: None,
         setup_script: None,
+        replicas: None,
     }
 }
 

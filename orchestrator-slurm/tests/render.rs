@@ -30,6 +30,7 @@ fn spec() -> JobSpec {
         monitor: None,
         register: None,
         setup_script: None,
+        replicas: None,
     }
 }
 
@@ -425,4 +426,92 @@ fn a_templates_dir_overrides_the_embedded_templates_in_strict_mode() {
         ScriptRenderer::with_templates_dir(dir.path()),
         Err(SlurmError::Template { .. })
     ));
+}
+
+fn replicated(args: &[&str]) -> JobSpec {
+    let dir = tempfile::tempdir().unwrap().keep();
+    JobSpec {
+        kind: JobKind::Client,
+        name: "load".into(),
+        job_dir: dir.display().to_string(),
+        command: "sh".into(),
+        args: args.iter().map(|a| (*a).into()).collect(),
+        environment: BTreeMap::new(),
+        replicas: Some(3),
+        ..spec()
+    }
+}
+
+/// A client of replicas asks for a task each, spread over the nodes, and starts them
+/// with srun; outside SLURM it runs them as processes of the job, each with its
+/// number, and when one fails the others are stopped and the job fails with its code.
+#[test]
+fn a_client_of_replicas_runs_one_task_each_and_fails_with_the_first_that_fails() {
+    let job = ScriptRenderer::new()
+        .render(&replicated(&["-c", "echo replica $ORCH_REPLICA"]))
+        .unwrap();
+    let script = &job.script;
+    assert!(script.contains("#SBATCH --ntasks=3\n"), "{script}");
+    assert!(script.contains("#SBATCH --spread-job\n"), "{script}");
+    assert!(
+        script.contains("srun --ntasks=3 --kill-on-bad-exit=1"),
+        "{script}"
+    );
+    assert!(script.contains("\norch_replicas sh -c "), "{script}");
+    let out = std::process::Command::new("bash")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["replica 0", "replica 1", "replica 2"]);
+
+    // Replica 1 fails at once: the others, which would run for a minute, are stopped.
+    let failing = ScriptRenderer::new()
+        .render(&replicated(&[
+            "-c",
+            "if [ \"$ORCH_REPLICA\" = 1 ]; then exit 7; fi; exec sleep 60",
+        ]))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let out = std::process::Command::new("bash")
+        .args(["-c", &failing.script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "the others were stopped"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("orchestrator: replica 1 exited with code 7: stopping the others"),
+        "{stderr}"
+    );
+
+    // Nodes given: the recipe's placement, not spread.
+    let mut placed = replicated(&["-c", "true"]);
+    placed.sbatch.nodes = Some(1);
+    let script = ScriptRenderer::new().render(&placed).unwrap().script;
+    assert!(script.contains("#SBATCH --ntasks=3\n") && !script.contains("--spread-job"));
+    // One replica is a plain job.
+    let single = ScriptRenderer::new()
+        .render(&JobSpec {
+            replicas: Some(1),
+            ..replicated(&["-c", "true"])
+        })
+        .unwrap()
+        .script;
+    assert!(
+        !single.contains("orch_replicas") && !single.contains("--ntasks"),
+        "{single}"
+    );
 }

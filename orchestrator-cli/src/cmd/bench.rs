@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use orchestrator_core::Registry;
+use orchestrator_core::workload::replica::{self, Barrier, Replica, ReplicaInfo};
 use orchestrator_core::workload::{
     self, LoadSpec, RunResult, Slo, Summary, Workload, WorkloadSpec, expand_sweep, load_model,
     load_of, repeats,
@@ -110,6 +111,8 @@ pub fn bench(args: &BenchArgs) -> Exit {
                 tpot_ms: args.slo_tpot_ms,
             },
             keep_samples: args.out.is_some(),
+            start_at: None,
+            phase: std::time::Duration::ZERO,
             seed: args.seed,
         };
         let workload = prepare(&args.driver, &args.url, &parameters(&args.params)?)?;
@@ -431,12 +434,108 @@ pub fn workload_command(command: &WorkloadCommand) -> Exit {
     run_spec(&spec, out)
 }
 
+/// One replica of a client's workload as it runs: its place, its barrier, its record.
+struct ReplicaRun {
+    replica: Replica,
+    barrier: Barrier,
+    info: ReplicaInfo,
+    dir: std::path::PathBuf,
+}
+
 fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
+    let Some(of) = spec.replicas.filter(|n| *n > 1) else {
+        return run_runs(spec, out, None);
+    };
+    // A replica writes below `results/replicas/K/`, meets the others at the barrier
+    // beside them, and records itself (where it ran, how it ended) for the merge.
+    let replica = match Replica::from_env(of) {
+        Ok(r) => r,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Exit::Invalid;
+        }
+    };
+    let root = out.join(replica::REPLICAS_DIR);
+    let mut run = ReplicaRun {
+        replica,
+        barrier: Barrier::new(root.join(".barrier"), replica),
+        info: ReplicaInfo::starting(replica),
+        dir: root.join(replica.index.to_string()),
+    };
+    eprintln!(
+        "replica {} of {of} on {} (pid {})",
+        replica.index, run.info.node, run.info.pid
+    );
+    if let Err(e) = run.info.write(&run.dir) {
+        eprintln!("error: cannot write into {}: {e}", run.dir.display());
+        return Exit::Failure;
+    }
+    let dir = run.dir.clone();
+    let exit = run_runs(spec, &dir, Some(&mut run));
+    run.info.ended_at = Some(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+    );
+    if exit != Exit::Success && run.info.error.is_none() {
+        run.info.error = Some(format!(
+            "it exited with code {} (see the job's stderr)",
+            exit as i32
+        ));
+    }
+    if let Err(e) = run.info.write(&run.dir) {
+        eprintln!("error: cannot write into {}: {e}", run.dir.display());
+        return Exit::Failure;
+    }
+    exit
+}
+
+/// A replica of a monitored session's client tells its Prometheus where its live
+/// metrics are (`client-NAME-K.json` in `ORCH_TARGETS_DIR`), as a job registers itself.
+fn register_replica(run: &ReplicaRun, port: u16) {
+    let Ok(dir) = std::env::var("ORCH_TARGETS_DIR") else {
+        return;
+    };
+    let (session, client) = (
+        std::env::var("ORCH_SESSION_ID").unwrap_or_default(),
+        std::env::var("ORCH_JOB_NAME").unwrap_or_default(),
+    );
+    let index = run.replica.index.to_string();
+    let file = orchestrator_core::monitoring::target_file(
+        vec![format!("client-{client}-{index}.json")],
+        port,
+        &[
+            ("job", "client"),
+            ("client", &client),
+            ("session", &session),
+            ("replica", &index),
+        ],
+        None,
+        true,
+    );
+    let path = Path::new(&dir).join(file.name.concat());
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let written = std::fs::write(&tmp, file.json.join(&run.info.node))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        eprintln!(
+            "warning: cannot register with the session's Prometheus in {}: {e}",
+            path.display()
+        );
+    }
+}
+
+fn run_runs(spec: &WorkloadSpec, out: &Path, mut replica: Option<&mut ReplicaRun>) -> Exit {
     // `metrics_port` is the job's, not a run's: one endpoint counts every run.
     let mut parameters = spec.parameters.clone();
     let metrics_port = match parameters.remove("metrics_port") {
         None => None,
-        Some(v) => match v.as_u64().and_then(|p| u16::try_from(p).ok()) {
+        // Replicas on one node serve on ports of their own: the port plus their number.
+        Some(v) => match v
+            .as_u64()
+            .map(|p| p + replica.as_ref().map_or(0, |r| u64::from(r.replica.index)))
+            .and_then(|p| u16::try_from(p).ok())
+        {
             Some(p) => Some(p),
             None => {
                 eprintln!("error: `metrics_port` must be a port number, not {v}");
@@ -466,7 +565,11 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
                 .is_some()
         });
     let session = std::env::var("ORCH_SESSION_ID").unwrap_or_default();
-    let job = std::env::var("ORCH_JOB_NAME").unwrap_or_default();
+    let mut job = std::env::var("ORCH_JOB_NAME").unwrap_or_default();
+    if let Some(r) = &replica {
+        // Each replica's prompts are its own.
+        job = format!("{job}.{}", r.replica.index);
+    }
     // Check every run before the first starts: a bad combination fails now.
     let mut prepared = Vec::new();
     for params in &runs {
@@ -480,6 +583,12 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
         for r in 0..repeat {
             let mut load = load.clone();
             load.seed += r;
+            if let Some(run) = &replica {
+                if let Err(message) = run.replica.split(&mut load) {
+                    eprintln!("error: {message}");
+                    return Exit::Invalid;
+                }
+            }
             let mut driver_params = driver_params.clone();
             let salt = salted.then(|| workload::run_salt(&session, &job, prepared.len() as u64));
             if let Some(salt) = salt {
@@ -503,6 +612,9 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
             return Exit::Failure;
         }
     };
+    if let (Some(run), Some(port)) = (&replica, metrics_port) {
+        register_replica(run, port);
+    }
     let url = orchestrator_core::redact_url(&spec.url);
     // SIGTERM (the job cancelled, its time limit) or Ctrl-C ends the current run
     // early: what it measured is written, marked interrupted, and no further run
@@ -528,6 +640,17 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
             out.join(format!("run-{i:03}"))
         };
         eprintln!("run {}/{total}: {}", i + 1, Value::Object(params.clone()));
+        let mut load = load;
+        if let Some(run) = replica.as_deref_mut() {
+            match run.barrier.arrive(i) {
+                Ok(start) => load.start_at = Some(start),
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    run.info.error = Some(message);
+                    return Exit::Failure;
+                }
+            }
+        }
         let run = workload::run_until(workload, &load, live.clone(), stop.clone());
         let result: RunResult = match rt.block_on(run) {
             Ok(r) => r,

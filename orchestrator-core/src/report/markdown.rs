@@ -301,6 +301,52 @@ fn run_section(out: &mut String, run: &ClientRun) {
         let values: Vec<String> = STATS.iter().map(|st| number(d.get(*st))).collect();
         let _ = writeln!(out, "| {label} | {} |", values.join(" | "));
     }
+    replicas(out, s);
+}
+
+/// A run of several replicas: the figures above are their merged ones; a row per
+/// replica, an outlier marked.
+fn replicas(out: &mut String, s: &Value) {
+    let Some(rows) = s.get("replicas").and_then(Value::as_array) else {
+        return;
+    };
+    let open = rows.iter().any(|r| r.get("achieved_rate").is_some());
+    let _ = writeln!(
+        out,
+        "\nMerged from {} replicas (every request in one histogram):\n\n| replica | node | completed | failed | req/s |{} latency p99 ms | stands out |\n|---|---|---|---|---|{}---|---|",
+        rows.len(),
+        if open {
+            " target req/s | achieved | lag p99 ms |"
+        } else {
+            ""
+        },
+        if open { "---|---|---|" } else { "" },
+    );
+    for r in rows {
+        let open_cells = if open {
+            format!(
+                " {} | {} | {} |",
+                number(r.get("target_rate")),
+                number(r.get("achieved_rate")),
+                number(r.get("schedule_lag_p99_ms"))
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |{open_cells} {} | {} |",
+            number(r.get("replica")),
+            cell(r.get("node").and_then(Value::as_str).unwrap_or("?")),
+            number(r.get("requests_completed")),
+            number(r.get("requests_failed")),
+            number(r.get("requests_per_second")),
+            number(r.get("latency_p99_ms")),
+            r.get("outlier")
+                .and_then(Value::as_str)
+                .map_or_else(String::new, |w| format!("**{}**", cell(w))),
+        );
+    }
 }
 
 /// One table per swept client: each run's parameters and headline figures.

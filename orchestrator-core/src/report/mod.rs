@@ -175,8 +175,16 @@ impl SessionReport {
                     .get("parameters")
                     .cloned()
                     .unwrap_or(serde_json::Value::Null),
+                // A run some replica did not complete is not the whole load.
+                invalid: invalid(&row.client_id).or_else(|| {
+                    let problems = summary.get("replica_problems")?.as_array()?;
+                    let text: Vec<&str> = problems
+                        .iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .collect();
+                    Some(text.join("; "))
+                }),
                 summary,
-                invalid: invalid(&row.client_id),
             });
         }
         let expectations =

@@ -54,12 +54,14 @@ pub(crate) async fn upload_script(
 }
 
 /// Copies each client's stdout, stderr and declared result file into
-/// `results_dir/<session>/<client>/`.
+/// `results_dir/<session>/<client>/`: that directory, and what went wrong with
+/// clients' replicas.
 pub(crate) async fn fetch_outputs(
     b: &Backend,
     session_id: &str,
     clients: &[Tracked],
-) -> Result<PathBuf, CoreError> {
+) -> Result<(PathBuf, Vec<String>), CoreError> {
+    let mut problems = Vec::new();
     let dir = b.results_dir().join(session_id);
     std::fs::create_dir_all(&dir)
         .map_err(CoreError::io(format!("cannot create {}", dir.display())))?;
@@ -121,24 +123,51 @@ pub(crate) async fn fetch_outputs(
                 }
             }
         }
-        fetch_engine_results(b, session_id, job, &client_dir).await?;
+        for problem in fetch_engine_results(b, session_id, job, &client_dir).await? {
+            problems.push(format!("client `{}`: {problem}", job.name));
+        }
     }
-    Ok(dir)
+    Ok((dir, problems))
 }
 
 /// Copies the workload engine's `results/` directory of a client job (summary,
-/// requests, sweep runs) in one transfer, and records each `summary.json`.
+/// requests, sweep runs) in one transfer, merges its replicas' results when it had
+/// some, and records each `summary.json`. What went wrong with replicas is returned,
+/// each problem naming its replica.
 pub(crate) async fn fetch_engine_results(
     b: &Backend,
     session_id: &str,
     job: &Tracked,
     client_dir: &std::path::Path,
-) -> Result<(), CoreError> {
+) -> Result<Vec<String>, CoreError> {
     use crate::workload::RESULTS_DIR;
     let job_dir = job.job_dir();
     if !b.untar_from(&job_dir, RESULTS_DIR, client_dir).await? {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let results = client_dir.join(RESULTS_DIR);
+    let problems = match crate::workload::replica::merge_results(&results) {
+        Ok(None) => Vec::new(),
+        Ok(Some(merged)) => {
+            b.state().event(
+                Some(session_id),
+                Some(&job.owner_id),
+                "replicas.merged",
+                Some(&format!(
+                    "{} replicas, {} runs{}",
+                    merged.replicas,
+                    merged.runs.len(),
+                    if merged.problems.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", merged.problems.join("; "))
+                    }
+                )),
+            )?;
+            merged.problems
+        }
+        Err(e) => vec![format!("its replicas' results cannot be merged: {e}")],
+    };
     let mut summaries = Vec::new();
     collect_named(
         &client_dir.join(RESULTS_DIR),
@@ -156,7 +185,7 @@ pub(crate) async fn fetch_engine_results(
             i64::try_from(bytes).unwrap_or(i64::MAX),
         )?;
     }
-    Ok(())
+    Ok(problems)
 }
 
 /// Copies services' logs next to the clients' outputs (best effort).
@@ -213,6 +242,13 @@ fn collect_named(dir: &std::path::Path, name: &str, found: &mut Vec<PathBuf>) {
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
+            // The replicas' own results are in the merged ones.
+            if path
+                .file_name()
+                .is_some_and(|n| n == crate::workload::replica::REPLICAS_DIR)
+            {
+                continue;
+            }
             collect_named(&path, name, found);
         } else if path.file_name().is_some_and(|n| n == name) {
             found.push(path);

@@ -101,8 +101,10 @@ impl Runner<'_> {
                 ));
             }
         }
-        let results_dir =
+        let (results_dir, replica_problems) =
             fetch::fetch_outputs(self.backend, sid, &tracked[services_count..]).await?;
+        // A client whose replica failed failed, named with the replica.
+        failed_clients.extend(replica_problems);
         self.snapshot(plan, &tracked[..services_count], &results_dir)
             .await;
         self.progress.event(&SessionEvent::Fetched {

@@ -68,6 +68,14 @@ pub struct LoadSpec {
     pub keep_samples: bool,
     /// Seed of the arrival schedule.
     pub seed: u64,
+    /// When to begin (after connecting): the instant a client's replicas agreed on, so
+    /// that their measured periods start together. At once when `None` or past.
+    #[serde(skip)]
+    pub start_at: Option<std::time::SystemTime>,
+    /// An open loop's first request is due this long after the start: replicas with
+    /// constant arrivals interleave their schedules by it.
+    #[serde(skip)]
+    pub phase: Duration,
 }
 
 impl LoadSpec {
@@ -82,6 +90,8 @@ impl LoadSpec {
             warmup: Duration::ZERO,
             slo: Slo::default(),
             keep_samples: false,
+            start_at: None,
+            phase: Duration::ZERO,
             seed: 1,
         }
     }
@@ -260,6 +270,17 @@ pub async fn run_until(
         .await
         .map_err(WorkloadError::Unreachable)?;
     let before = workload.server_counters().await;
+    if let Some(at) = spec.start_at {
+        // The timer wheel's millisecond, then a thread's sleep, precise to tens of
+        // microseconds: replicas interleave their schedules by less than a millisecond.
+        let left = || at.duration_since(std::time::SystemTime::now()).ok();
+        if let Some(wait) = left().filter(|w| *w > Duration::from_millis(3)) {
+            tokio::time::sleep(wait - Duration::from_millis(2)).await;
+        }
+        if let Some(rest) = left() {
+            std::thread::sleep(rest);
+        }
+    }
     let mut result = match spec.model {
         LoadModel::Closed { concurrency } => {
             closed(workload.clone(), first, concurrency, spec, live, stop).await
@@ -543,7 +564,7 @@ async fn open(
         }
     };
     let cap = cap.unwrap_or(DEFAULT_MAX_CONCURRENCY);
-    let seed = spec.seed;
+    let (seed, spec_phase) = (spec.seed, spec.phase);
     let dispatcher = {
         let idle = idle.clone();
         let mut spawn_worker = spawn_worker;
@@ -557,7 +578,7 @@ async fn open(
             };
             let (mut sent, mut dropped, mut started) = (0u64, 0u64, 0u32);
             let mut workers = Vec::new();
-            let mut due = t0;
+            let mut due = t0 + spec_phase;
             let mut last_dispatch = bounds.warm_end;
             while let Some((n, warm)) = bounds.claim(due) {
                 let now = Instant::now();

@@ -7,6 +7,7 @@ mod api;
 mod engine;
 mod live;
 pub mod repeats;
+pub mod replica;
 mod rng;
 mod spec;
 mod stats;

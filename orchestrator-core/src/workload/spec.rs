@@ -46,6 +46,9 @@ pub struct WorkloadSpec {
     /// Measured duration in seconds, unless a parameter says otherwise.
     #[serde(default)]
     pub duration_s: Option<f64>,
+    /// Run by this many replicas ([`super::replica`]), each taking its share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
 }
 
 /// Where a client job's engine writes, relative to its job directory.
@@ -143,6 +146,8 @@ pub fn load_of(
         warmup: Duration::from_secs_f64(warmup.max(0.0)),
         slo,
         keep_samples: true,
+        start_at: None,
+        phase: Duration::ZERO,
         seed: seed.map_or(1, |s| s as u64),
     };
     if spec.duration.is_none() && spec.requests.is_none() {

@@ -156,6 +156,8 @@ fn spec(model: LoadModel, duration: Option<f64>, requests: Option<u64>) -> LoadS
         warmup: Duration::ZERO,
         slo: Slo::default(),
         keep_samples: true,
+        start_at: None,
+        phase: Duration::ZERO,
         seed: 1,
     }
 }

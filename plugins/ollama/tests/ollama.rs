@@ -111,6 +111,8 @@ fn three_requests() -> LoadSpec {
         warmup: Duration::ZERO,
         slo: Slo::default(),
         keep_samples: true,
+        start_at: None,
+        phase: Duration::ZERO,
         seed: 1,
     }
 }

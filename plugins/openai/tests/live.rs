@@ -88,6 +88,8 @@ fn workload(server: &Server, params: Value) -> Arc<dyn Workload> {
 fn closed(requests: u64) -> LoadSpec {
     LoadSpec {
         keep_samples: true,
+        start_at: None,
+        phase: Duration::ZERO,
         ..LoadSpec::closed(1, requests)
     }
 }

@@ -116,6 +116,8 @@ fn requests(n: u64) -> LoadSpec {
         warmup: Duration::ZERO,
         slo: Slo::default(),
         keep_samples: true,
+        start_at: None,
+        phase: Duration::ZERO,
         seed: 1,
     }
 }
