@@ -125,6 +125,11 @@ pub enum Command {
     /// clients and scrapes a node exporter beside every job and every workload client's
     /// live metrics; before the services stop, what it scraped goes to the report
     /// (`prometheus.json`) with Grafana's provisioning in `grafana/`.
+    ///
+    /// A client with `replicas: N` runs as N engine processes on up to N nodes, its load
+    /// split between them, merged into one exact result. A service with a `matrix:` of
+    /// its own settings is one deployment per combination, each a session of its own,
+    /// run in turn and then compared (`matrix-SESSION.md` in the results directory).
     Run(RunArgs),
     /// Continue a session whose orchestrator died, as `run` would have: reconcile,
     /// wait for the jobs still running, submit what was never submitted, fetch the
@@ -314,12 +319,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Leave the services running after the clients finish
+    /// Leave the services running after the clients finish (not with a service matrix)
     #[arg(long)]
     pub keep_services: bool,
 
     /// Print one JSON object at the end: `{session_id, state, error, services, clients,
-    /// jobs: [{job_id, node, state, ...}], report_path, results_dir}`
+    /// jobs: [{job_id, node, state, ...}], report_path, results_dir}`; with a service
+    /// matrix, `{deployments: [{number, label, settings, session_id, state, exit_code}],
+    /// runs: [{deployment, session_id, client, run, figures}]}`
     #[arg(long)]
     pub json: bool,
 }

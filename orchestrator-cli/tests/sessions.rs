@@ -3608,3 +3608,75 @@ fn replicas_run_as_processes_of_one_local_job_and_merge() {
     assert!((597..=603).contains(&sum), "{sum}");
     assert!(setup.live_local_jobs().is_empty());
 }
+
+/// Issue #18: a service matrix of two settings is two deployments, each a session of
+/// its own loaded by the clients, and one comparison of their runs.
+#[test]
+fn a_service_matrix_runs_one_deployment_per_setting_and_compares_them() {
+    let setup = Setup::local();
+    let port = free_port();
+    let recipe = setup.recipe(
+        "matrix.yaml",
+        &http_recipe(port, "", "{concurrency: 2, duration_s: 1, path: /}").replace(
+            "    ports: [",
+            "    matrix:\n      environment: [{MODE: one}, {MODE: two}]\n    ports: [",
+        ),
+    );
+    let dry = setup.run(&["run", "--dry-run", &recipe]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let scripts = text(&dry.stdout);
+    assert!(
+        scripts.contains("# ===== deployment 1/2: web.environment={\"MODE\":\"one\"} =====")
+            && scripts.contains("export MODE=one")
+            && scripts.contains("export MODE=two"),
+        "{scripts}"
+    );
+    let out = setup.run(&["run", &recipe, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let document = json(&out);
+    let deployments = document["deployments"].as_array().unwrap();
+    assert_eq!(deployments.len(), 2, "{document:#}");
+    for (d, mode) in deployments.iter().zip(["one", "two"]) {
+        assert_eq!(d["state"], "completed", "{d}");
+        assert_eq!(d["settings"][0]["value"]["MODE"], mode);
+        // The service of that session ran with its setting.
+        let script = walk(&setup.dir.path().join("work"))
+            .into_iter()
+            .find(|p| {
+                p.ends_with("web/job.sh")
+                    && p.to_string_lossy()
+                        .contains(d["session_id"].as_str().unwrap())
+            })
+            .expect("the service's job script");
+        assert!(
+            std::fs::read_to_string(&script)
+                .unwrap()
+                .contains(&format!("export MODE={mode}")),
+            "{}",
+            script.display()
+        );
+    }
+    let runs = document["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{document:#}");
+    assert!(
+        runs.iter()
+            .all(|r| r["figures"]["requests_per_second"].as_f64().unwrap() > 0.0),
+        "{document:#}"
+    );
+    let first = deployments[0]["session_id"].as_str().unwrap();
+    let markdown =
+        std::fs::read_to_string(setup.dir.path().join(format!("results/matrix-{first}.md")))
+            .unwrap();
+    assert!(
+        markdown.contains("| 2 | web.environment={\"MODE\":\"two\"} | load |"),
+        "{markdown}"
+    );
+    assert!(
+        !markdown.contains("tokens/s"),
+        "no LLM figures for an HTTP service"
+    );
+    assert!(setup.live_local_jobs().is_empty());
+    // Services kept with a matrix would pile up: refused.
+    let keep = setup.run(&["run", &recipe, "--keep-services"]);
+    assert_eq!(keep.status.code(), Some(2));
+}

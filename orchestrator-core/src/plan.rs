@@ -200,7 +200,7 @@ pub fn plan_client(
             e.hint,
         )
     })?;
-    check_replicas(client, driver, file)?;
+    crate::replicas::check(client, driver, file)?;
     let mut recipe = client.clone();
     if let Some(script) = recipe.script.as_mut().filter(|_| runs_script(client)) {
         // The file to upload, found now so that a missing one stops the session early.
@@ -218,43 +218,6 @@ pub fn plan_client(
         port,
         register: None,
     })
-}
-
-/// `replicas` needs the engine (it merges what the replicas measured) and sets the
-/// job's task count itself.
-fn check_replicas(
-    client: &ClientRecipe,
-    driver: &dyn WorkloadDriver,
-    file: &str,
-) -> Result<(), CoreError> {
-    if client.replicas.unwrap_or(1) <= 1 {
-        return Ok(());
-    }
-    if driver
-        .workload("http://NODE:1", &serde_json::Map::new())
-        .is_none()
-    {
-        return Err(CoreError::plan(
-            file,
-            format!(
-                "client `{}`: `replicas` needs a workload the orchestrator's engine runs, and `{}` runs a program of its own",
-                client.name,
-                driver.name()
-            ),
-            Some("use an engine workload (http, redis, openai, ...), or start the copies yourself with `srun` in the client's command".into()),
-        ));
-    }
-    if client.resources.slurm.ntasks.is_some() {
-        return Err(CoreError::plan(
-            file,
-            format!(
-                "client `{}` sets both `replicas` and `resources.slurm.ntasks`",
-                client.name
-            ),
-            Some("drop ntasks: each replica is one task of the client's job".into()),
-        ));
-    }
-    Ok(())
 }
 
 /// Whether a client runs its `script:` block: it has one, and neither a command nor a

@@ -43,6 +43,6 @@ pub use model::Kind;
 pub use model::{
     BenchmarkRecipe, ClientRecipe, EXPECT_METRIC_PATTERN, Expectation, HealthCheck, MonitorSpec,
     MonitoringKind, OnServiceFailure, OutputSpec, Resources, ScrapeTarget, ScriptSpec,
-    ServiceRecipe, SessionMonitoring, SlurmOptions, TargetService,
+    ServiceMatrix, ServiceRecipe, SessionMonitoring, SlurmOptions, TargetService,
 };
 pub use values::{Duration, Gres, Memory, ScalarString, Tolerance, ValueError};

@@ -106,6 +106,57 @@ pub struct ServiceRecipe {
     /// (on by default, every 5 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<MonitorSpec>,
+    /// Deployments of this service over its own settings: each list's values in turn,
+    /// every combination of the lists one deployment, loaded by the recipe's clients in
+    /// a session of its own; `run` then compares the deployments.
+    #[serde(default, skip_serializing_if = "ServiceMatrix::is_empty")]
+    pub matrix: ServiceMatrix,
+}
+
+/// The settings a service matrix goes over: each a list of values, one per deployment.
+/// A value is laid over the service's own: `environment` and `options` add to (or
+/// replace keys of) the service's, `resources` replaces the keys it gives (its `slurm`
+/// keys among them), `args`, `command` and `container_image` replace the service's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceMatrix {
+    /// Environment variables, e.g. `[{OLLAMA_NUM_PARALLEL: 1}, {OLLAMA_NUM_PARALLEL: 4}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1))]
+    pub environment: Vec<BTreeMap<String, ScalarString>>,
+    /// Argument lists, e.g. `[[--io-threads, 1], [--io-threads, 4]]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1))]
+    pub args: Vec<Vec<ScalarString>>,
+    /// Resources, e.g. `[{cpus: 1}, {cpus: 4}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1))]
+    pub resources: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// Driver options, e.g. `[{models: [a]}, {models: [b]}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1))]
+    pub options: Vec<BTreeMap<String, serde_json::Value>>,
+    /// Programs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1))]
+    pub command: Vec<String>,
+    /// Container images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1))]
+    pub container_image: Vec<String>,
+}
+
+impl ServiceMatrix {
+    /// Whether it goes over nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.environment.is_empty()
+            && self.args.is_empty()
+            && self.resources.is_empty()
+            && self.options.is_empty()
+            && self.command.is_empty()
+            && self.container_image.is_empty()
+    }
 }
 
 /// Sampling of a service job: its processes' CPU time and resident memory and the

@@ -30,6 +30,15 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Exit {
         Err(error) => return fail(&error),
     };
     let file = args.recipe.display().to_string();
+    // A service matrix is several deployments, each a session of its own.
+    let mut deployments = match orchestrator_core::matrix::deployments(&recipe, &file) {
+        Ok(d) => d,
+        Err(error) => return fail(&error),
+    };
+    if deployments.len() > 1 {
+        return run_matrix(cli, args, deployments, file);
+    }
+    let recipe = deployments.remove(0).recipe;
     with_orchestrator(cli, |orch| async move {
         if args.dry_run {
             return dry_run(&orch, &recipe, &file).await;
@@ -46,8 +55,31 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Exit {
         let result = orch
             .drive_session(&plan, &options, reporter.as_ref(), &cancel)
             .await;
-        conclude(&orch, &plan.session_id, args.json, &reporter, result)
+        conclude(
+            &orch,
+            &plan.session_id,
+            Show::of(args.json),
+            &reporter,
+            result,
+        )
     })
+}
+
+/// What a session's end prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Show {
+    /// Its summary table and the clients' last lines.
+    Summary,
+    /// Its outcome as JSON.
+    Json,
+    /// Nothing (a matrix prints its own JSON at the end).
+    Nothing,
+}
+
+impl Show {
+    fn of(json: bool) -> Self {
+        if json { Self::Json } else { Self::Summary }
+    }
 }
 
 /// `orchestrator attach`.
@@ -71,13 +103,13 @@ pub fn attach(cli: &Cli, args: &AttachArgs) -> Exit {
             reporter.finish();
             return fail(error);
         }
-        conclude(&orch, &args.session, args.json, &reporter, result)
+        conclude(&orch, &args.session, Show::of(args.json), &reporter, result)
     })
 }
 
 /// Keeps the session's debug log, and shows progress on stderr; Ctrl-C and SIGTERM
 /// cancel the returned token.
-fn follow(
+pub(crate) fn follow(
     orch: &BenchmarkOrchestrator,
     session_id: &str,
 ) -> (std::sync::Arc<Reporter>, CancellationToken) {
@@ -96,10 +128,10 @@ fn follow(
 
 /// How a driven session ends the command: its summary (or JSON), the error or the
 /// missed expectations, and the exit code.
-fn conclude(
+pub(crate) fn conclude(
     orch: &BenchmarkOrchestrator,
     session_id: &str,
-    json: bool,
+    show: Show,
     reporter: &Reporter,
     result: Result<SessionOutcome, CoreError>,
 ) -> Exit {
@@ -108,12 +140,10 @@ fn conclude(
         Ok(outcome) => Some(outcome.clone()),
         Err(_) => orch.outcome(session_id).ok(),
     };
-    if json {
-        if let Some(outcome) = &outcome {
-            print_json(outcome);
-        }
-    } else if let Some(outcome) = &outcome {
-        print_summary(outcome);
+    match (show, &outcome) {
+        (Show::Json, Some(outcome)) => print_json(outcome),
+        (Show::Summary, Some(outcome)) => print_summary(outcome),
+        _ => {}
     }
     match result {
         Ok(outcome) if outcome.state == SessionState::Failed => {
@@ -153,7 +183,7 @@ fn conclude(
     }
 }
 
-async fn dry_run(
+pub(crate) async fn dry_run(
     orch: &BenchmarkOrchestrator,
     recipe: &orchestrator_recipes::BenchmarkRecipe,
     file: &str,
@@ -225,6 +255,11 @@ fn print_summary(outcome: &SessionOutcome) {
     );
     if let Some(dir) = &outcome.results_dir {
         for client in &outcome.clients {
+            // A client of replicas: the merged figures, not one replica's last lines.
+            if let Some(merged) = merged_line(&Path::new(dir).join(&client.name)) {
+                println!("\nclient {}: {merged}", client.name);
+                continue;
+            }
             let path = Path::new(dir).join(&client.name).join("stdout.log");
             if let Ok(text) = std::fs::read_to_string(&path) {
                 let lines: Vec<&str> = text.lines().collect();
@@ -248,5 +283,272 @@ fn print_summary(outcome: &SessionOutcome) {
             ids.join(", "),
             outcome.session_id
         );
+    }
+}
+
+/// A client of replicas' merged run in one line (a single run's; a sweep's runs are
+/// in the report): `None` for any other client.
+fn merged_line(client_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(client_dir.join("results/summary.json")).ok()?;
+    let s: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let replicas = s.get("replicas")?.as_array()?;
+    let figure = |key: &str| {
+        s.get(key)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let latency = |key: &str| {
+        s["latency_ms"]
+            .get(key)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let problems = s
+        .get("replica_problems")
+        .and_then(serde_json::Value::as_array)
+        .map(|p| {
+            p.iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("INVALID: {p}; "))
+        .unwrap_or_default();
+    Some(format!(
+        "{problems}merged from {} replicas ({}): {} completed, {} failed, {:.1} req/s, latency p50 {:.3} ms, p99 {:.3} ms ({})",
+        replicas.len(),
+        replicas
+            .iter()
+            .filter_map(|r| r.get("node").and_then(serde_json::Value::as_str))
+            .collect::<Vec<_>>()
+            .join(", "),
+        figure("requests_completed"),
+        figure("requests_failed"),
+        figure("requests_per_second"),
+        latency("p50"),
+        latency("p99"),
+        client_dir.join("results/summary.json").display()
+    ))
+}
+
+/// One deployment of a matrix as it ran.
+#[derive(Debug, serde::Serialize)]
+struct Deployed {
+    number: usize,
+    label: String,
+    settings: Vec<orchestrator_core::matrix::Setting>,
+    session_id: String,
+    state: Option<SessionState>,
+    exit_code: i32,
+}
+
+/// `orchestrator run` of a recipe with a service matrix: every deployment checked
+/// before the first starts, then one session each, in turn; then their runs compared
+/// (printed, and written as `matrix-SESSION.md` and `.json` into the results
+/// directory). The exit code is the worst of theirs.
+fn run_matrix(
+    cli: &Cli,
+    args: &RunArgs,
+    deployments: Vec<orchestrator_core::matrix::Deployment>,
+    file: String,
+) -> Exit {
+    if deployments.iter().any(|d| d.recipe.clients.is_empty()) {
+        eprintln!(
+            "error: {file}: a service matrix needs clients: each deployment is loaded by them and stopped before the next (a service recipe alone stays up)"
+        );
+        return Exit::Invalid;
+    }
+    if args.keep_services {
+        eprintln!(
+            "error: --keep-services keeps one deployment's services, and this recipe's matrix makes {}: each is stopped before the next starts",
+            deployments.len()
+        );
+        return Exit::Invalid;
+    }
+    with_orchestrator(cli, |orch| async move {
+        let total = deployments.len();
+        for d in &deployments {
+            if let Err(error) = orch.check_recipe(&d.recipe, &file) {
+                eprintln!("deployment {}/{total} ({}):", d.number, d.label);
+                return fail(&error);
+            }
+        }
+        if args.dry_run {
+            for d in &deployments {
+                println!("# ===== deployment {}/{total}: {} =====", d.number, d.label);
+                let exit = dry_run(&orch, &d.recipe, &file).await;
+                if exit != Exit::Success {
+                    return exit;
+                }
+            }
+            return Exit::Success;
+        }
+        let options = RunOptions {
+            keep_services: false,
+            recipe_path: Some(file.clone()),
+        };
+        let mut ran = Vec::new();
+        let mut worst = Exit::Success;
+        for d in &deployments {
+            eprintln!("deployment {}/{total}: {}", d.number, d.label);
+            let plan = match orch.prepare_session(&d.recipe, &options) {
+                Ok(plan) => plan,
+                Err(error) => return fail(&error),
+            };
+            let (reporter, cancel) = follow(&orch, &plan.session_id);
+            let result = orch
+                .drive_session(&plan, &options, reporter.as_ref(), &cancel)
+                .await;
+            let show = if args.json {
+                Show::Nothing
+            } else {
+                Show::Summary
+            };
+            let exit = conclude(&orch, &plan.session_id, show, &reporter, result);
+            ran.push(Deployed {
+                number: d.number,
+                label: d.label.clone(),
+                settings: d.settings.clone(),
+                session_id: plan.session_id.clone(),
+                state: orch.outcome(&plan.session_id).ok().map(|o| o.state),
+                exit_code: exit as i32,
+            });
+            worst = worse(worst, exit);
+            if cancel.is_cancelled() {
+                eprintln!(
+                    "interrupted: the deployments after {} were not run",
+                    d.number
+                );
+                break;
+            }
+        }
+        compare_deployments(&orch, &ran, args.json);
+        worst
+    })
+}
+
+/// The exit code that says more: a failure over missed expectations over success.
+fn worse(a: Exit, b: Exit) -> Exit {
+    let rank = |e: Exit| match e {
+        Exit::Success => 0,
+        Exit::ExpectationMissed => 1,
+        _ => 2,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// The figures the matrix comparison shows, by their `expect` names.
+const MATRIX_FIGURES: [(&str, &str); 6] = [
+    ("requests_per_second", "req/s"),
+    ("error_rate", "errors"),
+    ("latency_p50_ms", "p50 ms"),
+    ("latency_p99_ms", "p99 ms"),
+    ("output_tokens_per_second", "tokens/s"),
+    ("ttft_p99_ms", "TTFT p99 ms"),
+];
+
+/// Every run of every deployment side by side: a table on stdout (or one JSON
+/// document), and `matrix-FIRST.md`/`.json` in the results directory.
+fn compare_deployments(orch: &BenchmarkOrchestrator, ran: &[Deployed], json: bool) {
+    use orchestrator_core::expect::metric;
+    let mut found = Vec::new();
+    for d in ran {
+        let Ok(report) = orch.report(&d.session_id) else {
+            continue;
+        };
+        for run in report.runs {
+            let figures: serde_json::Map<String, serde_json::Value> = MATRIX_FIGURES
+                .iter()
+                .filter_map(|(name, _)| {
+                    Some(((*name).to_owned(), metric(&run.summary, name)?.into()))
+                })
+                .collect();
+            found.push((d, run, figures));
+        }
+    }
+    // The figures some run has: an HTTP service's table has no tokens/s column.
+    let shown: Vec<(&str, &str)> = MATRIX_FIGURES
+        .iter()
+        .filter(|(name, _)| found.iter().any(|(_, _, f)| f.contains_key(*name)))
+        .copied()
+        .collect();
+    let mut rows = Vec::new();
+    let mut table = Vec::new();
+    for (d, run, figures) in &found {
+        let mut cells = vec![
+            d.number.to_string(),
+            d.label.clone(),
+            run.client.clone(),
+            run.run.clone(),
+        ];
+        cells.extend(shown.iter().map(|(name, _)| {
+            figures
+                .get(*name)
+                .and_then(serde_json::Value::as_f64)
+                .map_or_else(|| "-".into(), |v| format!("{v:.3}"))
+        }));
+        cells.push(
+            run.invalid
+                .as_ref()
+                .map_or_else(String::new, |why| format!("INVALID: {why}")),
+        );
+        table.push(cells);
+        rows.push(serde_json::json!({
+            "deployment": d.number,
+            "session_id": d.session_id,
+            "client": run.client,
+            "run": run.run,
+            "figures": figures,
+            "invalid": run.invalid,
+        }));
+    }
+    let mut headers = vec!["#", "DEPLOYMENT", "CLIENT", "RUN"];
+    headers.extend(shown.iter().map(|(_, h)| *h));
+    headers.push("NOTE");
+    let document = serde_json::json!({"deployments": ran, "runs": rows});
+    let mut markdown = format!(
+        "# Deployments of one recipe's service matrix\n\n| {} |\n|{}\n",
+        headers.join(" | "),
+        "---|".repeat(headers.len())
+    );
+    for cells in &table {
+        let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+        markdown.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    markdown.push_str("\nSessions:\n\n");
+    for d in ran {
+        markdown.push_str(&format!(
+            "- {} `{}`: {} (exit {}), `orchestrator report {}`\n",
+            d.number,
+            d.session_id,
+            d.state.map_or_else(|| "?".to_owned(), |s| s.to_string()),
+            d.exit_code,
+            d.session_id
+        ));
+    }
+    if let Some(first) = ran.first() {
+        let base = orch
+            .results_dir()
+            .join(format!("matrix-{}", first.session_id));
+        let written = std::fs::write(base.with_extension("md"), &markdown).and_then(|()| {
+            std::fs::write(
+                base.with_extension("json"),
+                serde_json::to_string_pretty(&document).expect("JSON") + "\n",
+            )
+        });
+        match written {
+            Ok(()) => eprintln!("matrix comparison: {}", base.with_extension("md").display()),
+            Err(e) => eprintln!(
+                "warning: cannot write {}: {e}",
+                base.with_extension("md").display()
+            ),
+        }
+    }
+    if json {
+        print_json(&document);
+    } else {
+        println!("\ndeployments compared:");
+        print!("{}", output::table(&headers, &table));
     }
 }

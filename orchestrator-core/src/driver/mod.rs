@@ -560,21 +560,6 @@ pub fn engine_launch<D: WorkloadDriver + ?Sized>(
         duration_s: client.duration.map(|d| d.to_std().as_secs_f64()),
         replicas: client.replicas.filter(|n| *n > 1),
     };
-    if let Some(of) = spec.replicas {
-        // Every run of the sweep must split: the last replica gets the smallest share.
-        let last = crate::workload::replica::Replica { index: of - 1, of };
-        for run in crate::workload::expand_sweep(&spec.parameters) {
-            let Ok((mut load, _)) = crate::workload::load_of(&run, spec.duration_s) else {
-                continue; // the engine itself says what is wrong with it
-            };
-            last.split(&mut load).map_err(|message| {
-                DriverError::new(
-                    message,
-                    "give the load at least one user (or request) per replica, or fewer replicas",
-                )
-            })?;
-        }
-    }
     Ok(Launch {
         command: "orchestrator".into(),
         args: vec![

@@ -16,6 +16,19 @@ use crate::state::{ClientRow, ServiceRow, SessionRow};
 use crate::util::now_ms;
 
 impl BenchmarkOrchestrator {
+    /// Plans `recipe` as [`prepare_session`](Self::prepare_session) would, recording
+    /// and submitting nothing: what it cannot run is an error now.
+    ///
+    /// # Errors
+    /// As planning.
+    pub fn check_recipe(
+        &self,
+        recipe: &orchestrator_recipes::BenchmarkRecipe,
+        file: &str,
+    ) -> Result<(), CoreError> {
+        crate::plan::plan(recipe, file).map(|_| ())
+    }
+
     /// Plans a recipe and records the session, its services and clients: nothing is
     /// submitted yet. The session id is known from here on.
     ///

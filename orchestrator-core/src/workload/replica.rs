@@ -667,7 +667,7 @@ mod tests {
         assert_eq!(b.phase, Duration::from_micros(500));
         assert_ne!(a.seed, b.seed);
         assert!(
-            Replica { index: 0, of: 2 }
+            Replica { index: 1, of: 2 }
                 .split(&mut open(10.0, Some(1)))
                 .unwrap_err()
                 .contains("max_concurrency 1")
