@@ -3675,6 +3675,17 @@ fn a_service_matrix_runs_one_deployment_per_setting_and_compares_them() {
         !markdown.contains("tokens/s"),
         "no LLM figures for an HTTP service"
     );
+    // The page: the table, and a chart per figure across the deployments.
+    let page = std::fs::read_to_string(
+        setup
+            .dir
+            .path()
+            .join(format!("results/matrix-{first}.html")),
+    )
+    .unwrap();
+    assert!(page.contains("<table>") && page.contains("MODE"), "{page}");
+    assert_eq!(page.matches("<svg").count(), 4, "req/s, errors, p50, p99");
+    assert!(page.contains("<figcaption>p99 ms</figcaption>") && page.contains("\n#2\n</text>"));
     assert!(setup.live_local_jobs().is_empty());
     // Services kept with a matrix would pile up: refused.
     let keep = setup.run(&["run", &recipe, "--keep-services"]);

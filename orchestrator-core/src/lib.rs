@@ -60,8 +60,9 @@ pub use loading::{RecipeFile, load_client, load_recipe, load_recipe_file, load_s
 pub use orchestrator::BenchmarkOrchestrator;
 pub use plan::Plan;
 pub use report::{
-    ClientRun, JobResources, JobSummary, REPORT_VERSION, ReportClient, ReportFormat, ReportResult,
-    ReportService, ReportSession, ServiceMonitoring, SessionReport, TimelineEntry,
+    ClientRun, DeploymentChart, JobResources, JobSummary, REPORT_VERSION, ReportClient,
+    ReportFormat, ReportResult, ReportService, ReportSession, ServiceMonitoring, SessionReport,
+    TimelineEntry, deployments_html,
 };
 pub use session::{Progress, RunOptions, SessionEvent, SessionOutcome};
 pub use status::{

@@ -345,7 +345,7 @@ struct Deployed {
 
 /// `orchestrator run` of a recipe with a service matrix: every deployment checked
 /// before the first starts, then one session each, in turn; then their runs compared
-/// (printed, and written as `matrix-SESSION.md` and `.json` into the results
+/// (printed, and written as `matrix-SESSION.md`, `.html` and `.json` into the results
 /// directory). The exit code is the worst of theirs.
 fn run_matrix(
     cli: &Cli,
@@ -531,12 +531,46 @@ fn compare_deployments(orch: &BenchmarkOrchestrator, ran: &[Deployed], json: boo
         let base = orch
             .results_dir()
             .join(format!("matrix-{}", first.session_id));
-        let written = std::fs::write(base.with_extension("md"), &markdown).and_then(|()| {
-            std::fs::write(
-                base.with_extension("json"),
-                serde_json::to_string_pretty(&document).expect("JSON") + "\n",
-            )
-        });
+        // A chart per figure: a line per client run across the deployments.
+        let mut lines: Vec<(String, &serde_json::Map<String, serde_json::Value>, usize)> =
+            Vec::new();
+        for (d, run, figures) in &found {
+            lines.push((format!("{} {}", run.client, run.run), figures, d.number));
+        }
+        let charts: Vec<orchestrator_core::DeploymentChart> = shown
+            .iter()
+            .map(|(name, header)| {
+                let mut by_run: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+                for (label, figures, number) in &lines {
+                    let index = by_run
+                        .iter()
+                        .position(|(l, _)| l == label)
+                        .unwrap_or_else(|| {
+                            by_run.push((label.clone(), vec![None; ran.len()]));
+                            by_run.len() - 1
+                        });
+                    if let Some(slot) = ran.iter().position(|d| d.number == *number) {
+                        by_run[index].1[slot] =
+                            figures.get(*name).and_then(serde_json::Value::as_f64);
+                    }
+                }
+                ((*header).to_owned(), (*header).to_owned(), by_run)
+            })
+            .collect();
+        let html = orchestrator_core::deployments_html(
+            "Deployments of one recipe's service matrix",
+            &markdown,
+            ran.len(),
+            &charts,
+        );
+        let written = std::fs::write(base.with_extension("md"), &markdown)
+            .and_then(|()| std::fs::write(base.with_extension("html"), &html))
+            .and_then(|()| {
+                std::fs::write(
+                    base.with_extension("json"),
+                    serde_json::to_string_pretty(&document).expect("JSON") + "\n",
+                )
+            });
         match written {
             Ok(()) => eprintln!("matrix comparison: {}", base.with_extension("md").display()),
             Err(e) => eprintln!(

@@ -337,12 +337,10 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The report as one self-contained HTML page.
-#[must_use]
-pub fn html(r: &SessionReport) -> String {
-    let markdown = super::markdown::markdown(r);
+/// Markdown as HTML, raw HTML in it shown rather than run.
+fn to_html(markdown: &str) -> String {
     let mut body = String::new();
-    let parser = pulldown_cmark::Parser::new_ext(&markdown, pulldown_cmark::Options::ENABLE_TABLES)
+    let parser = pulldown_cmark::Parser::new_ext(markdown, pulldown_cmark::Options::ENABLE_TABLES)
         // Raw HTML in a value (a recipe's description, an error) is shown, not run.
         .map(|event| match event {
             pulldown_cmark::Event::Html(t) | pulldown_cmark::Event::InlineHtml(t) => {
@@ -351,11 +349,15 @@ pub fn html(r: &SessionReport) -> String {
             other => other,
         });
     pulldown_cmark::html::push_html(&mut body, parser);
-    let charts = charts(r);
+    body
+}
+
+/// One page: `body` with the charts inserted before `before` (or at the end).
+fn page(title: &str, body: &str, charts: &[(String, String)], before: &str) -> String {
     let mut figures = String::new();
     if !charts.is_empty() {
         figures.push_str("<h2>Charts</h2>\n");
-        for (caption, svg) in &charts {
+        for (caption, svg) in charts {
             let _ = writeln!(
                 figures,
                 "<figure>{svg}<figcaption>{}</figcaption></figure>",
@@ -363,16 +365,63 @@ pub fn html(r: &SessionReport) -> String {
             );
         }
     }
-    // The charts go before the details (jobs, timeline) of the Markdown.
-    let split = body.find("<h2>Jobs</h2>").unwrap_or(body.len());
-    let title = escape(&format!(
-        "Benchmark report: {} ({})",
-        r.session.name.as_deref().unwrap_or("unnamed"),
-        r.session.id
-    ));
+    let split = body.find(before).unwrap_or(body.len());
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{}{figures}{}</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{}{figures}{}</body>\n</html>\n",
+        escape(title),
         &body[..split],
         &body[split..]
     )
+}
+
+/// The report as one self-contained HTML page.
+#[must_use]
+pub fn html(r: &SessionReport) -> String {
+    let body = to_html(&super::markdown::markdown(r));
+    let title = format!(
+        "Benchmark report: {} ({})",
+        r.session.name.as_deref().unwrap_or("unnamed"),
+        r.session.id
+    );
+    // The charts go before the details (jobs, timeline) of the Markdown.
+    page(&title, &body, &charts(r), "<h2>Jobs</h2>")
+}
+
+/// One chart of [`deployments_html`]: its title, its unit, and per client run (its
+/// name) its value in each deployment (`None` where it has none).
+pub type DeploymentChart = (String, String, Vec<(String, Vec<Option<f64>>)>);
+
+/// A comparison of deployments (a service matrix) as one self-contained HTML page:
+/// `markdown`'s tables, then a chart per figure, each with a line per client run over
+/// the deployments (`#1`, `#2`, ... on the x axis). `figures`: the chart's title, its
+/// unit, and per client run its values by deployment (`None` where it has none).
+#[must_use]
+pub fn deployments_html(
+    title: &str,
+    markdown: &str,
+    deployments: usize,
+    figures: &[DeploymentChart],
+) -> String {
+    let names: Vec<String> = (1..=deployments).map(|n| format!("#{n}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let charts: Vec<(String, String)> = figures
+        .iter()
+        .filter_map(|(caption, unit, lines)| {
+            #[allow(clippy::cast_precision_loss)]
+            let series: Vec<Series> = lines
+                .iter()
+                .map(|(name, values)| {
+                    let points = values
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, v)| Some((i as f64, (*v)?)))
+                        .collect();
+                    (name.clone(), points)
+                })
+                .collect();
+            let svg = chart_with(caption, "deployment", unit, &series, Some(&names))?;
+            Some((caption.clone(), svg))
+        })
+        .collect();
+    page(title, &to_html(markdown), &charts, "<p>Sessions:</p>")
 }

@@ -10,6 +10,7 @@ mod html;
 mod markdown;
 mod types;
 
+pub use html::{DeploymentChart, deployments_html};
 pub use types::{
     Bin, ClientRun, JobResources, JobSummary, REPORT_VERSION, ReportClient, ReportFormat,
     ReportResult, ReportService, ReportSession, SecondCounts, ServiceMonitoring, SessionReport,
