@@ -675,9 +675,8 @@ mod tests {
     }
 
     #[test]
-    fn the_replica_number_comes_from_orch_replica_or_srun() {
-        // Only the parser here: the environment is the process's, shared by tests.
-        assert!(Replica { index: 0, of: 1 }.share(5) == 5);
+    fn a_share_is_even_and_the_first_replicas_take_the_rest() {
+        assert_eq!(Replica { index: 0, of: 1 }.share(5), 5);
         assert_eq!(Replica { index: 3, of: 4 }.share(5), 1);
         assert_eq!(Replica { index: 0, of: 4 }.share(5), 2);
     }
@@ -723,6 +722,115 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("run-002")).unwrap();
         let err = late.arrive(2).unwrap_err();
         assert!(err.contains("after their common start"), "{err}");
+    }
+
+    /// Replica `index` of `of` on `node` in `results`, which completed requests of
+    /// these latencies (ms) in a run of one second; `ended`: it says it finished.
+    fn replica_ran(
+        results: &Path,
+        index: u32,
+        of: u32,
+        node: &str,
+        latencies: &[u64],
+        ended: bool,
+    ) {
+        use crate::workload::{Outcome, Recorder, RunResult};
+        let dir = results.join(REPLICAS_DIR).join(index.to_string());
+        let mut info = ReplicaInfo::starting(Replica { index, of });
+        info.node = node.to_owned();
+        info.ended_at = ended.then_some(1.0);
+        info.write(&dir).unwrap();
+        if latencies.is_empty() {
+            return;
+        }
+        let mut rec = Recorder::new(Slo::default(), true);
+        for (n, ms) in latencies.iter().enumerate() {
+            let end = Duration::from_millis(*ms);
+            rec.record(
+                n as u64,
+                Duration::ZERO,
+                Duration::ZERO,
+                end,
+                false,
+                Outcome::default(),
+            );
+        }
+        let result = RunResult {
+            summary: rec.summary(Duration::from_secs(1), None),
+            record: RunRecord {
+                measured_seconds: 1.0,
+                open: None,
+                recorder: rec.state(),
+            },
+            samples: rec.into_samples(),
+        };
+        result
+            .write(
+                &dir,
+                &serde_json::json!({"parameters": {"concurrency": 2}, "load": {}}),
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn merged_replicas_are_every_request_in_one_histogram_and_a_missing_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path();
+        let a: Vec<u64> = (1..=100).collect();
+        let b: Vec<u64> = (101..=400).collect();
+        replica_ran(results, 0, 2, "node2", &a, true);
+        replica_ran(results, 1, 2, "node3", &b, true);
+        let merged = merge_results(results).unwrap().expect("replicas ran");
+        assert_eq!(
+            (merged.replicas, merged.problems.len()),
+            (2, 0),
+            "{merged:?}"
+        );
+        let s: Value =
+            serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(s["requests_completed"], 400);
+        assert!((s["requests_per_second"].as_f64().unwrap() - 400.0).abs() < 1e-9);
+        // The union's median is 200 ms and its p99 396 ms: an average of the two
+        // replicas' (50.5 and 250.5; 99 and 397) would be neither.
+        for (key, exact) in [("p50", 200.0), ("p99", 396.0)] {
+            let got = s["latency_ms"][key].as_f64().unwrap();
+            assert!((got - exact).abs() <= exact * 0.001, "{key}: {got}");
+        }
+        assert_eq!(
+            s["parameters"]["concurrency"], 2,
+            "the replicas' own keys are kept"
+        );
+        assert!(s.get("load").is_none(), "a replica's share is not the load");
+        let rows = s["replicas"].as_array().unwrap();
+        assert_eq!(rows[0]["node"], "node2");
+        assert_eq!(rows[1]["requests_completed"], 300);
+        let lines = std::fs::read_to_string(results.join("requests.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 400);
+        assert!(lines.lines().last().unwrap().starts_with("{\"replica\":1,"));
+
+        // Three replicas: one completed, one killed midway, one that never started.
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path();
+        replica_ran(results, 0, 3, "node1", &a, true);
+        replica_ran(results, 1, 3, "node2", &[], false);
+        let merged = merge_results(results).unwrap().unwrap();
+        assert_eq!(
+            merged.problems,
+            [
+                "replica 1 of 3 on node2 did not finish: it was killed or crashed (see the job's stderr)",
+                "replica 2 of 3 never started: no node ran it, or it failed before it began (see the job's stderr)",
+            ]
+        );
+        let s: Value =
+            serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            s["replica_problems"][0],
+            "1 of 3 replicas completed this run: its figures are not the whole load"
+        );
+        // No replicas here at all: nothing to merge.
+        assert_eq!(merge_results(&results.join("nothing")).unwrap(), None);
     }
 
     #[test]
