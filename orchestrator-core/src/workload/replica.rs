@@ -792,7 +792,7 @@ mod tests {
         assert_eq!(s["requests_completed"], 400);
         assert!((s["requests_per_second"].as_f64().unwrap() - 400.0).abs() < 1e-9);
         // The union's median is 200 ms and its p99 396 ms: an average of the two
-        // replicas' (50.5 and 250.5; 99 and 397) would be neither.
+        // replicas' (50 and 250; 99 and 397) would be neither.
         for (key, exact) in [("p50", 200.0), ("p99", 396.0)] {
             let got = s["latency_ms"][key].as_f64().unwrap();
             assert!((got - exact).abs() <= exact * 0.001, "{key}: {got}");
