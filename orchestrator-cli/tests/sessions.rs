@@ -3377,6 +3377,15 @@ fn nginx_replicas_recipe(dir: &Path, port: u16, parameters: &str) -> String {
     )
 }
 
+/// Client `load`'s results directory and its (merged) `summary.json`.
+fn load_results(outcome: &Value) -> (PathBuf, Value) {
+    let results = Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results");
+    let summary =
+        serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap())
+            .unwrap();
+    (results, summary)
+}
+
 /// nginx's own count of the requests it handled (its `stub_status`).
 fn nginx_requests(host: &str, port: u16) -> u64 {
     use std::io::{Read, Write};
@@ -3426,10 +3435,7 @@ fn replicas_on_two_nodes_load_one_service_as_one_client_with_exact_merged_figure
     let served = nginx_requests("10.99.0.11", port);
     let stopped = setup.run(&["stop", "--all"]);
     assert!(stopped.status.success(), "{}", text(&stopped.stderr));
-    let results = Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results");
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap())
-            .unwrap();
+    let (results, summary) = load_results(&outcome);
     let rows = summary["replicas"].as_array().expect("a row per replica");
     assert_eq!(rows.len(), 2, "{summary:#}");
     let mut nodes: Vec<&str> = rows.iter().map(|r| r["node"].as_str().unwrap()).collect();
@@ -3484,10 +3490,7 @@ fn replicas_on_two_nodes_load_one_service_as_one_client_with_exact_merged_figure
     );
     let open = setup.recipe("open.yaml", &open);
     let outcome = setup.run_ok(&open);
-    let results = Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results");
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap())
-            .unwrap();
+    let (_, summary) = load_results(&outcome);
     let achieved = summary["achieved_rate"].as_f64().unwrap();
     assert!(
         (achieved - 2000.0).abs() <= 20.0,
@@ -3587,10 +3590,7 @@ fn replicas_run_as_processes_of_one_local_job_and_merge() {
         .replace("  - name: load\n", "  - name: load\n    replicas: 3\n"),
     );
     let outcome = setup.run_ok(&recipe);
-    let results = Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results");
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap())
-            .unwrap();
+    let (_, summary) = load_results(&outcome);
     let rows = summary["replicas"].as_array().unwrap();
     assert_eq!(rows.len(), 3, "{summary:#}");
     for row in rows {

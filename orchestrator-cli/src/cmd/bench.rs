@@ -472,11 +472,7 @@ fn run_spec(spec: &WorkloadSpec, out: &Path) -> Exit {
     }
     let dir = run.dir.clone();
     let exit = run_runs(spec, &dir, Some(&mut run));
-    run.info.ended_at = Some(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64()),
-    );
+    run.info.end();
     if exit != Exit::Success && run.info.error.is_none() {
         run.info.error = Some(format!(
             "it exited with code {} (see the job's stderr)",
@@ -514,10 +510,7 @@ fn register_replica(run: &ReplicaRun, port: u16) {
         true,
     );
     let path = Path::new(&dir).join(file.name.concat());
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    let written = std::fs::write(&tmp, file.json.join(&run.info.node))
-        .and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
+    if let Err(e) = replica::write_atomically(&path, file.json.join(&run.info.node).as_bytes()) {
         eprintln!(
             "warning: cannot register with the session's Prometheus in {}: {e}",
             path.display()

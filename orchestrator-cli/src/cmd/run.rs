@@ -47,22 +47,29 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Exit {
             keep_services: args.keep_services,
             recipe_path: Some(file),
         };
-        let plan = match orch.prepare_session(&recipe, &options) {
-            Ok(plan) => plan,
-            Err(error) => return fail(&error),
-        };
-        let (reporter, cancel) = follow(&orch, &plan.session_id);
-        let result = orch
-            .drive_session(&plan, &options, reporter.as_ref(), &cancel)
-            .await;
-        conclude(
-            &orch,
-            &plan.session_id,
-            Show::of(args.json),
-            &reporter,
-            result,
-        )
+        match session(&orch, &recipe, &options, Show::of(args.json)).await {
+            Ok((_, exit, _)) | Err(exit) => exit,
+        }
     })
+}
+
+/// One session of `recipe`, planned, driven and concluded: its id, its exit code and
+/// whether it was cancelled (Ctrl-C, SIGTERM); `Err` when it could not be planned.
+async fn session(
+    orch: &BenchmarkOrchestrator,
+    recipe: &orchestrator_recipes::BenchmarkRecipe,
+    options: &RunOptions,
+    show: Show,
+) -> Result<(String, Exit, bool), Exit> {
+    let plan = orch
+        .prepare_session(recipe, options)
+        .map_err(|e| fail(&e))?;
+    let (reporter, cancel) = follow(orch, &plan.session_id);
+    let result = orch
+        .drive_session(&plan, options, reporter.as_ref(), &cancel)
+        .await;
+    let exit = conclude(orch, &plan.session_id, show, &reporter, result);
+    Ok((plan.session_id, exit, cancel.is_cancelled()))
 }
 
 /// What a session's end prints on stdout.
@@ -392,30 +399,26 @@ fn run_matrix(
         let mut worst = Exit::Success;
         for d in &deployments {
             eprintln!("deployment {}/{total}: {}", d.number, d.label);
-            let plan = match orch.prepare_session(&d.recipe, &options) {
-                Ok(plan) => plan,
-                Err(error) => return fail(&error),
-            };
-            let (reporter, cancel) = follow(&orch, &plan.session_id);
-            let result = orch
-                .drive_session(&plan, &options, reporter.as_ref(), &cancel)
-                .await;
             let show = if args.json {
                 Show::Nothing
             } else {
                 Show::Summary
             };
-            let exit = conclude(&orch, &plan.session_id, show, &reporter, result);
+            let (session_id, exit, cancelled) =
+                match session(&orch, &d.recipe, &options, show).await {
+                    Ok(ran) => ran,
+                    Err(exit) => return exit,
+                };
             ran.push(Deployed {
                 number: d.number,
                 label: d.label.clone(),
                 settings: d.settings.clone(),
-                session_id: plan.session_id.clone(),
-                state: orch.outcome(&plan.session_id).ok().map(|o| o.state),
+                state: orch.outcome(&session_id).ok().map(|o| o.state),
+                session_id,
                 exit_code: exit as i32,
             });
             worst = worse(worst, exit);
-            if cancel.is_cancelled() {
+            if cancelled {
                 eprintln!(
                     "interrupted: the deployments after {} were not run",
                     d.number

@@ -168,6 +168,11 @@ impl ReplicaInfo {
         }
     }
 
+    /// It ends now.
+    pub fn end(&mut self) {
+        self.ended_at = Some(unix_seconds(SystemTime::now()));
+    }
+
     /// Writes it into `dir` (created), atomically.
     ///
     /// # Errors
@@ -179,7 +184,12 @@ impl ReplicaInfo {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` through a temporary file beside it, so that a reader on
+/// another node sees the whole file or none.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes)?;
