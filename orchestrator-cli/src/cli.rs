@@ -188,8 +188,9 @@ pub enum Command {
     ///
     /// A closed loop of --concurrency users (default 1), or an open loop at --rate
     /// requests per second (Poisson arrivals unless --arrival says otherwise), where
-    /// latency counts from each request's scheduled time. Runs for --duration (default
-    /// 10s) or --requests, after --warmup.
+    /// latency counts from each request's scheduled time. With neither, a workload
+    /// given a timed trace (`-p dataset=TRACE.jsonl`) replays it at its own times.
+    /// Runs for --duration (default 10s) or --requests, after --warmup.
     Bench(Box<BenchArgs>),
     /// What client jobs run on their compute node
     #[command(subcommand)]

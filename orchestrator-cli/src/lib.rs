@@ -88,7 +88,15 @@ mod tests {
             .collect();
         assert_eq!(
             services,
-            ["chroma", "generic", "mysql", "ollama", "prometheus"]
+            [
+                "chroma",
+                "generic",
+                "llama-cpp",
+                "mysql",
+                "ollama",
+                "prometheus",
+                "vllm"
+            ]
         );
         assert_eq!(
             workloads,

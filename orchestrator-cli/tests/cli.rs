@@ -1004,3 +1004,78 @@ fn replicas_plan_one_task_each_and_what_cannot_split_is_refused() {
         assert!(flat.contains(expected), "{client}: {flat}");
     }
 }
+
+#[test]
+fn a_dataset_is_found_from_the_recipe_and_a_bad_one_stops_the_plan_at_its_line() {
+    let home = tempdir("dataset-plan");
+    let recipes = home.join("recipes");
+    std::fs::create_dir_all(home.join("data")).unwrap();
+    std::fs::create_dir_all(&recipes).unwrap();
+    let recipe = |dataset: &str| {
+        format!(
+            "services:\n  - {{name: llm, type: llama-cpp, command: llama-server, args: [-m, /m.gguf], ports: [8080]}}\nclients:\n  - name: load\n    workload_type: openai\n    parameters: {{dataset: {dataset}, requests: 4}}\n"
+        )
+    };
+    let plan = |dataset: &str| {
+        let file = recipes.join("r.yaml");
+        std::fs::write(&file, recipe(dataset)).unwrap();
+        let out = orchestrator_at_home(&home, &["run", "--dry-run", file.to_str().unwrap()]);
+        let flat = text(&out.stderr)
+            .replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        (out.status.code(), text(&out.stdout), flat)
+    };
+    // One directory above the recipe's, as the original tool's layout has its files.
+    std::fs::write(home.join("data/p.jsonl"), "{\"prompt\": \"Hello\"}\n").unwrap();
+    let (code, stdout, stderr) = plan("data/p.jsonl");
+    assert_eq!(code, Some(0), "{stderr}");
+    let absolute = home.join("data/p.jsonl").canonicalize().unwrap();
+    assert!(stdout.contains(&absolute.display().to_string()), "{stdout}");
+    // Nowhere: every place looked in is named, and nothing is submitted.
+    let (code, _, stderr) = plan("data/missing.jsonl");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("client `load`: its dataset is not at data/missing.jsonl"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("an absolute path on the cluster"),
+        "{stderr}"
+    );
+    // A line that is not JSON: the file, its line and column.
+    std::fs::write(
+        home.join("data/bad.jsonl"),
+        "{\"prompt\": \"a\"}\n{\"prompt\": 'b'}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = plan("data/bad.jsonl");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bad.jsonl:2:12: not a JSON object"),
+        "{stderr}"
+    );
+    // An absolute path that is not here is the cluster's.
+    let (code, stdout, stderr) = plan("/cluster/data/sharegpt.json");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("/cluster/data/sharegpt.json"), "{stdout}");
+    // Exact lengths and a chat template do not go together: refused as written.
+    let file = recipes.join("chat.yaml");
+    std::fs::write(
+        &file,
+        recipe("data/p.jsonl").replace(
+            "{dataset: data/p.jsonl,",
+            "{endpoint: chat, input_tokens: 48,",
+        ),
+    )
+    .unwrap();
+    let out = orchestrator(&["validate", file.to_str().unwrap()]);
+    let flat = text(&out.stderr)
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(out.status.code(), Some(2), "{flat}");
+    assert!(flat.contains("need endpoint: completions"), "{flat}");
+}

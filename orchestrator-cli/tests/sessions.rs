@@ -3691,3 +3691,100 @@ fn a_service_matrix_runs_one_deployment_per_setting_and_compares_them() {
     let keep = setup.run(&["run", &recipe, "--keep-services"]);
     assert_eq!(keep.status.code(), Some(2));
 }
+
+/// A real LLM server deployed as a service job by the `llama-cpp` driver
+/// (llama-cpp-python serving SmolLM2-135M, the venv `scripts/llm-server` builds),
+/// loaded by the `openai` workload from a dataset file next to the recipe: the file is
+/// found from the recipe's directory, copied into the client's job directory, and its
+/// prompts of an exact number of tokens are that many for the server.
+#[test]
+fn a_llama_cpp_service_is_loaded_from_a_dataset_uploaded_with_the_client() {
+    let setup = Setup::cluster("llama-cpp-dataset");
+    let port = node_port(17);
+    let data = setup.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut lines = String::new();
+    for (i, tokens) in [24, 40, 56].iter().enumerate() {
+        lines.push_str(&format!(
+            "{{\"input_tokens\": {tokens}, \"output_tokens\": {}}}\n",
+            2 + i
+        ));
+    }
+    lines.push_str("{\"prompt\": \"The capital of France is\", \"output_tokens\": 3}\n");
+    std::fs::write(data.join("prompts.jsonl"), lines).unwrap();
+    let recipe = setup.recipe(
+        "llm.yaml",
+        &format!(
+            r#"name: llm-dataset
+services:
+  - name: llm
+    type: llama-cpp
+    command: {python}
+    ports: [{port}]
+    options: {{model: {gguf}, server: llama-cpp-python, alias: smollm2, ctx_size: 1024, threads: 1}}
+    resources: {{cpus: 1, slurm: {{time: "00:05:00"}}}}
+    health_check: {{interval: 1s, timeout: 5s, retries: 120}}
+clients:
+  - name: load
+    workload_type: openai
+    target_service: {{name: llm}}
+    resources: {{cpus: 1, slurm: {{time: "00:05:00"}}}}
+    parameters: {{model: smollm2, dataset: data/prompts.jsonl, stream: false, requests: 8}}
+"#,
+            python = env("ORCH_TEST_LLM_PYTHON"),
+            gguf = env("ORCH_TEST_LLM_GGUF"),
+        ),
+    );
+    let out = setup.run(&["run", &recipe, "--json"]);
+    let outcome = json(&out);
+    assert!(out.status.success(), "run failed: {}", text(&out.stderr));
+    assert_eq!(outcome["state"], "completed", "{outcome:#}");
+    let (results, summary) = load_results(&outcome);
+    assert_eq!(summary["requests_completed"], 8, "{summary:#}");
+    // Six of the eight were built to a length (a seeded shuffle sends the four
+    // entries twice), and the server counted each at it.
+    let check = &summary["input_length_check"];
+    assert_eq!(
+        (check["requests"].as_u64(), check["matched"].as_u64()),
+        (Some(6), Some(6)),
+        "{summary:#}"
+    );
+    // Each request asked for its entry's output length, and got it (the model may
+    // stop early only on the free prompt).
+    let requests = std::fs::read_to_string(results.join("requests.jsonl")).unwrap();
+    for line in requests.lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        let out = r["output_tokens"].as_u64().unwrap();
+        match r["input_expected"].as_u64() {
+            Some(24) => assert_eq!(out, 2, "{r}"),
+            Some(40) => assert_eq!(out, 3, "{r}"),
+            Some(56) => assert_eq!(out, 4, "{r}"),
+            Some(other) => panic!("a length no entry has: {other}"),
+            None => assert!(out <= 3, "{r}"),
+        }
+    }
+    // The job read its copy of the file, in its own directory on the cluster.
+    let upload: String = setup
+        .database()
+        .query_row(
+            "SELECT detail FROM events WHERE action = 'dataset.upload'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(
+        upload.contains("/load/datasets/0-prompts.jsonl"),
+        "{upload}"
+    );
+    assert!(
+        upload.starts_with(
+            &data
+                .join("prompts.jsonl")
+                .canonicalize()
+                .unwrap()
+                .display()
+                .to_string()
+        ),
+        "{upload}"
+    );
+}

@@ -23,6 +23,7 @@
 //! ```
 
 mod backend;
+pub mod datasets;
 mod driver;
 mod error;
 pub mod expect;

@@ -202,6 +202,7 @@ pub fn plan_client(
     })?;
     crate::replicas::check(client, driver, file)?;
     let mut recipe = client.clone();
+    crate::datasets::resolve(&mut recipe, file)?;
     if let Some(script) = recipe.script.as_mut().filter(|_| runs_script(client)) {
         // The file to upload, found now so that a missing one stops the session early.
         let local = crate::script::local_script(script, file, &client.name)?;

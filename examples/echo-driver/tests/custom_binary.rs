@@ -23,9 +23,11 @@ fn the_custom_binary_lists_the_new_driver_beside_the_bundled_ones() {
         [
             "chroma",
             "generic",
+            "llama-cpp",
             "mysql",
             "ollama",
             "prometheus",
+            "vllm",
             "chroma",
             "command",
             "http",

@@ -114,6 +114,9 @@ pub fn bench(args: &BenchArgs) -> Exit {
             start_at: None,
             phase: std::time::Duration::ZERO,
             seed: args.seed,
+            implicit_model: args.concurrency.is_none()
+                && args.rate.is_none()
+                && args.arrival.is_none(),
         };
         let workload = prepare(&args.driver, &args.url, &parameters(&args.params)?)?;
         Ok((spec, workload))

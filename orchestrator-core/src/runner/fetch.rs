@@ -1,5 +1,5 @@
 //! Files between this machine and the cluster for a session: a client's script
-//! uploaded once per content, and the clients' outputs, engine results and the
+//! uploaded once per content, its datasets copied into its job directory, and the clients' outputs, engine results and the
 //! services' logs fetched at the end.
 
 use std::path::PathBuf;
@@ -51,6 +51,48 @@ pub(crate) async fn upload_script(
         Some(&format!("{local} ({} bytes) to {remote}", bytes.len())),
     )?;
     Ok(())
+}
+
+/// Copies the client's datasets that are on this machine into `job_dir/datasets/` on
+/// the cluster: the recipe with their paths there.
+///
+/// # Errors
+/// A file that cannot be read here or written there.
+pub(crate) async fn upload_datasets(
+    b: &Backend,
+    client: &orchestrator_recipes::ClientRecipe,
+    job_dir: &str,
+) -> Result<orchestrator_recipes::ClientRecipe, CoreError> {
+    let mut copied = Vec::new();
+    for (i, local) in crate::datasets::paths(client).into_iter().enumerate() {
+        let path = PathBuf::from(&local);
+        if !path.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path)
+            .map_err(CoreError::io(format!("cannot read the dataset {local}")))?;
+        let name = path.file_name().map_or_else(
+            || "dataset".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let remote = format!("{job_dir}/datasets/{i}-{name}");
+        b.shell().write_file(&remote, &bytes).await?;
+        b.state().event(
+            None,
+            None,
+            "dataset.upload",
+            Some(&format!("{local} ({} bytes) to {remote}", bytes.len())),
+        )?;
+        copied.push((local, remote));
+    }
+    let mut recipe = client.clone();
+    crate::datasets::rewrite(&mut recipe, |s| {
+        copied
+            .iter()
+            .find(|(local, _)| local == s)
+            .map_or_else(|| s.to_owned(), |(_, remote)| remote.clone())
+    });
+    Ok(recipe)
 }
 
 /// Copies each client's stdout, stderr and declared result file into

@@ -365,6 +365,7 @@ pub(crate) async fn submit_client(
     if crate::plan::runs_script(recipe) {
         upload_script(b, recipe).await?;
     }
+    let recipe = &fetch::upload_datasets(b, recipe, &job_dir).await?;
     let spec = client_job(
         b.job_defaults(),
         session_id,

@@ -14,6 +14,18 @@ pub trait Workload: Send + Sync {
     /// The target cannot be reached; the message says why.
     async fn connect(&self) -> Result<Box<dyn Connection>, String>;
 
+    /// What the workload must read or learn once, before any load: its dataset file,
+    /// an LLM server's tokenizer for prompts of an exact length. The engine calls it
+    /// first, before [`schedule`](Self::schedule) and any connection; parameters are
+    /// checked without it (a recipe is validated where the files may not be). The
+    /// default: nothing.
+    ///
+    /// # Errors
+    /// The target cannot give it; the message says why and what to change.
+    async fn prepare(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Counters the server keeps of what it was sent (a database's statement counts),
     /// read once before the load and once after it; the summary's `server_counters`
     /// holds their growth, so the client's figures can be checked against the server's
@@ -26,6 +38,15 @@ pub trait Workload: Send + Sync {
     /// `unit`, `items_completed` and `items_per_second`. `None` (the default): the
     /// workload has no unit but requests.
     fn unit(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// When each request is due, from the start, scaled by `time_scale`: a timed
+    /// dataset's (a trace's), which [`LoadModel::Replay`](super::LoadModel::Replay)
+    /// replays; request `n` is then the dataset's entry `n`. `None` (the default): the
+    /// workload has no times of its own.
+    fn schedule(&self, time_scale: f64) -> Option<Vec<std::time::Duration>> {
+        let _ = time_scale;
         None
     }
 }

@@ -48,6 +48,14 @@ pub enum LoadModel {
         /// `None`); a request due when the cap is full is dropped and counted.
         max_concurrency: Option<u32>,
     },
+    /// A timed dataset's requests, each sent at its own time (scaled by
+    /// `time_scale`: 0.5 replays twice as fast); latency counts from that time.
+    Replay {
+        /// The factor on the dataset's times.
+        time_scale: f64,
+        /// As [`Open`](Self::Open)'s.
+        max_concurrency: Option<u32>,
+    },
 }
 
 /// A load: the model and its bounds.
@@ -76,6 +84,11 @@ pub struct LoadSpec {
     /// constant arrivals interleave their schedules by it.
     #[serde(skip)]
     pub phase: Duration,
+    /// The settings named no load model (no concurrency, rate or arrival): a workload
+    /// with a timed dataset then replays it ([`LoadModel::Replay`] at its own times)
+    /// instead of running the default closed loop of one user.
+    #[serde(skip)]
+    pub implicit_model: bool,
 }
 
 impl LoadSpec {
@@ -93,6 +106,7 @@ impl LoadSpec {
             start_at: None,
             phase: Duration::ZERO,
             seed: 1,
+            implicit_model: false,
         }
     }
 }
@@ -207,6 +221,9 @@ pub enum WorkloadError {
     /// The first connection failed: nothing was sent.
     #[error("cannot reach the target: {0}")]
     Unreachable(String),
+    /// The workload could not prepare against the target: nothing was sent.
+    #[error("{0}")]
+    Prepare(String),
 }
 
 /// Runs `spec` against `workload`. One connection is opened first, so an unreachable
@@ -243,12 +260,39 @@ pub async fn run_until(
     live: Option<Arc<super::live::LiveMetrics>>,
     stop: CancellationToken,
 ) -> Result<RunResult, WorkloadError> {
-    if spec.duration.is_none() && spec.requests.is_none() {
+    workload.prepare().await.map_err(WorkloadError::Prepare)?;
+    let (model, replay) = match spec.model {
+        LoadModel::Closed { .. } if spec.implicit_model => match workload.schedule(1.0) {
+            Some(times) => {
+                let model = LoadModel::Replay {
+                    time_scale: 1.0,
+                    max_concurrency: None,
+                };
+                (model, Some(times))
+            }
+            None => (spec.model, None),
+        },
+        LoadModel::Replay { time_scale, .. } => {
+            if !(time_scale > 0.0 && time_scale.is_finite()) {
+                return Err(WorkloadError::Spec(format!(
+                    "time_scale must be a positive number, not {time_scale}"
+                )));
+            }
+            let times = workload.schedule(time_scale).ok_or_else(|| {
+                WorkloadError::Spec(
+                    "arrival `trace` replays a dataset's times, and this workload has none: give it a timed trace as its `dataset`".into(),
+                )
+            })?;
+            (spec.model, Some(times))
+        }
+        model => (model, None),
+    };
+    if spec.duration.is_none() && spec.requests.is_none() && replay.is_none() {
         return Err(WorkloadError::Spec(
             "give a duration or a number of requests".into(),
         ));
     }
-    match spec.model {
+    match model {
         LoadModel::Closed { concurrency: 0 } => {
             return Err(WorkloadError::Spec("concurrency must be at least 1".into()));
         }
@@ -281,7 +325,7 @@ pub async fn run_until(
             std::thread::sleep(rest);
         }
     }
-    let mut result = match spec.model {
+    let mut result = match model {
         LoadModel::Closed { concurrency } => {
             closed(workload.clone(), first, concurrency, spec, live, stop).await
         }
@@ -290,11 +334,26 @@ pub async fn run_until(
             arrival,
             max_concurrency,
         } => {
+            let schedule = Schedule::Rate { rate, arrival };
             open(
                 workload.clone(),
                 first,
-                rate,
-                arrival,
+                schedule,
+                max_concurrency,
+                spec,
+                live,
+                stop,
+            )
+            .await
+        }
+        LoadModel::Replay {
+            max_concurrency, ..
+        } => {
+            let schedule = Schedule::Times(replay.unwrap_or_default());
+            open(
+                workload.clone(),
+                first,
+                schedule,
                 max_concurrency,
                 spec,
                 live,
@@ -506,12 +565,60 @@ type Job = (u64, Duration, bool);
 /// and a sleeping thread costs no CPU where spinning would take it from the workers).
 /// For each request it claims an idle worker, starts a new one when none is idle, or,
 /// at the cap, drops the request and counts it. Nothing is spawned per request.
-#[allow(clippy::too_many_arguments)]
+/// When an open loop's requests are due.
+enum Schedule {
+    /// At a rate, with gaps drawn from `arrival`.
+    Rate { rate: f64, arrival: Arrival },
+    /// At these times from the start (a replayed trace's).
+    Times(Vec<Duration>),
+}
+
+impl Schedule {
+    /// Requests per second it asks for: a replay's mean over its span.
+    #[allow(clippy::cast_precision_loss)]
+    fn rate(&self) -> f64 {
+        match self {
+            Self::Rate { rate, .. } => *rate,
+            Self::Times(times) => {
+                let span = times.last().copied().unwrap_or_default().as_secs_f64();
+                if times.len() < 2 || span <= 0.0 {
+                    0.0
+                } else {
+                    (times.len() - 1) as f64 / span
+                }
+            }
+        }
+    }
+
+    /// The gap after each request, in turn (`None`: the schedule has ended).
+    fn gaps(self, seed: u64) -> Box<dyn FnMut() -> Option<Duration> + Send> {
+        match self {
+            Self::Rate { rate, arrival } => {
+                let mut rng = Rng::new(seed);
+                let mean = 1.0 / rate;
+                Box::new(move || {
+                    Some(Duration::from_secs_f64(match arrival {
+                        Arrival::Constant => mean,
+                        Arrival::Poisson => rng.exponential(mean),
+                        Arrival::Gamma { burstiness } => rng.gamma(burstiness, mean / burstiness),
+                    }))
+                })
+            }
+            Self::Times(times) => {
+                let mut i = 0;
+                Box::new(move || {
+                    i += 1;
+                    Some(times.get(i)?.saturating_sub(times[i - 1]))
+                })
+            }
+        }
+    }
+}
+
 async fn open(
     workload: Arc<dyn Workload>,
     first: Box<dyn Connection>,
-    rate: f64,
-    arrival: Arrival,
+    schedule: Schedule,
     cap: Option<u32>,
     spec: &LoadSpec,
     live: Option<Arc<super::live::LiveMetrics>>,
@@ -565,28 +672,26 @@ async fn open(
     };
     let cap = cap.unwrap_or(DEFAULT_MAX_CONCURRENCY);
     let (seed, spec_phase) = (spec.seed, spec.phase);
+    let rate = schedule.rate();
     let dispatcher = {
         let idle = idle.clone();
         let mut spawn_worker = spawn_worker;
         move || {
-            let mut rng = Rng::new(seed);
-            let mean = 1.0 / rate;
-            let mut gap = move || match arrival {
-                Arrival::Constant => mean,
-                Arrival::Poisson => rng.exponential(mean),
-                Arrival::Gamma { burstiness } => rng.gamma(burstiness, mean / burstiness),
-            };
+            let mut gap = schedule.gaps(seed);
             let (mut sent, mut dropped, mut started) = (0u64, 0u64, 0u32);
             let mut workers = Vec::new();
-            let mut due = t0 + spec_phase;
+            let mut next = Some(t0 + spec_phase);
             let mut last_dispatch = bounds.warm_end;
-            while let Some((n, warm)) = bounds.claim(due) {
+            while let Some(due) = next {
+                let Some((n, warm)) = bounds.claim(due) else {
+                    break;
+                };
                 let now = Instant::now();
                 if due > now {
                     std::thread::sleep(due - now);
                 }
                 let intended = due - t0;
-                due += Duration::from_secs_f64(gap());
+                next = gap().map(|g| due + g);
                 // Claim an idle worker, or start one, or drop at the cap.
                 let claimed = idle
                     .fetch_update(Ordering::AcqRel, Ordering::Acquire, |i| i.checked_sub(1))
@@ -608,12 +713,14 @@ async fn open(
                 let _ = tx.send((n, intended, warm));
             }
             drop(tx);
-            (sent, dropped, last_dispatch, workers, bounds)
+            let ended = next.is_none();
+            (sent, dropped, last_dispatch, workers, bounds, ended)
         }
     };
-    let (sent, dropped, last_dispatch, workers, bounds) = tokio::task::spawn_blocking(dispatcher)
-        .await
-        .expect("the dispatcher does not panic");
+    let (sent, dropped, last_dispatch, workers, bounds, ended) =
+        tokio::task::spawn_blocking(dispatcher)
+            .await
+            .expect("the dispatcher does not panic");
     let mut last = bounds.warm_end;
     for worker in workers {
         if let Ok(end) = worker.await {
@@ -626,8 +733,11 @@ async fn open(
     // The measured window is the schedule's (a slow tail must not make the achieved
     // rate look lower than what was sent), or longer when the dispatcher itself fell
     // behind the schedule: the achieved rate is what really went out, per real second.
+    // A schedule that ran out first (a replayed trace shorter than the duration) is
+    // measured to its last answer.
     let scheduled = bounds
         .end()
+        .filter(|_| !ended)
         .map_or_else(|| bounds.measured(last), |end| end - bounds.warm_end);
     let window = scheduled.max(bounds.measured(last_dispatch));
     let open = OpenLoopFigures {

@@ -4,6 +4,7 @@
 //! in the plugins, behind [`Workload`] and [`Connection`].
 
 mod api;
+pub mod dataset;
 mod engine;
 mod live;
 pub mod repeats;
@@ -17,11 +18,11 @@ pub use engine::{
     run, run_live, run_until,
 };
 pub use live::{LiveMetrics, serve_metrics};
-pub use rng::{Rng, run_salt, synthetic_prompt};
+pub use rng::{PROMPT_WORDS, Rng, run_salt, synthetic_prompt};
 pub use spec::{LOAD_KEYS, RESULTS_DIR, WorkloadSpec, expand_sweep, load_model, load_of};
 pub use stats::{
-    Buckets, Goodput, MetricSummary, OpenLoopFigures, Outcome, Recorder, RecorderState, Sample,
-    Slo, Summary, TokenCounts, TokenSource,
+    Buckets, Goodput, InputLengthCheck, InputTally, MetricSummary, OpenLoopFigures, Outcome,
+    Recorder, RecorderState, Sample, Slo, Summary, TokenCounts, TokenSource,
 };
 
 pub use api::{

@@ -109,7 +109,15 @@ impl Replica {
                     *cap = u32::try_from(share).expect("a share of a u32");
                 }
             }
+            LoadModel::Replay { .. } => {
+                return Err(format!(
+                    "a replayed trace cannot be split over {} replicas: its requests keep their own times (run it with one)",
+                    self.of
+                ));
+            }
         }
+        // Each replica would replay a whole timed dataset: replicas run the load given.
+        load.implicit_model = false;
         if let Some(requests) = load.requests {
             let share = self.share(requests);
             if share == 0 {
@@ -627,6 +635,7 @@ mod tests {
             seed: 7,
             start_at: None,
             phase: Duration::ZERO,
+            implicit_model: false,
         }
     }
 
@@ -658,6 +667,25 @@ mod tests {
     }
 
     #[test]
+    fn a_replayed_trace_is_not_split_and_a_timed_dataset_does_not_replay_per_replica() {
+        let mut replay = LoadSpec {
+            model: LoadModel::Replay {
+                time_scale: 1.0,
+                max_concurrency: None,
+            },
+            ..open(1.0, None)
+        };
+        let e = Replica { index: 0, of: 2 }.split(&mut replay).unwrap_err();
+        assert!(e.contains("cannot be split over 2 replicas"), "{e}");
+        let mut implicit = LoadSpec {
+            implicit_model: true,
+            ..LoadSpec::closed(4, 100)
+        };
+        Replica { index: 1, of: 2 }.split(&mut implicit).unwrap();
+        assert!(!implicit.implicit_model);
+    }
+
+    #[test]
     fn an_open_loop_rate_divides_its_schedules_interleave_and_seeds_differ() {
         let (mut a, mut b) = (open(2000.0, Some(9)), open(2000.0, Some(9)));
         Replica { index: 0, of: 2 }.split(&mut a).unwrap();
@@ -668,7 +696,7 @@ mod tests {
                 max_concurrency,
                 ..
             } => (rate, max_concurrency),
-            LoadModel::Closed { .. } => unreachable!(),
+            LoadModel::Closed { .. } | LoadModel::Replay { .. } => unreachable!(),
         };
         assert_eq!(rate(&a), (1000.0, Some(5)));
         assert_eq!(rate(&b), (1000.0, Some(4)));

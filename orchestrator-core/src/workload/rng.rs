@@ -109,7 +109,7 @@ mod tests {
 
 /// Words synthetic prompts are made of: common English words, most of them one token
 /// in the tokenizers of current LLMs.
-const WORDS: &[&str] = &[
+pub const PROMPT_WORDS: &[&str] = &[
     "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "on",
     "not", "he", "by", "are", "this", "at", "from", "but", "have", "an", "they", "which", "one",
     "you", "were", "all", "we", "her", "she", "there", "would", "their", "will", "when", "who",
@@ -157,9 +157,9 @@ pub fn synthetic_prompt(words: usize, seed: u64, n: u64) -> String {
     let mut rng = Rng::new(mix(seed ^ mix(n)));
     let mut prompt = String::from("Continue this text:");
     for _ in 0..words {
-        let i = usize::try_from(rng.next_u64() % WORDS.len() as u64).unwrap_or(0);
+        let i = usize::try_from(rng.next_u64() % PROMPT_WORDS.len() as u64).unwrap_or(0);
         prompt.push(' ');
-        prompt.push_str(WORDS[i]);
+        prompt.push_str(PROMPT_WORDS[i]);
     }
     prompt
 }

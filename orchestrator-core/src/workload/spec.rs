@@ -30,6 +30,7 @@ pub const LOAD_KEYS: &[&str] = &[
     "slo_tpot_ms",
     "metrics_port",
     "repeat",
+    "time_scale",
 ];
 
 /// A workload run as a client job executes it.
@@ -117,11 +118,12 @@ pub fn load_of(
         Some(Value::String(s)) => Some(s),
         Some(other) => {
             return Err(format!(
-                "`arrival` must be constant, poisson or gamma, not {other}"
+                "`arrival` must be constant, poisson, gamma or trace, not {other}"
             ));
         }
     };
     let max_concurrency = number(take(&["max_concurrency"]), "max_concurrency")?;
+    let time_scale = number(take(&["time_scale"]), "time_scale")?;
     let requests = number(take(&["requests", "num_requests"]), "requests")?;
     let warmup = number(take(&["warmup_s"]), "warmup_s")?.unwrap_or(0.0);
     let duration = number(take(&["duration_s"]), "duration_s")?.or(duration_s);
@@ -131,13 +133,25 @@ pub fn load_of(
         ttft_ms: number(take(&["slo_ttft_ms"]), "slo_ttft_ms")?,
         tpot_ms: number(take(&["slo_tpot_ms"]), "slo_tpot_ms")?,
     };
-    let model = load_model(
-        concurrency,
-        rate,
-        arrival.as_deref(),
-        burstiness,
-        max_concurrency,
-    )?;
+    let implicit_model =
+        concurrency.is_none() && rate.is_none() && arrival.is_none() && time_scale.is_none();
+    let model = if arrival.as_deref() == Some("trace") || time_scale.is_some() {
+        replay_model(
+            concurrency,
+            rate,
+            arrival.as_deref(),
+            time_scale,
+            max_concurrency,
+        )?
+    } else {
+        load_model(
+            concurrency,
+            rate,
+            arrival.as_deref(),
+            burstiness,
+            max_concurrency,
+        )?
+    };
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let spec = LoadSpec {
         model,
@@ -149,14 +163,43 @@ pub fn load_of(
         start_at: None,
         phase: Duration::ZERO,
         seed: seed.map_or(1, |s| s as u64),
+        implicit_model,
     };
-    if spec.duration.is_none() && spec.requests.is_none() {
+    let replays = matches!(spec.model, LoadModel::Replay { .. });
+    if spec.duration.is_none() && spec.requests.is_none() && !replays {
         return Err(
-            "the run has no bound: give the client a `duration`, or `requests` in its parameters"
+            "the run has no bound: give the client a `duration`, or `requests` in its parameters (a timed trace replayed with `arrival: trace` ends with the trace)"
                 .into(),
         );
     }
     Ok((spec, driver))
+}
+
+/// The replay of a timed dataset (`arrival: trace`, or a `time_scale`), which keeps
+/// the dataset's own times: it takes no rate or concurrency.
+///
+/// # Errors
+/// A rate or a concurrency with it, or another arrival with a `time_scale`.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn replay_model(
+    concurrency: Option<f64>,
+    rate: Option<f64>,
+    arrival: Option<&str>,
+    time_scale: Option<f64>,
+    max_concurrency: Option<f64>,
+) -> Result<LoadModel, String> {
+    if let Some(other) = arrival.filter(|a| *a != "trace") {
+        return Err(format!(
+            "time_scale scales a replayed trace's times; arrival `{other}` has none (use arrival: trace)"
+        ));
+    }
+    if rate.is_some() || concurrency.is_some() {
+        return Err("a replayed trace keeps its own times: drop the rate and concurrency (time_scale speeds it up or slows it down; max_concurrency caps what is in flight)".into());
+    }
+    Ok(LoadModel::Replay {
+        time_scale: time_scale.unwrap_or(1.0),
+        max_concurrency: max_concurrency.map(|c| c as u32),
+    })
 }
 
 /// The load model of these settings: a rate means an open loop (capped by
@@ -201,7 +244,7 @@ pub fn load_model(
                 },
                 (other, _) => {
                     return Err(format!(
-                        "arrival `{other}`: expected constant, poisson or gamma"
+                        "arrival `{other}`: expected constant, poisson, gamma or trace"
                     ));
                 }
             };
@@ -241,6 +284,57 @@ mod tests {
         assert_eq!(runs[5]["concurrency"], 2);
         assert_eq!(runs[5]["path"], "/c");
         assert!(runs.iter().all(|r| r["method"] == "GET"));
+    }
+
+    #[test]
+    fn a_trace_replays_at_its_own_times_scaled_and_takes_no_rate() {
+        let params = |v: Value| -> Map<String, Value> { serde_json::from_value(v).unwrap() };
+        // arrival: trace needs no bound: the trace ends the run.
+        let (load, driver) = load_of(
+            &params(serde_json::json!({"arrival": "trace", "dataset": "t.jsonl"})),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            load.model,
+            LoadModel::Replay {
+                time_scale: 1.0,
+                max_concurrency: None
+            }
+        );
+        assert_eq!(driver["dataset"], "t.jsonl");
+        let (load, _) = load_of(
+            &params(serde_json::json!({"time_scale": 0.5, "max_concurrency": 4})),
+            Some(60.0),
+        )
+        .unwrap();
+        assert_eq!(
+            load.model,
+            LoadModel::Replay {
+                time_scale: 0.5,
+                max_concurrency: Some(4)
+            }
+        );
+        assert!(!load.implicit_model);
+        let e = load_of(
+            &params(serde_json::json!({"arrival": "trace", "rate": 5})),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("keeps its own times"), "{e}");
+        let e = load_of(
+            &params(serde_json::json!({"arrival": "poisson", "time_scale": 2})),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("arrival `poisson` has none"), "{e}");
+        // Settings that name no load model leave it to the workload: a timed dataset
+        // replays, anything else is one user's closed loop.
+        let (load, _) = load_of(&params(serde_json::json!({})), Some(5.0)).unwrap();
+        assert!(load.implicit_model);
+        assert_eq!(load.model, LoadModel::Closed { concurrency: 1 });
+        let (load, _) = load_of(&params(serde_json::json!({"concurrency": 1})), Some(5.0)).unwrap();
+        assert!(!load.implicit_model);
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+mod input;
 mod record;
+pub use input::{InputLengthCheck, InputTally};
 pub use record::{Buckets, RecorderState};
 
 /// Where a request's output token count came from.
@@ -50,6 +52,11 @@ pub struct Outcome {
     /// What the request carried, in the workload's [unit](super::Workload::unit)
     /// (vectors inserted, rows, commands); 0 when it has none.
     pub items: u64,
+    /// Input (prompt) tokens, as the server counted them (`usage.prompt_tokens`).
+    pub input_tokens: Option<u64>,
+    /// Input tokens the client built the prompt to have (`input_tokens` of exact
+    /// length, a trace's `input_length`): checked against the server's count.
+    pub input_expected: Option<u64>,
 }
 
 impl Outcome {
@@ -101,6 +108,12 @@ pub struct Sample {
     /// The server's own timing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<serde_json::Value>,
+    /// Input tokens, as the server counted them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Input tokens the prompt was built to have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_expected: Option<u64>,
 }
 
 fn is_none_source(s: &TokenSource) -> bool {
@@ -185,6 +198,7 @@ pub struct Recorder {
     client_tokens: u64,
     bytes: u64,
     items: u64,
+    input: InputTally,
     operations: BTreeMap<Cow<'static, str>, OperationRecord>,
     slo: Slo,
     keep: bool,
@@ -219,6 +233,7 @@ impl Recorder {
             client_tokens: 0,
             bytes: 0,
             items: 0,
+            input: InputTally::default(),
             operations: BTreeMap::new(),
             slo,
             keep,
@@ -262,6 +277,8 @@ impl Recorder {
             error: out.error.clone(),
             warmup,
             server: out.server.clone(),
+            input_tokens: out.input_tokens,
+            input_expected: out.input_expected,
         };
         if let (Some(live), false) = (&self.live, warmup) {
             live.observe(latency, ttft, out.output_tokens, out.error.as_deref());
@@ -310,6 +327,7 @@ impl Recorder {
                         }
                     }
                     self.bytes += out.bytes;
+                    self.input.count(out.input_tokens, out.input_expected);
                     if self.slo.is_set() && self.slo.met(&sample) {
                         self.good += 1;
                     }
@@ -340,6 +358,7 @@ impl Recorder {
         self.client_tokens += other.client_tokens;
         self.bytes += other.bytes;
         self.items += other.items;
+        self.input.add(other.input);
         for (name, op) in other.operations {
             let mine = self
                 .operations
@@ -417,6 +436,8 @@ impl Recorder {
                 })
                 .collect(),
             server_counters: None,
+            input_tokens: (self.input.tokens > 0).then_some(self.input.tokens),
+            input_length_check: (self.input.checked() > 0).then(|| self.input.check()),
             definitions: definitions(),
         }
     }
@@ -628,6 +649,12 @@ pub struct Summary {
     /// growth from before the first request to after the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_counters: Option<BTreeMap<String, u64>>,
+    /// Input tokens of the successful requests, as the server counted them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// How many prompts built to an exact length the server counted at that length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_length_check: Option<InputLengthCheck>,
     /// How each figure is computed.
     pub definitions: BTreeMap<&'static str, &'static str>,
 }
@@ -653,6 +680,14 @@ fn definitions() -> BTreeMap<&'static str, &'static str> {
         (
             "requests_per_second",
             "requests_completed / measured_seconds",
+        ),
+        (
+            "input_tokens",
+            "prompt tokens of the successful requests, as the server counted them (usage.prompt_tokens)",
+        ),
+        (
+            "input_length_check",
+            "of the prompts built to an exact number of tokens, how many the server counted at that number (unreported: it gave no count)",
         ),
         (
             "achieved_rate",

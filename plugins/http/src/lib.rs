@@ -182,25 +182,39 @@ pub async fn get_json(
     authority: &str,
     path: &str,
 ) -> Result<Value, String> {
-    sender
-        .ready()
-        .await
-        .map_err(|e| format!("GET {path}: {e}"))?;
+    match exchange_json(sender, authority, Method::GET, path, Bytes::new()).await? {
+        (status, Some(value)) if (200..300).contains(&status) => Ok(value),
+        (status, _) if (200..300).contains(&status) => Err(format!("GET {path}: not JSON")),
+        (status, _) => Err(format!("GET {path} answered {status}")),
+    }
+}
+
+/// Sends one request with a JSON `body` (empty: none) and reads the whole answer: its
+/// status, and its body as JSON when it is JSON.
+///
+/// # Errors
+/// The connection failed (the message names the method and path).
+pub async fn exchange_json(
+    sender: &mut SendRequest<Full<Bytes>>,
+    authority: &str,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> Result<(u16, Option<Value>), String> {
+    let what = format!("{method} {path}");
+    sender.ready().await.map_err(|e| format!("{what}: {e}"))?;
     let answer = sender
-        .send_request(json_request(authority, Method::GET, path, Bytes::new()))
+        .send_request(json_request(authority, method, path, body))
         .await
-        .map_err(|e| format!("GET {path}: {e}"))?;
-    let status = answer.status();
+        .map_err(|e| format!("{what}: {e}"))?;
+    let status = answer.status().as_u16();
     let body = answer
         .into_body()
         .collect()
         .await
-        .map_err(|e| format!("GET {path}: {e}"))?
+        .map_err(|e| format!("{what}: {e}"))?
         .to_bytes();
-    if !status.is_success() {
-        return Err(format!("GET {path} answered {status}"));
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("GET {path}: not JSON: {e}"))
+    Ok((status, serde_json::from_slice(&body).ok()))
 }
 
 struct Shared {

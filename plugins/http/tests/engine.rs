@@ -159,6 +159,7 @@ fn spec(model: LoadModel, duration: Option<f64>, requests: Option<u64>) -> LoadS
         start_at: None,
         phase: Duration::ZERO,
         seed: 1,
+        implicit_model: false,
     }
 }
 

@@ -114,6 +114,7 @@ fn three_requests() -> LoadSpec {
         start_at: None,
         phase: Duration::ZERO,
         seed: 1,
+        implicit_model: false,
     }
 }
 

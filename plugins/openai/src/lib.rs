@@ -8,6 +8,15 @@
 //! be counted by the client. Before any load, `GET /v1/models` checks the model (or,
 //! without one, takes the server's first).
 //!
+//! Prompts are synthetic words, a fixed `prompt`, prompts of exactly `input_tokens`
+//! tokens for the server's own tokenizer ([`tokens`]: found through its tokenize
+//! endpoint once, before any load; each request's count is checked against the
+//! server's `usage.prompt_tokens`, and the summary's `input_length_check` says how many
+//! matched), or a `dataset` file's entries
+//! ([`dataset`](orchestrator_core::workload::dataset): JSON lines, ShareGPT, timed
+//! traces, whose `input_length` and `hash_ids` become prompts of that many tokens with
+//! shared prefix blocks, replayed at their own times).
+//!
 //! Parameters:
 //!
 //! | key | meaning | default |
@@ -16,14 +25,20 @@
 //! | `endpoint` | `completions` or `chat` | `completions` |
 //! | `prompt` | the prompt; without it a synthetic one of `prompt_length` words | synthetic |
 //! | `prompt_length` | words of the synthetic prompt (seeded) | 64 |
+//! | `input_tokens` | prompts of exactly this many tokens, by the server's tokenizer (completions) | — |
+//! | `input_tokens_spread` | each prompt's length uniform within `± spread · input_tokens` (0 to 1) | 0 |
+//! | `dataset` | a file of prompts: JSON lines (`prompt` or `messages`, optional `output_tokens`), ShareGPT JSON, or a timed trace (`timestamp` ms, `input_length`, `output_length`, `hash_ids`) | — |
+//! | `dataset_format` | `jsonl`, `sharegpt` or `trace`, when the content should not decide | from the content |
+//! | `sample_with_replacement` | draw dataset entries with replacement (else a seeded shuffle, every entry once per round); a trace goes in order | false |
+//! | `block_tokens` | tokens per prefix block of a trace's `hash_ids` | 512 |
 //! | `prompt_salt` | mixed into the synthetic prompts: `workload run` gives every run its own, so no run resends an earlier run's prompts (a warm prefix cache would flatter it); set it to send the same prompts in every run | per run |
-//! | `max_tokens` | output tokens asked for | 128 |
+//! | `max_tokens` | output tokens asked for (a dataset entry's own output length wins) | 128 |
 //! | `temperature`, `seed` | sampling | server's |
 //! | `ignore_eos` | ask the server to run to `max_tokens` (vLLM, llama.cpp) | false |
 //! | `stream` | stream the answer | true |
 //! | `timeout_s` | a request slower than this fails as `timeout` | 300 |
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -31,14 +46,25 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Method;
 use hyper::client::conn::http1::SendRequest;
+use orchestrator_core::workload::dataset::DatasetFormat;
 use orchestrator_core::workload::{
-    Connection, Outcome, TokenSource, Workload, parse_parameters, synthetic_prompt,
-    timeout_parameter,
+    Connection, Outcome, TokenSource, Workload, parse_parameters, timeout_parameter,
 };
 use orchestrator_core::{DriverError, WorkloadDriver, WorkloadDriverEntry};
 use orchestrator_plugin_http::{Url, get_json, json_request, open_http1};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+
+mod answer;
+mod prompts;
+mod service;
+pub mod tokens;
+
+pub use service::{LLAMA_CPP_PORT, LlamaCppService, VLLM_PORT, VllmService};
+
+use answer::Answer;
+use prompts::{Prompt, Source};
+use tokens::Vocabulary;
 
 /// The `openai` workload driver.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +89,18 @@ struct Params {
     #[serde(default)]
     prompt_length: Option<usize>,
     #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    input_tokens_spread: Option<f64>,
+    #[serde(default)]
+    dataset: Option<String>,
+    #[serde(default)]
+    dataset_format: Option<String>,
+    #[serde(default)]
+    sample_with_replacement: Option<bool>,
+    #[serde(default)]
+    block_tokens: Option<u64>,
+    #[serde(default)]
     prompt_salt: Option<u64>,
     #[serde(default)]
     max_tokens: Option<u64>,
@@ -83,8 +121,10 @@ struct Shared {
     authority: String,
     model: Option<String>,
     endpoint: Endpoint,
-    prompt: Option<String>,
-    prompt_length: usize,
+    source: Source,
+    /// The server's tokenizer, found by [`Workload::prepare`] when prompts are built of
+    /// tokens.
+    vocabulary: OnceLock<Vocabulary>,
     extra: Map<String, Value>,
     stream: bool,
     seed: u64,
@@ -94,16 +134,87 @@ struct Shared {
 /// The prepared workload.
 pub struct OpenAiWorkload(Arc<Shared>);
 
-const KNOWN: &str = "model, endpoint (completions|chat), prompt, prompt_length, prompt_salt, max_tokens, temperature, seed, ignore_eos, stream, timeout_s";
+const KNOWN: &str = "model, endpoint (completions|chat), prompt, prompt_length, input_tokens, input_tokens_spread, dataset, dataset_format (jsonl|sharegpt|trace), sample_with_replacement, block_tokens, prompt_salt, max_tokens, temperature, seed, ignore_eos, stream, timeout_s";
+
+const TOKENS_NEED_COMPLETIONS: &str = "openai parameters: prompts of an exact number of tokens (input_tokens, a dataset's input_tokens or a trace's input_length) need endpoint: completions";
+const CHAT_TEMPLATE: &str =
+    "a chat template adds tokens the client cannot count; use endpoint: completions";
+
+fn bad(message: impl Into<String>, hint: impl Into<String>) -> DriverError {
+    DriverError::new(message, hint)
+}
+
+/// Where the prompts come from, and that they fit the endpoint.
+fn source(p: &Params, endpoint: Endpoint) -> Result<Source, DriverError> {
+    let given = [
+        p.prompt.is_some(),
+        p.input_tokens.is_some(),
+        p.dataset.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(bad(
+            "openai parameters: prompt, input_tokens and dataset each set the prompts; give one",
+            "input_tokens: prompts of an exact length; dataset: a file's prompts; prompt: one prompt",
+        ));
+    }
+    if p.input_tokens_spread.is_some() && p.input_tokens.is_none() {
+        return Err(bad(
+            "openai parameters: input_tokens_spread needs input_tokens",
+            "e.g. input_tokens: 512, input_tokens_spread: 0.25",
+        ));
+    }
+    let source = if let Some(prompt) = &p.prompt {
+        Source::Fixed(prompt.clone())
+    } else if let Some(tokens) = p.input_tokens {
+        let spread = p.input_tokens_spread.unwrap_or(0.0);
+        if tokens == 0 || !(0.0..=1.0).contains(&spread) {
+            return Err(bad(
+                "openai parameters: input_tokens must be at least 1 and input_tokens_spread between 0 and 1",
+                "e.g. input_tokens: 512, input_tokens_spread: 0.25 (lengths 384 to 640)",
+            ));
+        }
+        Source::Exact { tokens, spread }
+    } else if let Some(path) = &p.dataset {
+        let format = p
+            .dataset_format
+            .as_deref()
+            .map(DatasetFormat::named)
+            .transpose()
+            .map_err(|e| {
+                bad(
+                    format!("openai parameters: {e}"),
+                    "or leave it out: the content decides",
+                )
+            })?;
+        Source::Dataset {
+            path: path.into(),
+            format,
+            data: OnceLock::new(),
+            replace: p.sample_with_replacement.unwrap_or(false),
+            block_tokens: p.block_tokens.unwrap_or(512).max(1),
+        }
+    } else {
+        Source::Synthetic {
+            words: p.prompt_length.unwrap_or(64),
+        }
+    };
+    if source.needs_tokens() && endpoint == Endpoint::Chat {
+        return Err(bad(TOKENS_NEED_COMPLETIONS, CHAT_TEMPLATE));
+    }
+    Ok(source)
+}
 
 impl OpenAiWorkload {
     /// Checks the parameters and prepares requests to the server at `url`.
     ///
     /// # Errors
-    /// An unknown parameter or value, or a URL that is not http://.
+    /// An unknown parameter or value, a dataset that cannot be read, or a URL that is
+    /// not http://.
     pub fn new(url: &str, parameters: &Map<String, Value>) -> Result<Self, DriverError> {
         let p: Params = parse_parameters("openai", KNOWN, parameters)?;
         let url = Url::parse(url)?;
+        let endpoint = p.endpoint.unwrap_or(Endpoint::Completions);
+        let source = source(&p, endpoint)?;
         let mut extra = Map::new();
         extra.insert("max_tokens".into(), json!(p.max_tokens.unwrap_or(128)));
         if let Some(t) = p.temperature {
@@ -120,9 +231,9 @@ impl OpenAiWorkload {
             authority: format!("{}:{}", url.host, url.port),
             url,
             model: p.model,
-            endpoint: p.endpoint.unwrap_or(Endpoint::Completions),
-            prompt: p.prompt,
-            prompt_length: p.prompt_length.unwrap_or(64),
+            endpoint,
+            source,
+            vocabulary: OnceLock::new(),
             extra,
             stream: p.stream.unwrap_or(true),
             // The synthetic prompts' seed: the sampling seed, salted per run.
@@ -132,19 +243,19 @@ impl OpenAiWorkload {
     }
 }
 
-#[async_trait]
-impl Workload for OpenAiWorkload {
-    async fn connect(&self) -> Result<Box<dyn Connection>, String> {
-        let s = &self.0;
-        let mut sender = open_http1(&s.url, s.timeout).await?;
-        let models = get_json(&mut sender, &s.authority, "/v1/models")
+impl Shared {
+    /// A connection, and the model it asks for: the one named, if the server serves
+    /// it, else the server's first.
+    async fn open(&self) -> Result<(SendRequest<Full<Bytes>>, String), String> {
+        let mut sender = open_http1(&self.url, self.timeout).await?;
+        let models = get_json(&mut sender, &self.authority, "/v1/models")
             .await
             .map_err(|e| format!("{e}: is this an OpenAI-compatible server?"))?;
         let ids: Vec<&str> = models["data"]
             .as_array()
             .map(|m| m.iter().filter_map(|m| m["id"].as_str()).collect())
             .unwrap_or_default();
-        let model = match &s.model {
+        let model = match &self.model {
             Some(model) if ids.contains(&model.as_str()) => model.clone(),
             Some(model) => {
                 return Err(format!(
@@ -161,11 +272,38 @@ impl Workload for OpenAiWorkload {
                 .map(|m| (*m).to_owned())
                 .ok_or("the server lists no model")?,
         };
+        Ok((sender, model))
+    }
+}
+
+#[async_trait]
+impl Workload for OpenAiWorkload {
+    async fn prepare(&self) -> Result<(), String> {
+        let s = &self.0;
+        s.source.load()?;
+        if !s.source.needs_tokens() || s.vocabulary.get().is_some() {
+            return Ok(());
+        }
+        if s.endpoint == Endpoint::Chat {
+            return Err(format!("{TOKENS_NEED_COMPLETIONS} ({CHAT_TEMPLATE})"));
+        }
+        let (mut sender, model) = s.open().await?;
+        let vocabulary = Vocabulary::calibrate(&mut sender, &s.authority, &model).await?;
+        let _ = s.vocabulary.set(vocabulary);
+        Ok(())
+    }
+
+    async fn connect(&self) -> Result<Box<dyn Connection>, String> {
+        let (sender, model) = self.0.open().await?;
         Ok(Box::new(OpenAiConnection {
             shared: self.0.clone(),
             sender,
             model,
         }))
+    }
+
+    fn schedule(&self, time_scale: f64) -> Option<Vec<Duration>> {
+        self.0.source.dataset()?.schedule(time_scale)
     }
 }
 
@@ -175,86 +313,43 @@ struct OpenAiConnection {
     model: String,
 }
 
-/// What the answer said, as it arrived.
-#[derive(Default)]
-struct Answer {
-    first_text: Option<Instant>,
-    last_text: Option<Instant>,
-    gaps: Vec<Duration>,
-    text_events: u64,
-    usage_tokens: Option<u64>,
-    done: bool,
-    error: Option<String>,
-}
-
-impl Answer {
-    /// One JSON object: an SSE event's data, or the whole non-streamed answer.
-    fn object(&mut self, object: &Value, at: Instant) {
-        if object.get("error").is_some() {
-            self.error = Some("server_error".into());
-            return;
-        }
-        let choice = &object["choices"][0];
-        let text = choice["text"]
-            .as_str()
-            .or_else(|| choice["delta"]["content"].as_str())
-            .or_else(|| choice["message"]["content"].as_str())
-            .unwrap_or("");
-        if !text.is_empty() {
-            self.text_events += 1;
-            if self.first_text.is_none() {
-                self.first_text = Some(at);
-            }
-            if let Some(last) = self.last_text {
-                self.gaps.push(at - last);
-            }
-            self.last_text = Some(at);
-        }
-        if let Some(tokens) = object["usage"]["completion_tokens"].as_u64() {
-            self.usage_tokens = Some(tokens);
-        }
-    }
-
-    /// One SSE line (`data: {...}` or `data: [DONE]`; others are ignored).
-    fn sse_line(&mut self, line: &str, at: Instant) {
-        let Some(data) = line.strip_prefix("data:") else {
-            return;
-        };
-        let data = data.trim();
-        if data == "[DONE]" {
-            self.done = true;
-            return;
-        }
-        match serde_json::from_str::<Value>(data) {
-            Ok(object) => self.object(&object, at),
-            Err(_) => self.error = Some("bad_json".into()),
-        }
-    }
-}
-
 impl OpenAiConnection {
     async fn send(&mut self, n: u64) -> Outcome {
         let s = &self.shared;
-        let prompt = s
-            .prompt
-            .clone()
-            .unwrap_or_else(|| synthetic_prompt(s.prompt_length, s.seed, n));
+        let request = s.source.request(s.seed, n, s.vocabulary.get());
         let mut body = s.extra.clone();
         body.insert("model".into(), json!(self.model));
         body.insert("stream".into(), json!(s.stream));
         if s.stream {
             body.insert("stream_options".into(), json!({"include_usage": true}));
         }
-        let path = match s.endpoint {
-            Endpoint::Completions => {
-                body.insert("prompt".into(), json!(prompt));
+        if let Some(max) = request.max_tokens {
+            body.insert("max_tokens".into(), json!(max));
+        }
+        let path = match (s.endpoint, request.prompt) {
+            (Endpoint::Completions, Prompt::Text(text)) => {
+                body.insert("prompt".into(), json!(text));
                 "/v1/completions"
             }
-            Endpoint::Chat => {
+            (Endpoint::Completions, Prompt::Messages(messages)) => {
+                // The question itself: a completion takes no history.
+                let last = messages.last().map(|(_, c)| c.as_str()).unwrap_or("");
+                body.insert("prompt".into(), json!(last));
+                "/v1/completions"
+            }
+            (Endpoint::Chat, Prompt::Text(text)) => {
                 body.insert(
                     "messages".into(),
-                    json!([{"role": "user", "content": prompt}]),
+                    json!([{"role": "user", "content": text}]),
                 );
+                "/v1/chat/completions"
+            }
+            (Endpoint::Chat, Prompt::Messages(messages)) => {
+                let messages: Vec<Value> = messages
+                    .iter()
+                    .map(|(role, content)| json!({"role": role, "content": content}))
+                    .collect();
+                body.insert("messages".into(), Value::Array(messages));
                 "/v1/chat/completions"
             }
         };
@@ -295,6 +390,7 @@ impl OpenAiConnection {
         }
         let mut out = Outcome {
             bytes,
+            input_expected: request.expected,
             ..Outcome::default()
         };
         if !status.is_success() {
@@ -322,6 +418,7 @@ impl OpenAiConnection {
             out.ttft = answer.first_text.map(|t| t - started);
             out.chunk_gaps = answer.gaps;
         }
+        out.input_tokens = answer.prompt_tokens;
         (out.output_tokens, out.token_source) = match answer.usage_tokens {
             Some(tokens) => (Some(tokens), TokenSource::Server),
             None => (Some(answer.text_events), TokenSource::Client),
@@ -367,6 +464,12 @@ impl WorkloadDriver for OpenAiDriver {
                 "endpoint": {"enum": ["completions", "chat"], "default": "completions"},
                 "prompt": {"type": "string"},
                 "prompt_length": {"type": "integer", "minimum": 0, "default": 64},
+                "input_tokens": {"type": "integer", "minimum": 1},
+                "input_tokens_spread": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
+                "dataset": {"type": "string"},
+                "dataset_format": {"enum": ["jsonl", "sharegpt", "trace"]},
+                "sample_with_replacement": {"type": "boolean", "default": false},
+                "block_tokens": {"type": "integer", "minimum": 1, "default": 512},
                 "prompt_salt": {"type": "integer", "minimum": 0},
                 "max_tokens": {"type": "integer", "minimum": 1, "default": 128},
                 "temperature": {"type": "number"},

@@ -252,3 +252,163 @@ async fn tpot_agrees_with_the_servers_own_decode_time_and_every_request_is_a_lin
             .all(|r| r["output_tokens"] == 32 && r["error"].is_null())
     );
 }
+
+/// A run's requests, as the server and the driver count their input tokens.
+fn input_counts(result: &workload::RunResult) -> Vec<(Option<u64>, Option<u64>)> {
+    result
+        .samples
+        .iter()
+        .map(|s| (s.input_tokens, s.input_expected))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_of_48_tokens_are_48_tokens_for_the_server() {
+    let _turn = SERVER.lock().await;
+    let server = server();
+    server.assert_alive();
+    let params = json!({"input_tokens": 48, "max_tokens": 2, "stream": false});
+    let result = workload::run(workload(&server, params), &closed(8))
+        .await
+        .unwrap();
+    assert_eq!(result.summary.requests_completed, 8, "{}", server.state());
+    for (server_count, built) in input_counts(&result) {
+        assert_eq!((server_count, built), (Some(48), Some(48)));
+    }
+    let check = result.summary.input_length_check.expect("checked");
+    assert_eq!((check.requests, check.matched, check.mismatched), (8, 8, 0));
+    assert_eq!(result.summary.input_tokens, Some(8 * 48));
+
+    // With a spread, each request has a length of its own, and the server counts it.
+    let params = json!({"input_tokens": 48, "input_tokens_spread": 0.5, "max_tokens": 2,
+                        "stream": false});
+    let result = workload::run(workload(&server, params), &closed(8))
+        .await
+        .unwrap();
+    let counts = input_counts(&result);
+    assert_eq!(counts.len(), 8, "{}", server.state());
+    for (server_count, built) in &counts {
+        let built = built.expect("built to a length");
+        assert!((24..=72).contains(&built), "{built}");
+        assert_eq!(*server_count, Some(built));
+    }
+    let distinct: std::collections::BTreeSet<_> = counts.iter().map(|c| c.1).collect();
+    assert!(distinct.len() > 3, "{counts:?}");
+
+    // Streamed, this server sends no usage: the check says so, not that they matched.
+    let params = json!({"input_tokens": 48, "max_tokens": 2});
+    let result = workload::run(workload(&server, params), &closed(2))
+        .await
+        .unwrap();
+    let check = result.summary.input_length_check.expect("checked");
+    assert_eq!((check.matched, check.unreported), (0, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharegpt_file_drives_chat_requests_with_its_conversations() {
+    let _turn = SERVER.lock().await;
+    let server = server();
+    server.assert_alive();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sharegpt.json");
+    let questions = [
+        "What is the capital of France?",
+        "Name three colours, please, and say which one you like best.",
+        "Why is the sea salty?",
+    ];
+    let conversations: Vec<Value> = questions
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            json!({"id": i.to_string(), "conversations": [
+                {"from": "human", "value": q}, {"from": "gpt", "value": "An answer."}]})
+        })
+        .collect();
+    std::fs::write(&file, serde_json::to_vec(&conversations).unwrap()).unwrap();
+    let params = json!({"dataset": file, "endpoint": "chat", "max_tokens": 4, "stream": false});
+    let result = workload::run(workload(&server, params), &closed(6))
+        .await
+        .unwrap();
+    assert_eq!(result.summary.requests_completed, 6, "{}", server.state());
+    // Without replacement: the three conversations once each, then again in that
+    // order; each has its own prompt length (the chat template's tokens and its own).
+    let lengths: Vec<u64> = result
+        .samples
+        .iter()
+        .map(|s| s.input_tokens.expect("usage"))
+        .collect();
+    assert_eq!(lengths[..3], lengths[3..], "{lengths:?}");
+    let distinct: std::collections::BTreeSet<_> = lengths[..3].iter().collect();
+    assert_eq!(distinct.len(), 3, "{lengths:?}");
+    // Dataset prompts are the file's: no length is claimed for them.
+    assert!(result.summary.input_length_check.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_trace_is_replayed_at_its_times_with_its_lengths() {
+    let _turn = SERVER.lock().await;
+    let server = server();
+    server.assert_alive();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("trace.jsonl");
+    // 100 requests 150 ms apart, but for bursts of three 10 ms apart, which the server
+    // (one request at a time, 70-110 ms each) answers late; Mooncake's fields, with
+    // prefix blocks of 4 tokens shared by every third request.
+    let mut at = 0;
+    let mut lines = String::new();
+    let mut times = Vec::new();
+    for i in 0..100u64 {
+        at += if i % 20 < 3 { 10 } else { 150 };
+        times.push(at);
+        lines.push_str(&format!(
+            "{{\"timestamp\": {at}, \"input_length\": {}, \"output_length\": 1, \"hash_ids\": [{}, {}]}}\n",
+            8 + i % 5,
+            i % 3,
+            100 + i
+        ));
+    }
+    std::fs::write(&file, lines).unwrap();
+    let params = json!({"dataset": file, "block_tokens": 4, "stream": false});
+    let spec = LoadSpec {
+        implicit_model: true,
+        duration: Some(Duration::from_secs(60)),
+        ..closed(0)
+    };
+    let spec = LoadSpec {
+        requests: None,
+        ..spec
+    };
+    let result = workload::run(workload(&server, params), &spec)
+        .await
+        .unwrap();
+    let s = &result.summary;
+    assert_eq!(
+        s.requests_completed,
+        100,
+        "{:?}\n{}",
+        s.errors,
+        server.state()
+    );
+    // Each left at its time from the first (the trace's offsets, exactly), on time.
+    let first = times[0];
+    for (sample, t) in result.samples.iter().zip(&times) {
+        assert_eq!(sample.intended_us, (t - first) * 1000);
+        assert_eq!(sample.output_tokens, Some(1));
+    }
+    let lag = s.schedule_lag_ms.expect("an open loop");
+    let lags: Vec<u64> = result
+        .samples
+        .iter()
+        .map(|s| s.start_us - s.intended_us)
+        .collect();
+    assert!(
+        lag.p99 < 2.0,
+        "schedule lag p99 {} ms; µs: {lags:?}",
+        lag.p99
+    );
+    // Its lengths, by the server's count.
+    let check = s.input_length_check.expect("checked");
+    assert_eq!((check.matched, check.mismatched), (100, 0), "{check:?}");
+    // Measured until the last answer, not the 60 s the run was allowed.
+    assert!(s.measured_seconds < 30.0, "{}", s.measured_seconds);
+}

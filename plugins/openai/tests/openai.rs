@@ -119,6 +119,7 @@ fn requests(n: u64) -> LoadSpec {
         start_at: None,
         phase: Duration::ZERO,
         seed: 1,
+        implicit_model: false,
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::{OperationRecord, Recorder, Slo, histogram};
+use super::{InputTally, OperationRecord, Recorder, Slo, histogram};
 
 /// A histogram's recorded buckets as `[value, count]` pairs, each value the highest
 /// of its bucket: recorded again, every count lands in the bucket it came from, so a
@@ -77,6 +77,9 @@ pub struct RecorderState {
     pub bytes: u64,
     /// Items (vectors, rows) of successful requests.
     pub items: u64,
+    /// Input token counts (absent in files from before they were kept).
+    #[serde(default)]
+    pub input: InputTally,
     /// Per operation: completed, failed, items and latency.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub operations: BTreeMap<String, (u64, u64, u64, Buckets)>,
@@ -105,6 +108,7 @@ impl Recorder {
             client_tokens: self.client_tokens,
             bytes: self.bytes,
             items: self.items,
+            input: self.input,
             operations: self
                 .operations
                 .iter()
@@ -159,6 +163,7 @@ impl Recorder {
             client_tokens: state.client_tokens,
             bytes: state.bytes,
             items: state.items,
+            input: state.input,
             operations,
             slo: state.slo,
             keep: false,

@@ -1,0 +1,151 @@
+//! What each request asks: a fixed prompt, a synthetic one of some words, one of an
+//! exact number of tokens, or a dataset's entry.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use orchestrator_core::workload::dataset::{Dataset, DatasetFormat, EntryPrompt};
+use orchestrator_core::workload::{Rng, synthetic_prompt};
+
+use crate::tokens::Vocabulary;
+
+/// Where the prompts come from.
+pub(crate) enum Source {
+    /// The same prompt every time.
+    Fixed(String),
+    /// A synthetic prompt of this many words.
+    Synthetic { words: usize },
+    /// Prompts of `tokens` tokens, each within `± spread · tokens` (uniform).
+    Exact { tokens: u64, spread: f64 },
+    /// A dataset's entries, read from `path` by [`load`](Source::load) (in the job,
+    /// before any load: not when a recipe is validated elsewhere).
+    Dataset {
+        path: PathBuf,
+        format: Option<DatasetFormat>,
+        data: OnceLock<Arc<Dataset>>,
+        /// Drawn with replacement.
+        replace: bool,
+        /// Tokens per prefix block of a trace's `hash_ids`.
+        block_tokens: u64,
+    },
+}
+
+/// What a request sends.
+pub(crate) enum Prompt {
+    Text(String),
+    Messages(Vec<(String, String)>),
+}
+
+/// One request's prompt, and what it asks of the server.
+pub(crate) struct Request {
+    pub(crate) prompt: Prompt,
+    /// The input tokens it was built to have.
+    pub(crate) expected: Option<u64>,
+    /// Its own `max_tokens` (a dataset entry's output length).
+    pub(crate) max_tokens: Option<u64>,
+}
+
+impl Source {
+    /// Reads its dataset, if it has one (once).
+    ///
+    /// # Errors
+    /// The file cannot be read or is not a dataset (the message names its line).
+    pub(crate) fn load(&self) -> Result<(), String> {
+        if let Self::Dataset {
+            path, format, data, ..
+        } = self
+        {
+            if data.get().is_none() {
+                let _ = data.set(Arc::new(Dataset::load(path, *format)?));
+            }
+        }
+        Ok(())
+    }
+
+    /// Its dataset, once [loaded](Self::load).
+    pub(crate) fn dataset(&self) -> Option<&Dataset> {
+        match self {
+            Self::Dataset { data, .. } => data.get().map(AsRef::as_ref),
+            _ => None,
+        }
+    }
+
+    /// Whether its prompts are built of tokens, which needs the server's tokenizer (a
+    /// dataset's: once loaded).
+    pub(crate) fn needs_tokens(&self) -> bool {
+        match self {
+            Self::Exact { .. } => true,
+            Self::Dataset { .. } => self.dataset().is_some_and(|d| {
+                d.entries
+                    .iter()
+                    .any(|e| matches!(e.prompt, EntryPrompt::Tokens { .. }))
+            }),
+            Self::Fixed(_) | Self::Synthetic { .. } => false,
+        }
+    }
+
+    /// Request `n`'s prompt; `seed` is the run's (salted), `vocabulary` the server's
+    /// when [`needs_tokens`](Self::needs_tokens).
+    pub(crate) fn request(&self, seed: u64, n: u64, vocabulary: Option<&Vocabulary>) -> Request {
+        let tokens = |count: u64, blocks: &[u64], block_tokens: u64| {
+            let v = vocabulary.expect("calibrated before any request");
+            let count = count.max(v.shortest());
+            (v.prompt(count, blocks, block_tokens, seed, n), count)
+        };
+        match self {
+            Self::Fixed(text) => Request {
+                prompt: Prompt::Text(text.clone()),
+                expected: None,
+                max_tokens: None,
+            },
+            Self::Synthetic { words } => Request {
+                prompt: Prompt::Text(synthetic_prompt(*words, seed, n)),
+                expected: None,
+                max_tokens: None,
+            },
+            Self::Exact {
+                tokens: mean,
+                spread,
+            } => {
+                let mut rng = Rng::new(Rng::new(seed ^ 0x1e27 ^ n.rotate_left(17)).next_u64());
+                #[allow(
+                    clippy::cast_precision_loss,
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss
+                )]
+                let count = if *spread > 0.0 {
+                    (*mean as f64 * (1.0 + spread * (2.0 * rng.uniform() - 1.0))).round() as u64
+                } else {
+                    *mean
+                };
+                let (text, count) = tokens(count, &[], 0);
+                Request {
+                    prompt: Prompt::Text(text),
+                    expected: Some(count),
+                    max_tokens: None,
+                }
+            }
+            Self::Dataset {
+                replace,
+                block_tokens,
+                ..
+            } => {
+                let data = self.dataset().expect("loaded before any request");
+                let entry = data.pick(n, seed, *replace);
+                let (prompt, expected) = match &entry.prompt {
+                    EntryPrompt::Text(t) => (Prompt::Text(t.clone()), None),
+                    EntryPrompt::Messages(m) => (Prompt::Messages(m.clone()), None),
+                    EntryPrompt::Tokens { input, blocks } => {
+                        let (text, count) = tokens(*input, blocks, *block_tokens);
+                        (Prompt::Text(text), Some(count))
+                    }
+                };
+                Request {
+                    prompt,
+                    expected,
+                    max_tokens: entry.output_tokens,
+                }
+            }
+        }
+    }
+}
