@@ -6,7 +6,7 @@ use crate::cli::{
     ClearStateArgs, Cli, Command, ConfigCommand, DebugArgs, ListArgs, ListWhat, RunArgs,
     StatusArgs, StopArgs,
 };
-use crate::cmd::{bench, demo, recipes, reports, run, status, units};
+use crate::cmd::{bench, demo, recipes, reports, run, status, units, workload};
 
 /// Runs the parsed command line.
 pub fn run(cli: &Cli) -> Exit {
@@ -30,7 +30,7 @@ pub fn run(cli: &Cli) -> Exit {
         Some(Command::Results(command)) => reports::results(cli, command),
         Some(Command::Demo(command)) => demo::demo(command),
         Some(Command::Bench(args)) => bench::bench(args),
-        Some(Command::Workload(command)) => bench::workload_command(command),
+        Some(Command::Workload(command)) => workload::workload_command(command),
         None => legacy(cli),
     }
 }

@@ -11,6 +11,7 @@ mod app;
 mod cli;
 mod cmd;
 mod dispatch;
+mod engine;
 mod output;
 
 // The bundled driver plugins. A plugin crate the binary never names is not linked, and

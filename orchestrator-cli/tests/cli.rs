@@ -990,6 +990,14 @@ fn replicas_plan_one_task_each_and_what_cannot_split_is_refused() {
             "sets both `replicas` and `resources.slurm.ntasks`",
         ),
         ("{name: load, workload_type: http, replicas: 0}", "replicas"),
+        (
+            "{name: load, workload_type: http, replicas: 2, parameters: {load: sweep, duration_s: 5}}",
+            "a load profile (`load`) chooses each run from the last one's result",
+        ),
+        (
+            "{name: load, workload_type: http, parameters: {load: ramp, duration_s: 5}}",
+            "`load: ramp`: `load` is `sweep`",
+        ),
     ];
     for (i, (client, expected)) in cases.iter().enumerate() {
         let file = home.join(format!("r{i}.yaml"));

@@ -3788,3 +3788,64 @@ clients:
         "{upload}"
     );
 }
+
+/// `load: sweep` in a client job: synchronous, throughput, then open-loop rates
+/// between, each a run of its own in the results and the state store, and the
+/// report's section says what the sweep found.
+#[test]
+fn a_load_sweep_runs_its_points_and_the_report_shows_the_curve() {
+    let setup = Setup::local();
+    let port = free_port();
+    let recipe = setup.recipe(
+        "sweep.yaml",
+        &http_recipe(
+            port,
+            "",
+            "{path: /, duration_s: 1, load: {sweep: {points: 4, max_concurrency: 4}}}",
+        ),
+    );
+    let outcome = setup.run_ok(&recipe);
+    assert_eq!(outcome["state"], "completed", "{outcome:#}");
+    let results = Path::new(outcome["results_dir"].as_str().unwrap()).join("load/results");
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("index.json")).unwrap())
+            .unwrap();
+    let kinds: Vec<&str> = index["profile"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["synchronous", "throughput", "rate", "rate"],
+        "{index:#}"
+    );
+    // The throughput pass had its four users, the rates their open loop.
+    let summary = |i: usize| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(results.join(format!("run-{i:03}/summary.json"))).unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(summary(1)["load"]["model"]["concurrency"], 4);
+    assert_eq!(summary(1)["profile_step"], "throughput");
+    assert_eq!(summary(2)["load"]["model"]["model"], "open");
+    let session = outcome["session_id"].as_str().unwrap();
+    let report = setup.run(&["report", session]);
+    let report = text(&report.stdout);
+    assert!(
+        report.contains("### Load profile of `load`: sweep"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| 2 | throughput | 4 users |")
+            || report.contains("| 2 **knee** | throughput | 4 users |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("The knee of the throughput–latency curve is run")
+            || report.contains("**no knee"),
+        "{report}"
+    );
+}

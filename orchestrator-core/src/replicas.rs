@@ -31,6 +31,16 @@ pub(crate) fn check(
             Some("use an engine workload (http, redis, openai, ...), or start the copies yourself with `srun` in the client's command".into()),
         ));
     }
+    if client.parameters.contains_key("load") {
+        return Err(CoreError::plan(
+            file,
+            format!(
+                "client `{}`: a load profile (`load`) chooses each run from the last one's result, which replicas cannot share",
+                client.name
+            ),
+            Some("run the profile with one replica (it finds the load), then that load with replicas".into()),
+        ));
+    }
     if client.resources.slurm.ntasks.is_some() {
         return Err(CoreError::plan(
             file,

@@ -1,5 +1,5 @@
-//! One module per command group. Each uses only `app`, `output`, the grammar in
-//! `cli` and the library: never another command module.
+//! One module per command group. Each uses only `app`, `output`, `engine`, the grammar
+//! in `cli` and the library: never another command module.
 
 pub mod bench;
 pub mod demo;
@@ -8,3 +8,4 @@ pub mod reports;
 pub mod run;
 pub mod status;
 pub mod units;
+pub mod workload;

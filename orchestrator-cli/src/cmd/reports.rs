@@ -294,7 +294,7 @@ pub fn results(cli: &Cli, command: &ResultsCommand) -> Exit {
     let (session, to) = match command {
         ResultsCommand::Fetch { session, to } => (session, to),
         ResultsCommand::Merge { dirs, out, json } => {
-            return super::bench::merge(dirs, out.as_deref(), *json);
+            return crate::engine::merge(dirs, out.as_deref(), *json);
         }
     };
     let to = to

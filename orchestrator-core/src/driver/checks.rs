@@ -241,6 +241,18 @@ pub fn check_parameters(kind: &str, parameters: &BTreeMap<String, Value>) -> Vec
     let mut own = Map::new();
     for (key, value) in parameters {
         if LOAD_KEYS.contains(&key.as_str()) {
+            if key == "load" {
+                if let Err(message) = crate::workload::profile::Profile::parse(value) {
+                    issues.push(ParameterIssue {
+                        key: key.clone(),
+                        message,
+                        hint: Some(
+                            "e.g. load: sweep, or load: {slo_search: {ttft_p99_ms: 500}}".into(),
+                        ),
+                        ..ParameterIssue::default()
+                    });
+                }
+            }
             continue;
         }
         if !known.contains(key) {

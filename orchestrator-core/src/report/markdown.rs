@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::types::{ClientRun, SessionReport};
+use super::types::{ClientProfile, ClientRun, SessionReport};
 
 /// The distributions a run may have, in the order tables show them.
 const DISTRIBUTIONS: [(&str, &str); 5] = [
@@ -151,6 +151,7 @@ pub fn markdown(r: &SessionReport) -> String {
         }
         sweeps(&mut out, &r.runs);
         repeats(&mut out, &r.repeats);
+        profiles(&mut out, &r.profiles);
         if let Some(defs) = r
             .runs
             .iter()
@@ -351,6 +352,87 @@ fn replicas(out: &mut String, s: &Value) {
 
 /// One table per swept client: each run's parameters and headline figures.
 /// The points that ran more than once: each headline figure across the runs.
+/// Each load profile's runs, and its knee or the rate that met the SLOs.
+fn profiles(out: &mut String, profiles: &[ClientProfile]) {
+    for p in profiles {
+        let o = &p.outcome;
+        let kind = o["profile"].as_str().unwrap_or("profile");
+        let _ = writeln!(out, "\n### Load profile of `{}`: {kind}\n", cell(&p.client));
+        let points = o["points"].as_array().map_or(&[][..], Vec::as_slice);
+        let knee = o["knee"].as_u64();
+        match (knee, o["slo_rate"].as_f64()) {
+            (Some(k), _) => {
+                let point = &points[usize::try_from(k)
+                    .unwrap_or(0)
+                    .min(points.len().saturating_sub(1))];
+                let _ = writeln!(
+                    out,
+                    "The knee of the throughput–latency curve is run {} ({}): {:.2} req/s at latency p99 {:.1} ms, {:.2} requests in flight on average.\n",
+                    k + 1,
+                    point["kind"].as_str().unwrap_or(""),
+                    point["requests_per_second"].as_f64().unwrap_or(0.0),
+                    point["latency_p99_ms"].as_f64().unwrap_or(0.0),
+                    point["mean_in_flight"].as_f64().unwrap_or(0.0),
+                );
+            }
+            (_, Some(rate)) => {
+                let check = match o["faster_missed"].as_bool() {
+                    Some(true) => " A run 20 % faster missed them.",
+                    Some(false) => {
+                        " **A run 20 % faster met them too: the answer is a lower bound.**"
+                    }
+                    None => "",
+                };
+                let _ = writeln!(
+                    out,
+                    "The highest rate that met the objectives: **{rate:.3} req/s**.{check}\n"
+                );
+            }
+            _ => {}
+        }
+        if let Some(problem) = o["problem"].as_str() {
+            let _ = writeln!(out, "**{}**\n", cell(problem));
+        }
+        out.push_str("| run | kind | rate asked | req/s | latency p50 ms | latency p99 ms | TTFT p99 ms | in flight | failed | objectives |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        for (i, point) in points.iter().enumerate() {
+            let num = |k: &str| {
+                point[k]
+                    .as_f64()
+                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
+            };
+            let verdict = match (point.get("missed").and_then(Value::as_str), kind) {
+                (Some(why), _) => format!("missed: {}", cell(why)),
+                (None, "slo_search") if !point["rate"].is_null() => "met".to_owned(),
+                _ => "-".to_owned(),
+            };
+            let mark = if knee == Some(i as u64) {
+                " **knee**"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "| {}{mark} | {} | {} | {} | {} | {} | {} | {} | {} | {verdict} |",
+                i + 1,
+                point["kind"].as_str().unwrap_or(""),
+                point["rate"].as_f64().map_or_else(
+                    || point["concurrency"].as_u64().map_or_else(
+                        || "-".to_owned(),
+                        |c| format!("{c} user{}", if c == 1 { "" } else { "s" })
+                    ),
+                    |r| format!("{r:.3}/s"),
+                ),
+                num("requests_per_second"),
+                num("latency_p50_ms"),
+                num("latency_p99_ms"),
+                num("ttft_p99_ms"),
+                num("mean_in_flight"),
+                point["requests_failed"].as_u64().unwrap_or(0),
+            );
+        }
+    }
+}
+
 fn repeats(out: &mut String, points: &[crate::workload::repeats::RepeatPoint]) {
     if points.is_empty() {
         return;

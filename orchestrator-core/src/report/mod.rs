@@ -47,6 +47,38 @@ fn histogram(values: &[f64]) -> Vec<Bin> {
     bins
 }
 
+/// Each client's load profile: the `profile` of the `index.json` beside its runs.
+fn profiles(
+    results: &[crate::state::ResultRow],
+    names: &BTreeMap<&str, &str>,
+) -> Vec<types::ClientProfile> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut found = Vec::new();
+    for row in results.iter().filter(|r| r.name == "summary") {
+        let Some(dir) = Path::new(&row.path).parent().and_then(Path::parent) else {
+            continue;
+        };
+        if !seen.insert(dir.to_path_buf()) {
+            continue;
+        }
+        let index: Option<serde_json::Value> = std::fs::read_to_string(dir.join("index.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if let Some(outcome) =
+            index.and_then(|mut i| i.get_mut("profile").map(serde_json::Value::take))
+        {
+            found.push(types::ClientProfile {
+                client: names
+                    .get(row.client_id.as_str())
+                    .map_or(row.client_id.as_str(), |n| n)
+                    .to_owned(),
+                outcome,
+            });
+        }
+    }
+    found
+}
+
 /// Per-second counts and TTFT/TPOT histograms of a run's `requests.jsonl`.
 fn request_series(path: &Path) -> (Vec<SecondCounts>, BTreeMap<String, Vec<Bin>>) {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -188,6 +220,7 @@ impl SessionReport {
                 summary,
             });
         }
+        let profiles = profiles(&results, &names);
         let expectations =
             crate::expect::session_expectations(&clients, &results, s.max_error_rate())?;
         let service_versions = events
@@ -281,6 +314,7 @@ impl SessionReport {
                     .collect::<Vec<_>>(),
             ),
             runs,
+            profiles,
             expectations,
             service_versions,
             monitoring,

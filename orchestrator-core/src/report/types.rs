@@ -48,6 +48,11 @@ pub struct SessionReport {
     /// figures across the runs: mean, 95 % interval, coefficient of variation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repeats: Vec<crate::workload::repeats::RepeatPoint>,
+    /// The clients' load profiles (`load: sweep`, `load: {slo_search: …}`): each run
+    /// and what the profile found (the knee, the rate that met the SLOs), from the
+    /// client job's `index.json`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<ClientProfile>,
     /// The clients' `expect`, checked.
     pub expectations: Vec<ExpectationResult>,
     /// Each service's version, where its driver can ask it (Ollama's `/api/version`).
@@ -458,4 +463,13 @@ impl From<&JobRow> for JobSummary {
             job_dir: j.job_dir.clone(),
         }
     }
+}
+
+/// A client's load profile and what it found.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ClientProfile {
+    /// The client.
+    pub client: String,
+    /// `workload::profile::Outcome`, as the job wrote it.
+    pub outcome: serde_json::Value,
 }

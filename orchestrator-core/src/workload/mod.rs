@@ -7,6 +7,7 @@ mod api;
 pub mod dataset;
 mod engine;
 mod live;
+pub mod profile;
 pub mod repeats;
 pub mod replica;
 mod rng;

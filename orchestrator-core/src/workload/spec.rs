@@ -31,6 +31,7 @@ pub const LOAD_KEYS: &[&str] = &[
     "metrics_port",
     "repeat",
     "time_scale",
+    "load",
 ];
 
 /// A workload run as a client job executes it.
@@ -110,6 +111,10 @@ pub fn load_of(
             Some(other) => Err(format!("`{name}` must be a number, not {other}")),
         }
     };
+    // A load profile (`load: sweep`) is the runner's: it sets the model of each run.
+    if let Some(profile) = take(&["load"]) {
+        super::profile::Profile::parse(&profile)?;
+    }
     let concurrency = number(take(&["concurrency", "concurrent_users"]), "concurrency")?;
     let rate = number(take(&["rate", "requests_per_second"]), "rate")?;
     let burstiness = number(take(&["burstiness"]), "burstiness")?;
