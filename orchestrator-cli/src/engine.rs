@@ -234,6 +234,49 @@ pub fn print_summary(target: &str, s: &Summary) {
     if let Some(tps) = s.output_tokens_per_second {
         println!("output tokens/s: {tps:.1}");
     }
+    if let Some(c) = &s.input_length_check {
+        if c.mismatched > 0 {
+            println!(
+                "INPUT LENGTHS: {} of {} prompts not the length they were built to, by the server's count (worst by {} tokens)",
+                c.mismatched, c.requests, c.worst_difference
+            );
+        } else {
+            println!(
+                "input lengths: {} of {} as built, by the server's count{}",
+                c.matched,
+                c.requests,
+                if c.unreported > 0 {
+                    format!(" ({} not counted by the server)", c.unreported)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    if let Some(m) = &s.server_metrics {
+        let mut said = Vec::new();
+        for (name, v) in [
+            ("ttft mean", m.ttft_mean_ms),
+            ("tpot mean", m.tpot_mean_ms),
+            ("queue time mean", m.queue_time_mean_ms),
+            ("latency mean", m.e2e_latency_mean_ms),
+            ("prefill per token", m.prefill_ms_per_token),
+        ] {
+            if let Some(v) = v {
+                said.push(format!("{name} {v:.2} ms"));
+            }
+        }
+        for (name, g) in [
+            ("running", m.running),
+            ("waiting", m.waiting),
+            ("kv cache", m.kv_cache_usage),
+        ] {
+            if let Some(g) = g {
+                said.push(format!("{name} mean {:.2} max {:.2}", g.mean, g.max));
+            }
+        }
+        println!("the server ({}) says: {}", m.server, said.join(", "));
+    }
     if let Some(g) = &s.goodput {
         println!(
             "goodput: {:.1} req/s ({:.1} % of requests met the SLOs)",

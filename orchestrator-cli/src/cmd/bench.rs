@@ -1,5 +1,6 @@
 //! `orchestrator bench`: the workload engine against a URL, here and now.
 
+use orchestrator_core::Registry;
 use orchestrator_core::workload::{self, LoadSpec, Slo, Workload, load_model};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -30,9 +31,12 @@ fn parameters(pairs: &[String]) -> Result<Map<String, Value>, String> {
     Ok(map)
 }
 
+/// A bench run ready to go: its load, its workload, the prompt salt it was given.
+type Ready = (LoadSpec, Arc<dyn Workload>, Option<u64>);
+
 /// `orchestrator bench`.
 pub fn bench(args: &BenchArgs) -> Exit {
-    let spec = (|| -> Result<(LoadSpec, Arc<dyn Workload>), String> {
+    let spec = (|| -> Result<Ready, String> {
         let measured = duration(args.duration.as_deref(), "--duration")?;
         let model = load_model(
             args.concurrency.map(f64::from),
@@ -63,10 +67,28 @@ pub fn bench(args: &BenchArgs) -> Exit {
                 && args.rate.is_none()
                 && args.arrival.is_none(),
         };
-        let workload = prepare(&args.driver, &args.url, &parameters(&args.params)?)?;
-        Ok((spec, workload))
+        let mut params = parameters(&args.params)?;
+        // Prompts no earlier invocation sent (a server's prefix cache would flatter a
+        // rerun), unless `-p prompt_salt=N` asks for the same ones again.
+        let salt = (!params.contains_key("prompt_salt")
+            && Registry::workload_named(&args.driver).is_ok_and(|d| {
+                d.parameters_schema()["properties"]
+                    .get("prompt_salt")
+                    .is_some()
+            }))
+        .then(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            workload::run_salt("bench", &format!("{}-{now}", std::process::id()), 0)
+        });
+        if let Some(salt) = salt {
+            params.insert("prompt_salt".into(), Value::from(salt));
+        }
+        let workload = prepare(&args.driver, &args.url, &params)?;
+        Ok((spec, workload, salt))
     })();
-    let (spec, workload) = match spec {
+    let (spec, workload, salt) = match spec {
         Ok(ok) => ok,
         Err(message) => {
             eprintln!("error: {message}");
@@ -98,7 +120,10 @@ pub fn bench(args: &BenchArgs) -> Exit {
     };
     // The URL may hold a password (postgres://user:pw@…): never printed or written.
     let url = orchestrator_core::redact_url(&args.url);
-    let extra = serde_json::json!({"driver": args.driver, "url": url, "load": spec});
+    let mut extra = serde_json::json!({"driver": args.driver, "url": url, "load": spec});
+    if let Some(salt) = salt {
+        extra["prompt_salt"] = Value::from(salt);
+    }
     if let Some(dir) = &args.out {
         if let Err(e) = result.write(dir, &extra) {
             eprintln!("error: cannot write {}: {e}", dir.display());

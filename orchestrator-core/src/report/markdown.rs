@@ -302,7 +302,110 @@ fn run_section(out: &mut String, run: &ClientRun) {
         let values: Vec<String> = STATS.iter().map(|st| number(d.get(*st))).collect();
         let _ = writeln!(out, "| {label} | {} |", values.join(" | "));
     }
+    input_check(out, s);
+    server_metrics(out, s);
     replicas(out, s);
+}
+
+/// Whether prompts built to an exact length had it, by the server's count.
+fn input_check(out: &mut String, s: &Value) {
+    let Some(c) = s.get("input_length_check").filter(|c| c.is_object()) else {
+        return;
+    };
+    let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let line = if n("mismatched") > 0 {
+        format!(
+            "**INPUT LENGTHS**: {} of {} prompts were not the length they were built to by the server's count (worst by {} tokens)",
+            n("mismatched"),
+            n("requests"),
+            n("worst_difference")
+        )
+    } else {
+        format!(
+            "Input lengths: {} of {} prompts the length they were built to by the server's count{}",
+            n("matched"),
+            n("requests"),
+            if n("unreported") > 0 {
+                format!("; {} not counted by the server", n("unreported"))
+            } else {
+                String::new()
+            }
+        )
+    };
+    let _ = writeln!(out, "\n{line}.");
+}
+
+/// The server's own figures for the run, beside the client's.
+fn server_metrics(out: &mut String, s: &Value) {
+    let Some(m) = s.get("server_metrics").filter(|m| m.is_object()) else {
+        return;
+    };
+    let client = |key: &str, stat: &str| number(s.get(key).and_then(|d| d.get(stat)));
+    let _ = writeln!(
+        out,
+        "\nThe server's own figures ({}, {} scrapes of its metrics page):\n\n| | server | client |\n|---|---|---|",
+        m.get("server").and_then(Value::as_str).unwrap_or("?"),
+        number(m.get("scrapes"))
+    );
+    let rows = [
+        ("TTFT mean ms", "ttft_mean_ms", client("ttft_ms", "mean")),
+        ("TPOT mean ms", "tpot_mean_ms", client("tpot_ms", "mean")),
+        (
+            "latency mean ms",
+            "e2e_latency_mean_ms",
+            client("latency_ms", "mean"),
+        ),
+        ("queue time mean ms", "queue_time_mean_ms", "-".to_owned()),
+        (
+            "prefill ms per token",
+            "prefill_ms_per_token",
+            "-".to_owned(),
+        ),
+        (
+            "requests finished",
+            "requests_finished",
+            number(s.get("requests_completed")),
+        ),
+        (
+            "prompt tokens processed",
+            "prompt_tokens",
+            number(s.get("input_tokens")),
+        ),
+        (
+            "prompt tokens from its cache",
+            "prompt_tokens_cached",
+            "-".to_owned(),
+        ),
+        (
+            "generated tokens",
+            "generation_tokens",
+            number(s.get("output_tokens")),
+        ),
+        (
+            "prefix cache hit rate",
+            "prefix_cache_hit_rate",
+            "-".to_owned(),
+        ),
+    ];
+    for (label, key, theirs) in rows {
+        if let Some(v) = m.get(key) {
+            let _ = writeln!(out, "| {label} | {} | {theirs} |", number(Some(v)));
+        }
+    }
+    for (label, key) in [
+        ("requests running (mean / max)", "running"),
+        ("requests waiting (mean / max)", "waiting"),
+        ("KV cache in use (mean / max)", "kv_cache_usage"),
+    ] {
+        if let Some(g) = m.get(key).filter(|g| g.is_object()) {
+            let _ = writeln!(
+                out,
+                "| {label} | {} / {} | - |",
+                number(g.get("mean")),
+                number(g.get("max"))
+            );
+        }
+    }
 }
 
 /// A run of several replicas: the figures above are their merged ones; a row per

@@ -41,6 +41,14 @@ pub trait Workload: Send + Sync {
         None
     }
 
+    /// The server's own metrics page (Prometheus' text format), for its figures
+    /// beside the client's (the summary's `server_metrics`): the engine
+    /// asks once before the load, every second during it and once after it. `None`
+    /// (the default): the server has none.
+    async fn scrape(&self) -> Option<String> {
+        None
+    }
+
     /// When each request is due, from the start, scaled by `time_scale`: a timed
     /// dataset's (a trace's), which [`LoadModel::Replay`](super::LoadModel::Replay)
     /// replays; request `n` is then the dataset's entry `n`. `None` (the default): the

@@ -325,6 +325,7 @@ pub async fn run_until(
             std::thread::sleep(rest);
         }
     }
+    let scraping = super::scraping::Scraping::start(&workload, spec.warmup).await;
     let mut result = match model {
         LoadModel::Closed { concurrency } => {
             closed(workload.clone(), first, concurrency, spec, live, stop).await
@@ -363,6 +364,9 @@ pub async fn run_until(
         }
     };
     result.summary.unit = workload.unit();
+    if let Some(scraping) = scraping {
+        result.summary.server_metrics = scraping.finish(workload.as_ref()).await;
+    }
     if let Some(before) = before {
         if let Some(after) = workload.server_counters().await {
             result.summary.server_counters = Some(

@@ -11,6 +11,8 @@ pub mod profile;
 pub mod repeats;
 pub mod replica;
 mod rng;
+mod scraping;
+pub mod server_metrics;
 mod spec;
 mod stats;
 

@@ -438,6 +438,7 @@ impl Recorder {
             server_counters: None,
             input_tokens: (self.input.tokens > 0).then_some(self.input.tokens),
             input_length_check: (self.input.checked() > 0).then(|| self.input.check()),
+            server_metrics: None,
             definitions: definitions(),
         }
     }
@@ -655,6 +656,10 @@ pub struct Summary {
     /// How many prompts built to an exact length the server counted at that length.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_length_check: Option<InputLengthCheck>,
+    /// What the server's own metrics page said of the run
+    /// ([`ServerMetrics`](super::server_metrics::ServerMetrics)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<super::server_metrics::ServerMetrics>,
     /// How each figure is computed.
     pub definitions: BTreeMap<&'static str, &'static str>,
 }
@@ -680,6 +685,10 @@ fn definitions() -> BTreeMap<&'static str, &'static str> {
         (
             "requests_per_second",
             "requests_completed / measured_seconds",
+        ),
+        (
+            "server_metrics",
+            "the server's own figures from its Prometheus page, scraped when the run starts (after its warm-up, to the second), every second during it and after it: histogram means are the growth of sum over count, counters their growth, gauges (running, waiting, kv_cache_usage) sampled during the run",
         ),
         (
             "input_tokens",

@@ -189,6 +189,31 @@ pub async fn get_json(
     }
 }
 
+/// `GET path` and its status and body as text (a Prometheus page).
+///
+/// # Errors
+/// The connection failed (the message names the path).
+pub async fn get_text(
+    sender: &mut SendRequest<Full<Bytes>>,
+    authority: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
+    let what = format!("GET {path}");
+    sender.ready().await.map_err(|e| format!("{what}: {e}"))?;
+    let answer = sender
+        .send_request(json_request(authority, Method::GET, path, Bytes::new()))
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    let status = answer.status().as_u16();
+    let body = answer
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("{what}: {e}"))?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
 /// Sends one request with a JSON `body` (empty: none) and reads the whole answer: its
 /// status, and its body as JSON when it is JSON.
 ///

@@ -37,6 +37,7 @@
 //! | `ignore_eos` | ask the server to run to `max_tokens` (vLLM, llama.cpp) | false |
 //! | `stream` | stream the answer | true |
 //! | `timeout_s` | a request slower than this fails as `timeout` | 300 |
+//! | `server_metrics` | the server's Prometheus page (vLLM's, `llama-server --metrics`): scraped before, every second during and after each run when the server answers it, its figures in the summary's `server_metrics`; `false` scrapes nothing | `/metrics` |
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -51,7 +52,7 @@ use orchestrator_core::workload::{
     Connection, Outcome, TokenSource, Workload, parse_parameters, timeout_parameter,
 };
 use orchestrator_core::{DriverError, WorkloadDriver, WorkloadDriverEntry};
-use orchestrator_plugin_http::{Url, get_json, json_request, open_http1};
+use orchestrator_plugin_http::{Url, get_json, get_text, json_request, open_http1};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -114,6 +115,8 @@ struct Params {
     stream: Option<bool>,
     #[serde(default)]
     timeout_s: Option<f64>,
+    #[serde(default)]
+    server_metrics: Option<Value>,
 }
 
 struct Shared {
@@ -129,12 +132,16 @@ struct Shared {
     stream: bool,
     seed: u64,
     timeout: Duration,
+    /// The server's metrics page to scrape: asked for (`server_metrics`), and found
+    /// by [`Workload::prepare`].
+    metrics_path: Option<String>,
+    metrics_found: OnceLock<bool>,
 }
 
 /// The prepared workload.
 pub struct OpenAiWorkload(Arc<Shared>);
 
-const KNOWN: &str = "model, endpoint (completions|chat), prompt, prompt_length, input_tokens, input_tokens_spread, dataset, dataset_format (jsonl|sharegpt|trace), sample_with_replacement, block_tokens, prompt_salt, max_tokens, temperature, seed, ignore_eos, stream, timeout_s";
+const KNOWN: &str = "model, endpoint (completions|chat), prompt, prompt_length, input_tokens, input_tokens_spread, dataset, dataset_format (jsonl|sharegpt|trace), sample_with_replacement, block_tokens, prompt_salt, max_tokens, temperature, seed, ignore_eos, stream, timeout_s, server_metrics";
 
 const TOKENS_NEED_COMPLETIONS: &str = "openai parameters: prompts of an exact number of tokens (input_tokens, a dataset's input_tokens or a trace's input_length) need endpoint: completions";
 const CHAT_TEMPLATE: &str =
@@ -227,6 +234,19 @@ impl OpenAiWorkload {
             extra.insert("ignore_eos".into(), json!(true));
         }
         let timeout = timeout_parameter(p.timeout_s, 300.0)?;
+        let metrics_path = match &p.server_metrics {
+            None | Some(Value::Bool(true)) => Some("/metrics".to_owned()),
+            Some(Value::Bool(false)) => None,
+            Some(Value::String(path)) if path.starts_with('/') => Some(path.clone()),
+            Some(other) => {
+                return Err(bad(
+                    format!(
+                        "openai parameters: server_metrics must be true, false or a path, not {other}"
+                    ),
+                    "server_metrics: /metrics (the default), or false to scrape nothing",
+                ));
+            }
+        };
         Ok(Self(Arc::new(Shared {
             authority: format!("{}:{}", url.host, url.port),
             url,
@@ -239,11 +259,28 @@ impl OpenAiWorkload {
             // The synthetic prompts' seed: the sampling seed, salted per run.
             seed: p.seed.unwrap_or(1) ^ p.prompt_salt.unwrap_or(0),
             timeout,
+            metrics_path,
+            metrics_found: OnceLock::new(),
         })))
     }
 }
 
 impl Shared {
+    /// The server's metrics page, when it answers one in Prometheus' text format
+    /// within 2 s (a connection of its own, so no request waits behind it).
+    async fn page(&self) -> Option<String> {
+        let path = self.metrics_path.as_deref()?;
+        let fetch = async {
+            let mut sender = open_http1(&self.url, Duration::from_secs(2)).await.ok()?;
+            let (status, text) = get_text(&mut sender, &self.authority, path).await.ok()?;
+            ((200..300).contains(&status) && text.contains("# TYPE")).then_some(text)
+        };
+        tokio::time::timeout(Duration::from_secs(2), fetch)
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// A connection, and the model it asks for: the one named, if the server serves
     /// it, else the server's first.
     async fn open(&self) -> Result<(SendRequest<Full<Bytes>>, String), String> {
@@ -281,14 +318,20 @@ impl Workload for OpenAiWorkload {
     async fn prepare(&self) -> Result<(), String> {
         let s = &self.0;
         s.source.load()?;
+        if s.metrics_found.get().is_none() {
+            // A page only where the server has one: llama-cpp-python answers 404.
+            let found = s.page().await.is_some();
+            let _ = s.metrics_found.set(found);
+        }
         if !s.source.needs_tokens() || s.vocabulary.get().is_some() {
             return Ok(());
         }
         if s.endpoint == Endpoint::Chat {
             return Err(format!("{TOKENS_NEED_COMPLETIONS} ({CHAT_TEMPLATE})"));
         }
-        let (mut sender, model) = s.open().await?;
-        let vocabulary = Vocabulary::calibrate(&mut sender, &s.authority, &model).await?;
+        let (_, model) = s.open().await?;
+        let mut ask = tokens::Asker::new(&s.url, &s.authority);
+        let vocabulary = Vocabulary::calibrate(&mut ask, &model).await?;
         let _ = s.vocabulary.set(vocabulary);
         Ok(())
     }
@@ -300,6 +343,14 @@ impl Workload for OpenAiWorkload {
             sender,
             model,
         }))
+    }
+
+    async fn scrape(&self) -> Option<String> {
+        if self.0.metrics_found.get() == Some(&true) {
+            self.0.page().await
+        } else {
+            None
+        }
     }
 
     fn schedule(&self, time_scale: f64) -> Option<Vec<Duration>> {
@@ -353,18 +404,36 @@ impl OpenAiConnection {
                 "/v1/chat/completions"
             }
         };
-        if self.sender.ready().await.is_err() {
-            return Outcome::failed("connection_closed");
-        }
-        let started = Instant::now();
         let bytes_out = Bytes::from(serde_json::to_vec(&Value::Object(body)).expect("JSON"));
-        let response = match self
-            .sender
-            .send_request(json_request(&s.authority, Method::POST, path, bytes_out))
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => return Outcome::failed("connection_closed"),
+        // A connection the server closed while it was idle (llama.cpp's server closes
+        // kept-alive connections between requests, sometimes without saying so) fails
+        // before any answer: the request was not taken, and goes again on a new
+        // connection, as any HTTP client's would. A second such failure counts.
+        let mut started = Instant::now();
+        let mut response = None;
+        for attempt in 0..2 {
+            if attempt > 0 || self.sender.ready().await.is_err() {
+                match open_http1(&s.url, s.timeout).await {
+                    Ok(sender) => self.sender = sender,
+                    Err(_) => return Outcome::failed("connect"),
+                }
+                if self.sender.ready().await.is_err() {
+                    return Outcome::failed("connection_closed");
+                }
+            }
+            started = Instant::now();
+            let request = json_request(&s.authority, Method::POST, path, bytes_out.clone());
+            match self.sender.send_request(request).await {
+                Ok(r) => {
+                    response = Some(r);
+                    break;
+                }
+                Err(e) if e.is_canceled() || e.is_incomplete_message() => {}
+                Err(_) => return Outcome::failed("connection_closed"),
+            }
+        }
+        let Some(response) = response else {
+            return Outcome::failed("connection_closed");
         };
         let status = response.status();
         let mut answer = Answer::default();
@@ -476,7 +545,8 @@ impl WorkloadDriver for OpenAiDriver {
                 "seed": {"type": "integer"},
                 "ignore_eos": {"type": "boolean", "default": false},
                 "stream": {"type": "boolean", "default": true},
-                "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 300}
+                "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 300},
+                "server_metrics": {"oneOf": [{"type": "boolean"}, {"type": "string", "pattern": "^/"}], "default": "/metrics"}
             }
         })
     }

@@ -15,7 +15,9 @@ use http_body_util::Full;
 use hyper::Method;
 use hyper::client::conn::http1::SendRequest;
 use orchestrator_core::workload::{PROMPT_WORDS, Rng};
-use orchestrator_plugin_http::exchange_json;
+use std::time::Duration;
+
+use orchestrator_plugin_http::{Url, exchange_json, open_http1};
 use serde_json::{Value, json};
 
 /// Which tokenize endpoint the server has.
@@ -34,6 +36,49 @@ pub(crate) struct Vocabulary {
     words: Vec<String>,
     /// Tokens the server adds to every prompt (a BOS).
     added: u64,
+}
+
+/// A connection for the calibration's requests, opened again when the server closes
+/// it (llama.cpp's server ends a keep-alive connection after a few requests).
+pub(crate) struct Asker<'a> {
+    url: &'a Url,
+    authority: &'a str,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl<'a> Asker<'a> {
+    /// Asks the server at `url` (`authority`, its `host:port`).
+    pub(crate) fn new(url: &'a Url, authority: &'a str) -> Self {
+        Self {
+            url,
+            authority,
+            sender: None,
+        }
+    }
+
+    async fn count(
+        &mut self,
+        endpoint: Endpoint,
+        model: &str,
+        text: &str,
+    ) -> Result<Option<u64>, String> {
+        let mut last = String::new();
+        for _ in 0..2 {
+            if self.sender.is_none() {
+                self.sender = Some(open_http1(self.url, Duration::from_secs(30)).await?);
+            }
+            let sender = self.sender.as_mut().expect("opened above");
+            match count(sender, self.authority, endpoint, model, text).await {
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    // Closed by the server: once more on a new connection.
+                    self.sender = None;
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
 }
 
 async fn count(
@@ -70,14 +115,10 @@ impl Vocabulary {
     /// # Errors
     /// The server has no tokenize endpoint, or its tokenizer does not count prompts of
     /// these words additively.
-    pub(crate) async fn calibrate(
-        sender: &mut SendRequest<Full<Bytes>>,
-        authority: &str,
-        model: &str,
-    ) -> Result<Self, String> {
+    pub(crate) async fn calibrate(ask: &mut Asker<'_>, model: &str) -> Result<Self, String> {
         let mut endpoint = None;
         for candidate in [Endpoint::Tokenize, Endpoint::Extras] {
-            if let Some(n) = count(sender, authority, candidate, model, "").await? {
+            if let Some(n) = ask.count(candidate, model, "").await? {
                 endpoint = Some((candidate, n));
                 break;
             }
@@ -88,7 +129,7 @@ impl Vocabulary {
         let mut words = Vec::new();
         for word in PROMPT_WORDS {
             let text = format!(" {word}");
-            if count(sender, authority, endpoint, model, &text).await? == Some(added + 1) {
+            if ask.count(endpoint, model, &text).await? == Some(added + 1) {
                 words.push(text);
             }
         }
@@ -102,7 +143,7 @@ impl Vocabulary {
         let vocabulary = Self { words, added };
         // One prompt, as requests will build them, counted whole.
         let probe = vocabulary.prompt(200, &[], 512, 0x5eed, 0);
-        let counted = count(sender, authority, endpoint, model, &probe).await?;
+        let counted = ask.count(endpoint, model, &probe).await?;
         if counted != Some(200) {
             return Err(format!(
                 "a prompt built to 200 tokens has {} for the server's tokenizer: it merges tokens across words, and exact input lengths cannot be built for it",

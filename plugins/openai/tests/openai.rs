@@ -31,11 +31,31 @@ fn lines(recording: &Value) -> Vec<(f64, String)> {
 /// Replays `models` for GET /v1/models and, for POST, the recording of that path and
 /// stream flag, each line at its recorded time.
 async fn replay_server() -> u16 {
+    replay_server_with(None).await
+}
+
+/// The pages recorded from a real `llama-server --metrics` (core's fixtures), in the
+/// order they were taken.
+const PAGES: [&str; 5] = ["before", "during-1", "during-2", "during-3", "after"];
+
+fn recorded_page(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../../orchestrator-core/tests/fixtures/llama-server-metrics/{name}.txt",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// [`replay_server`], answering GET /metrics with the recorded pages in turn (the last
+/// again once they are used up) when `served` is given, which lists them as served;
+/// without it, /metrics is 404 (as llama-cpp-python's server answers).
+async fn replay_server_with(served: Option<Arc<std::sync::Mutex<Vec<&'static str>>>>) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
             let (mut stream, _) = listener.accept().await.unwrap();
+            let served = served.clone();
             tokio::spawn(async move {
                 let mut have = Vec::new();
                 let mut buf = [0u8; 8192];
@@ -60,6 +80,27 @@ async fn replay_server() -> u16 {
                     }
                     let body: Vec<u8> = have.drain(..end + 4 + length).skip(end + 4).collect();
                     let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    if path == "/metrics" {
+                        let answer = match &served {
+                            Some(served) => {
+                                let mut served = served.lock().unwrap();
+                                let name = PAGES[served.len().min(PAGES.len() - 1)];
+                                served.push(name);
+                                let page = recorded_page(name);
+                                format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{page}",
+                                    page.len()
+                                )
+                            }
+                            None => {
+                                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_owned()
+                            }
+                        };
+                        if stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
                     let name = match path.as_str() {
                         "/v1/models" => "models",
                         "/v1/chat/completions" => "chat_stream",
@@ -261,4 +302,134 @@ async fn tokens_per_second_is_the_servers_rate_with_and_without_a_warm_up() {
             error * 100.0
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_metrics_page_is_scraped_before_during_and_after_a_run() {
+    let served = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let port = replay_server_with(Some(served.clone())).await;
+    let spec = LoadSpec {
+        duration: Some(Duration::from_millis(2500)),
+        requests: None,
+        ..requests(0)
+    };
+    let result = workload::run(workload(port, serde_json::json!({"max_tokens": 8})), &spec)
+        .await
+        .unwrap();
+    let served = served.lock().unwrap().clone();
+    // The probe before the load, the first scrape, one a second, the last.
+    assert!(served.len() >= 4, "{served:?}");
+    let m = result.summary.server_metrics.expect("the page was found");
+    assert_eq!(m.server, "llamacpp");
+    assert_eq!(m.scrapes, served.len() - 1, "{served:?}");
+    // The growth between the first page scraped for the run and the last.
+    let count = |name: &str| -> f64 {
+        recorded_page(name)
+            .lines()
+            .find_map(|l| l.strip_prefix("llamacpp:prompt_tokens_total "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let expected = count(served.last().unwrap()) - count(served[1]);
+    assert_eq!(m.prompt_tokens, Some(expected), "{served:?}");
+    assert!(m.running.is_some());
+    // Without a page (404) there is no server_metrics, and nothing fails.
+    let port = replay_server().await;
+    let result = workload::run(
+        workload(port, serde_json::json!({"max_tokens": 8})),
+        &requests(2),
+    )
+    .await
+    .unwrap();
+    assert!(result.summary.server_metrics.is_none());
+    assert_eq!(result.summary.requests_completed, 2);
+}
+
+/// A server that answers one request per connection and then, without saying so
+/// (`Connection: close` missing), drops it when the next request comes, unanswered:
+/// what llama.cpp's server was seen to do (hyper: `IncompleteMessage`).
+async fn one_request_per_connection_server() -> (u16, Arc<std::sync::atomic::AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let completions = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = completions.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut have = Vec::new();
+                let mut buf = [0u8; 8192];
+                let end = loop {
+                    if let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break end;
+                    }
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => have.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&have[..end]).to_string();
+                let length: usize = head
+                    .to_ascii_lowercase()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                while have.len() < end + 4 + length {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => have.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = if head.starts_with("GET /v1/models") {
+                    recording("models")["lines"][0][1]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                } else if head.starts_with("GET ") {
+                    // `/metrics`: this server has none.
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    return;
+                } else {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    r#"{"choices":[{"text":" Paris"}],"usage":{"prompt_tokens":5,"completion_tokens":1}}"#.to_owned()
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                // Kept open, so the client reuses it; the next request is read, not
+                // answered, and the connection dropped.
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    });
+    (port, completions)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_closed_while_idle_is_replaced_not_counted_as_a_failure() {
+    let (port, completions) = one_request_per_connection_server().await;
+    let result = workload::run(
+        workload(port, serde_json::json!({"stream": false, "max_tokens": 1})),
+        &requests(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            result.summary.requests_completed,
+            result.summary.requests_failed
+        ),
+        (20, 0),
+        "{:?}",
+        result.summary.errors
+    );
+    // Each request reached the server once: none was sent twice.
+    assert_eq!(completions.load(std::sync::atomic::Ordering::Relaxed), 20);
 }
