@@ -3849,3 +3849,58 @@ fn a_load_sweep_runs_its_points_and_the_report_shows_the_curve() {
         "{report}"
     );
 }
+
+/// GPU energy per request and per token: the service job's monitor samples
+/// `nvidia-smi`'s power, and the report integrates it over each run's measured period.
+/// No GPU here: `nvidia-smi` is a **fake** on the job's PATH that prints the fields the
+/// monitor asks for in the format the real one printed on an H200
+/// (`orchestrator-core/tests/fixtures/nvidia-smi/`), at a constant 300 W, so the
+/// energy of a run must be 300 W × its measured seconds.
+#[test]
+fn gpu_power_becomes_energy_per_request_in_the_report() {
+    let setup = Setup::local();
+    let port = free_port();
+    let bin = setup.dir.path().join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("nvidia-smi");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n# A fake nvidia-smi (no GPU on this machine): one H200 at 300 W.\n\
+         echo 'timestamp, index, utilization.gpu [%], utilization.memory [%], memory.used [MiB], memory.total [MiB], power.draw [W], temperature.gpu, clocks.current.sm [MHz]'\n\
+         echo \"$(date '+%Y/%m/%d %H:%M:%S.000'), 0, 100 %, 22 %, 1011 MiB, 143771 MiB, 300.00 W, 55, 1470 MHz\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let recipe = setup.recipe(
+        "gpu.yaml",
+        &format!(
+            "name: gpu\nservices:\n  - name: web\n    command: orchestrator\n    args: [demo, http-server, --port, {port}]\n    ports: [{port}]\n    environment: {{CUDA_VISIBLE_DEVICES: '0'}}\n    monitor: {{interval: 1s}}\n    health_check: {{endpoint: /health, interval: 1s, retries: 20}}\nclients:\n  - name: load\n    workload_type: http\n    duration: 4s\n    parameters: {{concurrency: 2, path: /}}\n"
+        ),
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = setup
+        .command(&["run", &recipe, "--json"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = json(&setup.run(&["report", "--format", "json"]));
+    let run = &report["runs"][0];
+    let energy = &run["energy"];
+    let seconds = run["summary"]["measured_seconds"].as_f64().unwrap();
+    let joules = energy["gpu_joules"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no energy: {report:#}"));
+    assert!(
+        (joules / (300.0 * seconds) - 1.0).abs() < 0.01,
+        "{joules} J over {seconds} s"
+    );
+    let requests = run["summary"]["requests_completed"].as_f64().unwrap();
+    assert!((energy["joules_per_request"].as_f64().unwrap() - joules / requests).abs() < 1e-9);
+    assert_eq!(energy["gpus"], 1);
+    let markdown = text(&setup.run(&["report"]).stdout);
+    assert!(
+        markdown.contains("Energy (the service's GPU power.draw over the measured period, 1 GPU"),
+        "{markdown}"
+    );
+}

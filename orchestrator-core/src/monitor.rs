@@ -47,6 +47,10 @@ pub struct GpuSample {
     pub timestamp: String,
     /// Seconds since the first GPU sample.
     pub t_s: f64,
+    /// When it was taken, seconds since the epoch: the job's clock at the monitor's
+    /// round that took it (nvidia-smi's own timestamp is the node's local time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unix_s: Option<f64>,
     /// The GPU's index.
     pub index: u32,
     /// Its name.
@@ -148,6 +152,8 @@ pub fn parse_monitor(text: &str) -> MonitorSeries {
     let mut raw_proc: Vec<(f64, f64, f64, u32)> = Vec::new();
     let mut raw_node: Vec<(f64, f64, f64, f64, f64)> = Vec::new();
     let mut gpu_text = String::new();
+    // The unix time of the round each GPU data row was taken in.
+    let (mut round, mut gpu_rounds): (Option<f64>, Vec<Option<f64>>) = (None, Vec::new());
     for line in text.lines() {
         let fields: Vec<&str> = line.split(',').collect();
         let num = |i: usize| fields.get(i).and_then(|f| f.trim().parse::<f64>().ok());
@@ -157,6 +163,7 @@ pub fn parse_monitor(text: &str) -> MonitorSeries {
                     (num(1), num(2), num(3), num(4))
                 {
                     raw_proc.push((t, ticks, pages, n as u32));
+                    round = Some(t);
                 }
             }
             Some("node") => {
@@ -164,10 +171,16 @@ pub fn parse_monitor(text: &str) -> MonitorSeries {
                     (num(1), num(2), num(3), num(4), num(5))
                 {
                     raw_node.push((t, busy, idle, total, avail));
+                    round = Some(t);
                 }
             }
             Some("gpu") => {
-                gpu_text.push_str(&line[4..]);
+                let row = &line[4..];
+                // A data row (not nvidia-smi's header) is dated by its round's clock.
+                if !row.trim_start().starts_with("timestamp") && !row.trim().is_empty() {
+                    gpu_rounds.push(round);
+                }
+                gpu_text.push_str(row);
                 gpu_text.push('\n');
             }
             _ => {}
@@ -205,7 +218,12 @@ pub fn parse_monitor(text: &str) -> MonitorSeries {
             }
         })
         .collect();
-    let gpus = parse_nvidia_smi_csv(&gpu_text, None);
+    let mut gpus = parse_nvidia_smi_csv(&gpu_text, None);
+    if gpus.len() == gpu_rounds.len() {
+        for (gpu, at) in gpus.iter_mut().zip(gpu_rounds) {
+            gpu.unix_s = at;
+        }
+    }
     let summary = MonitorSummary {
         samples: process.len(),
         cpu_percent: mean_max(process.iter().map(|p| p.cpu_percent)),
@@ -232,7 +250,7 @@ fn gpu_number(field: &str) -> Option<f64> {
 
 /// `2026/11/28 14:21:44.368` → seconds since the epoch (UTC as printed; only
 /// differences are used).
-fn nvidia_time(text: &str) -> Option<f64> {
+pub(crate) fn nvidia_time(text: &str) -> Option<f64> {
     let (date, time) = text.trim().split_once(' ')?;
     let mut d = date.split('/').map(|p| p.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
@@ -303,6 +321,7 @@ pub fn parse_nvidia_smi_csv(text: &str, fields: Option<&[&str]>) -> Vec<GpuSampl
                 _ => 0.0,
             },
             timestamp,
+            unix_s: None,
             index,
             name: cell("name").map(str::to_owned),
             utilization_percent: cell("utilization.gpu").and_then(gpu_number),

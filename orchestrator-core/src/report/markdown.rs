@@ -303,6 +303,23 @@ fn run_section(out: &mut String, run: &ClientRun) {
         let _ = writeln!(out, "| {label} | {} |", values.join(" | "));
     }
     input_check(out, s);
+    if let Some(e) = &run.energy {
+        let _ = writeln!(
+            out,
+            "\nEnergy (the service's GPU power.draw over the measured period, {} GPU{}, {} samples): {:.1} J at {:.1} W mean{}{}.",
+            e.gpus,
+            if e.gpus == 1 { "" } else { "s" },
+            e.samples,
+            e.gpu_joules,
+            e.mean_power_w,
+            e.joules_per_request
+                .map(|j| format!(", {j:.3} J per request"))
+                .unwrap_or_default(),
+            e.joules_per_output_token
+                .map(|j| format!(", {j:.4} J per output token"))
+                .unwrap_or_default(),
+        );
+    }
     server_metrics(out, s);
     replicas(out, s);
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use orchestrator_slurm::JobState;
 
+mod energy;
 mod html;
 mod markdown;
 mod types;
@@ -45,6 +46,39 @@ fn histogram(values: &[f64]) -> Vec<Bin> {
         bins[i].count += 1;
     }
     bins
+}
+
+/// Each run's GPU energy, from the monitoring of the service its client loaded.
+fn joule(
+    runs: &mut [ClientRun],
+    clients: &[crate::state::ClientRow],
+    names: &BTreeMap<&str, &str>,
+    monitoring: &[ServiceMonitoring],
+) {
+    for run in runs {
+        let Some(window) = run
+            .summary
+            .get("measured_window_unix_s")
+            .and_then(|w| serde_json::from_value::<[f64; 2]>(w.clone()).ok())
+        else {
+            continue;
+        };
+        let target = clients
+            .iter()
+            .find(|c| c.name == run.client)
+            .and_then(|c| c.target_service_id.as_deref())
+            .and_then(|id| names.get(id));
+        let Some(series) = target.and_then(|t| monitoring.iter().find(|m| m.service == *t)) else {
+            continue;
+        };
+        let count = |k: &str| run.summary.get(k).and_then(serde_json::Value::as_u64);
+        run.energy = energy::of(
+            &series.series.gpus,
+            window,
+            count("requests_completed").unwrap_or(0),
+            count("output_tokens"),
+        );
+    }
 }
 
 /// Each client's load profile: the `profile` of the `index.json` beside its runs.
@@ -218,6 +252,7 @@ impl SessionReport {
                     Some(text.join("; "))
                 }),
                 summary,
+                energy: None,
             });
         }
         let profiles = profiles(&results, &names);
@@ -234,7 +269,7 @@ impl SessionReport {
                 ))
             })
             .collect();
-        let monitoring = results
+        let monitoring: Vec<ServiceMonitoring> = results
             .iter()
             .filter(|r| r.name == "monitor")
             .filter_map(|r| {
@@ -248,6 +283,7 @@ impl SessionReport {
                 })
             })
             .collect();
+        joule(&mut runs, &clients, &names, &monitoring);
         let prometheus = results
             .iter()
             .filter(|r| r.name == "prometheus")

@@ -150,6 +150,10 @@ pub struct ClientRun {
     /// during the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid: Option<String>,
+    /// What its measured period cost in GPU energy, when the service it loaded was
+    /// monitored on GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<super::energy::Energy>,
 }
 
 /// What one second of a run did.

@@ -363,6 +363,11 @@ pub async fn run_until(
             .await
         }
     };
+    // The measured period ended about now (its last answer, or the schedule's end).
+    let end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    result.summary.measured_window_unix_s = Some([end - result.summary.measured_seconds, end]);
     result.summary.unit = workload.unit();
     if let Some(scraping) = scraping {
         result.summary.server_metrics = scraping.finish(workload.as_ref()).await;

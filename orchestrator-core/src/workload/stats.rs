@@ -439,6 +439,7 @@ impl Recorder {
             input_tokens: (self.input.tokens > 0).then_some(self.input.tokens),
             input_length_check: (self.input.checked() > 0).then(|| self.input.check()),
             server_metrics: None,
+            measured_window_unix_s: None,
             definitions: definitions(),
         }
     }
@@ -660,6 +661,10 @@ pub struct Summary {
     /// ([`ServerMetrics`](super::server_metrics::ServerMetrics)).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_metrics: Option<super::server_metrics::ServerMetrics>,
+    /// The measured period on the clock, seconds since the epoch (its start and end,
+    /// to the millisecond): what a service's monitoring (GPU power) is joined on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_window_unix_s: Option<[f64; 2]>,
     /// How each figure is computed.
     pub definitions: BTreeMap<&'static str, &'static str>,
 }

@@ -1,0 +1,154 @@
+//! Energy of a run: the GPU power a service's monitoring sampled (`power.draw`),
+//! integrated over the run's measured period, per request and per output token.
+
+use serde::Serialize;
+
+use crate::monitor::GpuSample;
+
+/// What a run cost in energy.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Energy {
+    /// Joules drawn by the service's GPUs over the measured period.
+    pub gpu_joules: f64,
+    /// Per completed request.
+    pub joules_per_request: Option<f64>,
+    /// Per output token.
+    pub joules_per_output_token: Option<f64>,
+    /// Mean power, W.
+    pub mean_power_w: f64,
+    /// GPUs whose samples covered the period.
+    pub gpus: usize,
+    /// Samples within the period (and the one either side).
+    pub samples: usize,
+}
+
+/// The integral of a piecewise-linear power series (`(unix s, W)`, sorted) over
+/// `[from, to]`, joules; `None` when the samples do not reach both ends.
+fn integral(series: &[(f64, f64)], from: f64, to: f64) -> Option<(f64, usize)> {
+    let first = series.first()?;
+    let last = series.last()?;
+    if first.0 > from || last.0 < to || to <= from {
+        return None;
+    }
+    let at = |t: f64| -> f64 {
+        let i = series
+            .partition_point(|p| p.0 <= t)
+            .clamp(1, series.len() - 1);
+        let ((t0, p0), (t1, p1)) = (series[i - 1], series[i]);
+        if t1 <= t0 {
+            p1
+        } else {
+            p0 + (p1 - p0) * (t - t0) / (t1 - t0)
+        }
+    };
+    // The ends, and every sample between them.
+    let mut points = vec![(from, at(from))];
+    points.extend(series.iter().copied().filter(|p| p.0 > from && p.0 < to));
+    points.push((to, at(to)));
+    let joules = points
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
+        .sum();
+    Some((joules, points.len() - 2))
+}
+
+/// The energy the `gpus` (every GPU's samples, dated by `unix_s`) drew over
+/// `window` (unix seconds), and per request and token; `None` without dated power
+/// samples covering the whole window.
+#[must_use]
+pub fn of(
+    gpus: &[GpuSample],
+    window: [f64; 2],
+    requests: u64,
+    output_tokens: Option<u64>,
+) -> Option<Energy> {
+    let mut indices: Vec<u32> = gpus.iter().map(|g| g.index).collect();
+    indices.sort_unstable();
+    indices.dedup();
+    let (mut joules, mut samples, mut covered) = (0.0, 0, 0);
+    for index in indices {
+        let mut series: Vec<(f64, f64)> = gpus
+            .iter()
+            .filter(|g| g.index == index)
+            .filter_map(|g| Some((g.unix_s?, g.power_w?)))
+            .collect();
+        series.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((j, n)) = integral(&series, window[0], window[1]) {
+            joules += j;
+            samples += n;
+            covered += 1;
+        }
+    }
+    if covered == 0 {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let per = |n: u64| (n > 0).then(|| joules / n as f64);
+    Some(Energy {
+        gpu_joules: joules,
+        joules_per_request: per(requests),
+        joules_per_output_token: output_tokens.and_then(per),
+        mean_power_w: joules / (window[1] - window[0]),
+        gpus: covered,
+        samples,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The series nvidia-smi printed on a real H200 while a matrix-product loop ran
+    /// (`tests/fixtures/nvidia-smi/series-under-load.csv`), dated by its timestamps.
+    fn h200() -> Vec<GpuSample> {
+        let text = include_str!("../../tests/fixtures/nvidia-smi/series-under-load.csv");
+        let mut gpus = crate::monitor::parse_nvidia_smi_csv(text, None);
+        for g in &mut gpus {
+            g.unix_s = crate::monitor::nvidia_time(&g.timestamp);
+        }
+        gpus
+    }
+
+    #[test]
+    fn power_over_a_loaded_period_is_its_energy_per_request_and_token() {
+        let gpus = h200();
+        let t = |text: &str| crate::monitor::nvidia_time(text).unwrap();
+        // 14:21:54.379 to 14:22:02.381, the GPU at 691.6 to 694.8 W throughout.
+        let window = [t("2026/11/28 14:21:54.379"), t("2026/11/28 14:22:02.381")];
+        let e = of(&gpus, window, 100, Some(10_000)).unwrap();
+        let span = window[1] - window[0];
+        assert!(
+            e.gpu_joules > 691.6 * span && e.gpu_joules < 694.8 * span,
+            "{e:?}"
+        );
+        assert!((e.joules_per_request.unwrap() - e.gpu_joules / 100.0).abs() < 1e-9);
+        assert!((e.joules_per_output_token.unwrap() - e.gpu_joules / 10_000.0).abs() < 1e-9);
+        assert_eq!((e.gpus, e.samples), (1, 7));
+        // Idle, between samples at both ends: about 80 W.
+        let idle = of(
+            &gpus,
+            [t("2026/11/28 14:21:45.874"), t("2026/11/28 14:21:50.878")],
+            1,
+            None,
+        )
+        .unwrap();
+        assert!((idle.mean_power_w - 79.9).abs() < 0.1, "{idle:?}");
+        assert!(idle.joules_per_output_token.is_none());
+        // A window the samples do not cover has no energy, not a part of one.
+        assert!(
+            of(
+                &gpus,
+                [t("2026/11/28 14:22:05.000"), t("2026/11/28 14:22:09.000")],
+                1,
+                None
+            )
+            .is_none()
+        );
+        // Undated samples (an older monitor file) give none either.
+        let undated: Vec<GpuSample> = gpus
+            .into_iter()
+            .map(|g| GpuSample { unix_s: None, ..g })
+            .collect();
+        assert!(of(&undated, window, 1, None).is_none());
+    }
+}
