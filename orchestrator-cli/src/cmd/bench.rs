@@ -63,6 +63,7 @@ pub fn bench(args: &BenchArgs) -> Exit {
             start_at: None,
             phase: std::time::Duration::ZERO,
             seed: args.seed,
+            ramp_up: std::time::Duration::ZERO,
             implicit_model: args.concurrency.is_none()
                 && args.rate.is_none()
                 && args.arrival.is_none(),

@@ -69,6 +69,10 @@ pub struct LoadSpec {
     pub requests: Option<u64>,
     /// How long to send before measuring.
     pub warmup: Duration,
+    /// How long the load takes to reach its level, linearly (a closed loop's users
+    /// start one after another over it, an open loop's rate climbs from 0): part of
+    /// the warm-up, which lasts at least this long.
+    pub ramp_up: Duration,
     /// Objectives for goodput.
     pub slo: Slo,
     /// Keep every request for the JSON-lines file.
@@ -101,6 +105,7 @@ impl LoadSpec {
             duration: None,
             requests: Some(requests),
             warmup: Duration::ZERO,
+            ramp_up: Duration::ZERO,
             slo: Slo::default(),
             keep_samples: false,
             start_at: None,
@@ -409,9 +414,9 @@ impl Bounds {
     /// warm-up.
     fn new(spec: &LoadSpec, stop: CancellationToken, drain: bool) -> Self {
         let t0 = Instant::now();
-        let warm_end = t0 + spec.warmup;
+        let warm_end = t0 + spec.warmup.max(spec.ramp_up);
         let measure_from = std::sync::OnceLock::new();
-        if !drain || spec.warmup.is_zero() {
+        if !drain || spec.warmup.max(spec.ramp_up).is_zero() {
             let _ = measure_from.set(warm_end);
         }
         Self {
@@ -501,13 +506,19 @@ async fn closed(
     let drained = Arc::new(tokio::sync::Barrier::new(concurrency as usize));
     let mut first = Some(first);
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    for user in 0..concurrency {
         let (workload, bounds, drained) = (workload.clone(), bounds.clone(), drained.clone());
+        // A ramp: user k starts k/N of the way into it.
+        let start_at = bounds.t0
+            + spec
+                .ramp_up
+                .mul_f64(f64::from(user) / f64::from(concurrency));
         let mut conn = first.take();
         let (slo, keep, live) = (spec.slo, spec.keep_samples, live.clone());
         tasks.push(tokio::spawn(async move {
             let mut rec = Recorder::new(slo, keep).with_live(live);
             let mut last = bounds.t0;
+            tokio::time::sleep_until(start_at).await;
             if bounds.draining() {
                 loop {
                     let start = Instant::now();
@@ -680,16 +691,33 @@ async fn open(
         }
     };
     let cap = cap.unwrap_or(DEFAULT_MAX_CONCURRENCY);
-    let (seed, spec_phase) = (spec.seed, spec.phase);
+    let (seed, spec_phase, ramp_up) = (spec.seed, spec.phase, spec.ramp_up);
     let rate = schedule.rate();
     let dispatcher = {
         let idle = idle.clone();
         let mut spawn_worker = spawn_worker;
         move || {
+            let ramp = match schedule {
+                Schedule::Rate { .. } => ramp_up,
+                Schedule::Times(_) => Duration::ZERO,
+            };
             let mut gap = schedule.gaps(seed);
+            // Requests are due at `v` on the schedule at the full rate; a ramp maps
+            // that onto the clock so that the rate climbs linearly from 0 (its
+            // cumulative count R·t²/2ramp while it lasts).
+            let warp = move |v: Duration| -> Duration {
+                if ramp.is_zero() {
+                    v
+                } else if v < ramp / 2 {
+                    Duration::from_secs_f64((2.0 * v.as_secs_f64() * ramp.as_secs_f64()).sqrt())
+                } else {
+                    v + ramp / 2
+                }
+            };
+            let mut virtual_due = Duration::ZERO;
             let (mut sent, mut dropped, mut started) = (0u64, 0u64, 0u32);
             let mut workers = Vec::new();
-            let mut next = Some(t0 + spec_phase);
+            let mut next = Some(t0 + spec_phase + warp(virtual_due));
             let mut last_dispatch = bounds.warm_end;
             while let Some(due) = next {
                 let Some((n, warm)) = bounds.claim(due) else {
@@ -700,7 +728,10 @@ async fn open(
                     std::thread::sleep(due - now);
                 }
                 let intended = due - t0;
-                next = gap().map(|g| due + g);
+                next = gap().map(|g| {
+                    virtual_due += g;
+                    t0 + spec_phase + warp(virtual_due)
+                });
                 // Claim an idle worker, or start one, or drop at the cap.
                 let claimed = idle
                     .fetch_update(Ordering::AcqRel, Ordering::Acquire, |i| i.checked_sub(1))

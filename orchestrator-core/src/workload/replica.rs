@@ -636,6 +636,7 @@ mod tests {
             start_at: None,
             phase: Duration::ZERO,
             implicit_model: false,
+            ramp_up: Duration::ZERO,
         }
     }
 

@@ -32,6 +32,7 @@ pub const LOAD_KEYS: &[&str] = &[
     "repeat",
     "time_scale",
     "load",
+    "ramp_up_s",
 ];
 
 /// A workload run as a client job executes it.
@@ -131,6 +132,7 @@ pub fn load_of(
     let time_scale = number(take(&["time_scale"]), "time_scale")?;
     let requests = number(take(&["requests", "num_requests"]), "requests")?;
     let warmup = number(take(&["warmup_s"]), "warmup_s")?.unwrap_or(0.0);
+    let ramp_up = number(take(&["ramp_up_s"]), "ramp_up_s")?.unwrap_or(0.0);
     let duration = number(take(&["duration_s"]), "duration_s")?.or(duration_s);
     let seed = number(take(&["seed"]), "seed")?;
     let slo = Slo {
@@ -163,6 +165,7 @@ pub fn load_of(
         duration: duration.map(Duration::from_secs_f64),
         requests: requests.map(|r| r as u64),
         warmup: Duration::from_secs_f64(warmup.max(0.0)),
+        ramp_up: Duration::from_secs_f64(ramp_up.max(0.0)),
         slo,
         keep_samples: true,
         start_at: None,

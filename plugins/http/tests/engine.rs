@@ -160,6 +160,7 @@ fn spec(model: LoadModel, duration: Option<f64>, requests: Option<u64>) -> LoadS
         phase: Duration::ZERO,
         seed: 1,
         implicit_model: false,
+        ramp_up: Duration::ZERO,
     }
 }
 
@@ -346,4 +347,108 @@ async fn an_unreachable_target_fails_before_any_load() {
     .await
     .unwrap_err();
     assert!(error.to_string().contains("Connection refused"), "{error}");
+}
+
+/// `ramp_up_s`: an open loop's rate climbs linearly from 0 over the ramp (its requests
+/// due at `R·t²/2·ramp` while it lasts), then holds; the ramp is unmeasured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_ramps_its_rate_up_linearly_then_holds_it() {
+    let port = test_server(|_| Duration::ZERO).await;
+    let model = LoadModel::Open {
+        rate: 200.0,
+        arrival: Arrival::Constant,
+        max_concurrency: None,
+    };
+    let load = LoadSpec {
+        ramp_up: Duration::from_secs(2),
+        ..spec(model, Some(1.0), None)
+    };
+    let result = workload::run(
+        http(&format!("http://127.0.0.1:{port}/"), serde_json::json!({})),
+        &load,
+    )
+    .await
+    .unwrap();
+    let sent_by = |s: f64| {
+        result
+            .samples
+            .iter()
+            .filter(|x| (x.intended_us as f64) < s * 1e6)
+            .count() as f64
+    };
+    // R·t²/(2·ramp): 12.5 by 0.5 s, 50 by 1 s, 200 by 2 s (the ramp's end), and then
+    // 200 a second.
+    for (t, expected) in [
+        (0.5, 12.5),
+        (1.0, 50.0),
+        (1.5, 112.5),
+        (2.0, 200.0),
+        (2.5, 300.0),
+    ] {
+        let got = sent_by(t);
+        assert!(
+            (got - expected).abs() <= 1.5,
+            "{got} requests due by {t} s, not {expected}"
+        );
+    }
+    // The ramp was the warm-up: the measured second holds the full rate.
+    let s = &result.summary;
+    assert_eq!(s.requests_warmup, 200, "{s:?}");
+    assert!(
+        (s.achieved_rate.unwrap() - 200.0).abs() < 2.0,
+        "{:?}",
+        s.achieved_rate
+    );
+}
+
+/// A closed loop's users start one after another over the ramp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_loops_users_start_one_after_another_over_the_ramp() {
+    let port = test_server(|_| Duration::from_millis(20)).await;
+    let load = LoadSpec {
+        ramp_up: Duration::from_secs(1),
+        ..spec(LoadModel::Closed { concurrency: 4 }, Some(0.5), None)
+    };
+    let result = workload::run(
+        http(&format!("http://127.0.0.1:{port}/"), serde_json::json!({})),
+        &load,
+    )
+    .await
+    .unwrap();
+    // The first requests: one user at 0, the second from 250 ms, ... (every request of
+    // the first 250 ms from one user: at most 13 of 20 ms each).
+    let early = result
+        .samples
+        .iter()
+        .filter(|x| x.intended_us < 240_000)
+        .count();
+    assert!(
+        (10..=13).contains(&early),
+        "{early} requests in the first 240 ms"
+    );
+    let firsts: Vec<u64> = [0u64, 250_000, 500_000, 750_000]
+        .iter()
+        .map(|from| {
+            result
+                .samples
+                .iter()
+                .filter(|x| x.intended_us >= *from)
+                .map(|x| x.intended_us)
+                .min()
+                .unwrap()
+        })
+        .collect();
+    for (k, first) in firsts.iter().enumerate() {
+        let start = k as u64 * 250_000;
+        assert!(
+            *first >= start && *first < start + 25_000,
+            "user {k} first sent at {first} µs"
+        );
+    }
+    // All four measured after the ramp.
+    assert!(
+        result.summary.requests_completed >= 4 * 20,
+        "{:?}",
+        result.summary
+    );
 }

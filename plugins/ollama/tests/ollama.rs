@@ -115,6 +115,7 @@ fn three_requests() -> LoadSpec {
         phase: Duration::ZERO,
         seed: 1,
         implicit_model: false,
+        ramp_up: Duration::ZERO,
     }
 }
 

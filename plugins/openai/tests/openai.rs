@@ -161,6 +161,7 @@ fn requests(n: u64) -> LoadSpec {
         phase: Duration::ZERO,
         seed: 1,
         implicit_model: false,
+        ramp_up: Duration::ZERO,
     }
 }
 
