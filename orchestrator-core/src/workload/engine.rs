@@ -336,26 +336,15 @@ pub async fn run_until(
             closed(workload.clone(), first, concurrency, spec, live, stop).await
         }
         LoadModel::Open {
-            rate,
-            arrival,
-            max_concurrency,
-        } => {
-            let schedule = Schedule::Rate { rate, arrival };
-            open(
-                workload.clone(),
-                first,
-                schedule,
-                max_concurrency,
-                spec,
-                live,
-                stop,
-            )
-            .await
+            max_concurrency, ..
         }
-        LoadModel::Replay {
+        | LoadModel::Replay {
             max_concurrency, ..
         } => {
-            let schedule = Schedule::Times(replay.unwrap_or_default());
+            let schedule = match model {
+                LoadModel::Open { rate, arrival, .. } => Schedule::Rate { rate, arrival },
+                _ => Schedule::Times(replay.unwrap_or_default()),
+            };
             open(
                 workload.clone(),
                 first,

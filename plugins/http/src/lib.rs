@@ -198,19 +198,7 @@ pub async fn get_text(
     authority: &str,
     path: &str,
 ) -> Result<(u16, String), String> {
-    let what = format!("GET {path}");
-    sender.ready().await.map_err(|e| format!("{what}: {e}"))?;
-    let answer = sender
-        .send_request(json_request(authority, Method::GET, path, Bytes::new()))
-        .await
-        .map_err(|e| format!("{what}: {e}"))?;
-    let status = answer.status().as_u16();
-    let body = answer
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("{what}: {e}"))?
-        .to_bytes();
+    let (status, body) = exchange(sender, authority, Method::GET, path, Bytes::new()).await?;
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
@@ -226,6 +214,18 @@ pub async fn exchange_json(
     path: &str,
     body: Bytes,
 ) -> Result<(u16, Option<Value>), String> {
+    let (status, body) = exchange(sender, authority, method, path, body).await?;
+    Ok((status, serde_json::from_slice(&body).ok()))
+}
+
+/// One request and its whole answer: status and body.
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    authority: &str,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> Result<(u16, Bytes), String> {
     let what = format!("{method} {path}");
     sender.ready().await.map_err(|e| format!("{what}: {e}"))?;
     let answer = sender
@@ -239,7 +239,7 @@ pub async fn exchange_json(
         .await
         .map_err(|e| format!("{what}: {e}"))?
         .to_bytes();
-    Ok((status, serde_json::from_slice(&body).ok()))
+    Ok((status, body))
 }
 
 struct Shared {

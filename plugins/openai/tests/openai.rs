@@ -28,6 +28,37 @@ fn lines(recording: &Value) -> Vec<(f64, String)> {
         .collect()
 }
 
+/// The next request on `stream`: its head (lower-cased) and body, or `None` once the
+/// client has closed the connection. `have` keeps what was read past it.
+async fn read_request(
+    stream: &mut tokio::net::TcpStream,
+    have: &mut Vec<u8>,
+) -> Option<(String, Vec<u8>)> {
+    let mut buf = [0u8; 8192];
+    let end = loop {
+        if let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => have.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&have[..end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    while have.len() < end + 4 + length {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => have.extend_from_slice(&buf[..n]),
+        }
+    }
+    let body = have.drain(..end + 4 + length).skip(end + 4).collect();
+    Some((head, body))
+}
+
 /// Replays `models` for GET /v1/models and, for POST, the recording of that path and
 /// stream flag, each line at its recorded time.
 async fn replay_server() -> u16 {
@@ -58,27 +89,10 @@ async fn replay_server_with(served: Option<Arc<std::sync::Mutex<Vec<&'static str
             let served = served.clone();
             tokio::spawn(async move {
                 let mut have = Vec::new();
-                let mut buf = [0u8; 8192];
                 loop {
-                    let end = loop {
-                        if let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break end;
-                        }
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => have.extend_from_slice(&buf[..n]),
-                        }
+                    let Some((head, body)) = read_request(&mut stream, &mut have).await else {
+                        return;
                     };
-                    let head = String::from_utf8_lossy(&have[..end]).to_ascii_lowercase();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse().unwrap());
-                    while have.len() < end + 4 + length {
-                        let n = stream.read(&mut buf).await.unwrap();
-                        have.extend_from_slice(&buf[..n]);
-                    }
-                    let body: Vec<u8> = have.drain(..end + 4 + length).skip(end + 4).collect();
                     let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
                     if path == "/metrics" {
                         let answer = match &served {
@@ -362,34 +376,15 @@ async fn one_request_per_connection_server() -> (u16, Arc<std::sync::atomic::Ato
             let counted = counted.clone();
             tokio::spawn(async move {
                 let mut have = Vec::new();
-                let mut buf = [0u8; 8192];
-                let end = loop {
-                    if let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break end;
-                    }
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => have.extend_from_slice(&buf[..n]),
-                    }
+                let Some((head, _)) = read_request(&mut stream, &mut have).await else {
+                    return;
                 };
-                let head = String::from_utf8_lossy(&have[..end]).to_string();
-                let length: usize = head
-                    .to_ascii_lowercase()
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map_or(0, |v| v.trim().parse().unwrap());
-                while have.len() < end + 4 + length {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => have.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body = if head.starts_with("GET /v1/models") {
+                let body = if head.starts_with("get /v1/models") {
                     recording("models")["lines"][0][1]
                         .as_str()
                         .unwrap()
                         .to_owned()
-                } else if head.starts_with("GET ") {
+                } else if head.starts_with("get ") {
                     // `/metrics`: this server has none.
                     let _ = stream
                         .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
@@ -406,7 +401,7 @@ async fn one_request_per_connection_server() -> (u16, Arc<std::sync::atomic::Ato
                 let _ = stream.write_all(answer.as_bytes()).await;
                 // Kept open, so the client reuses it; the next request is read, not
                 // answered, and the connection dropped.
-                let _ = stream.read(&mut buf).await;
+                let _ = read_request(&mut stream, &mut have).await;
             });
         }
     });
