@@ -74,7 +74,7 @@ fn a_sweep_finds_the_knee_of_a_server_that_serves_one_request_at_a_time() {
 fn an_slo_search_returns_a_rate_that_meets_the_slo_where_20_percent_more_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let parameters = json!({"input_tokens": 24, "max_tokens": 8,
-                            "load": {"slo_search": {"latency_p99_ms": 500, "max_concurrency": 4}}});
+                            "load": {"slo_search": {"latency_p99_ms": 1000, "max_concurrency": 4}}});
     let (code, index, stderr) = workload_run(dir.path(), &parameters, 3.0);
     assert_eq!(code, 0, "{stderr}");
     let profile = &index["profile"];
@@ -89,7 +89,7 @@ fn an_slo_search_returns_a_rate_that_meets_the_slo_where_20_percent_more_does_no
     };
     let met = at(answer);
     assert!(met["missed"].is_null(), "{met}");
-    assert!(met["latency_p99_ms"].as_f64().unwrap() <= 500.0);
+    assert!(met["latency_p99_ms"].as_f64().unwrap() <= 1000.0);
     let check = points.last().unwrap();
     assert_eq!(check["kind"], "check");
     assert!((check["rate"].as_f64().unwrap() - 1.2 * answer).abs() < 1e-9);
@@ -98,11 +98,13 @@ fn an_slo_search_returns_a_rate_that_meets_the_slo_where_20_percent_more_does_no
         "{check}"
     );
     assert_eq!(profile["faster_missed"], true);
-    // The server's capacity is about one request per service time.
-    let service_s = met["latency_p50_ms"].as_f64().unwrap() / 1000.0;
+    // The server's capacity is what the throughput pass got; a 3 s run a little past
+    // it still meets a 1 s p99 before its queue grows, hence the margin.
+    let capacity = points[0]["requests_per_second"].as_f64().unwrap();
+    assert_eq!(points[0]["kind"], "throughput");
     assert!(
-        answer <= 1.1 / service_s && answer >= 0.5 / service_s,
-        "{answer} {service_s}"
+        answer <= 1.5 * capacity && answer >= 0.5 * capacity,
+        "{answer} against {capacity} req/s"
     );
     assert!(stderr.contains("20 % faster missed them"), "{stderr}");
 }

@@ -330,7 +330,7 @@ pub async fn run_until(
             std::thread::sleep(rest);
         }
     }
-    let scraping = super::scraping::Scraping::start(&workload, spec.warmup).await;
+    let scraping = super::scraping::Scraping::start(&workload, spec.warmup.max(spec.ramp_up)).await;
     let mut result = match model {
         LoadModel::Closed { concurrency } => {
             closed(workload.clone(), first, concurrency, spec, live, stop).await
@@ -568,12 +568,6 @@ pub const DEFAULT_MAX_CONCURRENCY: u32 = 1024;
 /// the start) and whether it is warm-up.
 type Job = (u64, Duration, bool);
 
-/// An open loop. Long-lived workers, one connection each, take scheduled requests from
-/// a channel. A dispatcher on an OS thread of its own keeps the schedule (`nanosleep`
-/// is precise to tens of microseconds, where the async timer wheel has milliseconds,
-/// and a sleeping thread costs no CPU where spinning would take it from the workers).
-/// For each request it claims an idle worker, starts a new one when none is idle, or,
-/// at the cap, drops the request and counts it. Nothing is spawned per request.
 /// When an open loop's requests are due.
 enum Schedule {
     /// At a rate, with gaps drawn from `arrival`.
@@ -624,6 +618,12 @@ impl Schedule {
     }
 }
 
+/// An open loop. Long-lived workers, one connection each, take scheduled requests from
+/// a channel. A dispatcher on an OS thread of its own keeps the schedule (`nanosleep`
+/// is precise to tens of microseconds, where the async timer wheel has milliseconds,
+/// and a sleeping thread costs no CPU where spinning would take it from the workers).
+/// For each request it claims an idle worker, starts a new one when none is idle, or,
+/// at the cap, drops the request and counts it. Nothing is spawned per request.
 async fn open(
     workload: Arc<dyn Workload>,
     first: Box<dyn Connection>,

@@ -8,13 +8,14 @@
 //!   all, default 8). A server that gains nothing from concurrency (the two rates
 //!   within 20 %) is swept from half its synchronous rate to one and a half times its
 //!   throughput, so that its curve shows where latency climbs. The knee of the
-//!   throughput–latency curve is then found ([`knee`]).
+//!   load–latency curve (the synchronous pass and the rates asked for) is then found
+//!   ([`knee`]).
 //! - `load: {slo_search: {ttft_p99_ms, tpot_p99_ms, latency_p99_ms, max_rate,
 //!   precision}}`: the highest rate whose run meets every objective given, by
 //!   bisection over real runs (vLLM's `serve_sla` idea): a throughput pass bounds the
 //!   search (unless `max_rate` does), the bracket halves until its ends are within
-//!   `precision` (default 10 %) of each other, and a last run at 1.2 × the answer
-//!   shows whether a faster rate misses.
+//!   `precision` (default 10 %) of each other, and a run at 1.2 × the answer shows
+//!   that a faster rate misses (when it meets them too, the search goes on from it).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -351,6 +352,15 @@ impl Planner {
         {
             if step.kind == "check" {
                 self.outcome.faster_missed = Some(missed.is_some());
+                if missed.is_none() {
+                    // 20 % faster met them too: the search goes on from there (past a
+                    // rate that missed before, that miss was noise: forget it).
+                    self.bracket.0 = Some(rate);
+                    if self.bracket.1.is_some_and(|m| m <= rate) {
+                        self.bracket.1 = None;
+                    }
+                    self.checked = false;
+                }
             } else if missed.is_none() {
                 self.bracket.0 = Some(self.bracket.0.map_or(rate, |r: f64| r.max(rate)));
             } else {
@@ -466,15 +476,25 @@ impl Planner {
     }
 
     fn finish_sweep(&mut self) {
-        // The constant-rate runs and the synchronous pass make the curve; the
-        // throughput pass (a closed loop at its cap) is its end.
-        let curve: Vec<(f64, f64)> = self
+        // Latency against the load offered: the synchronous pass (at the rate it got)
+        // and the constant rates asked for. Not the throughput pass, a closed loop at
+        // its cap whose latency is its queue; and not an open loop's completions per
+        // scheduled second, which past capacity count answers that came after it.
+        let curve: Vec<(usize, (f64, f64))> = self
             .outcome
             .points
             .iter()
-            .map(|p| (p.requests_per_second, p.latency_p99_ms))
+            .enumerate()
+            .filter(|(_, p)| p.kind != "throughput")
+            .map(|(i, p)| {
+                (
+                    i,
+                    (p.rate.unwrap_or(p.requests_per_second), p.latency_p99_ms),
+                )
+            })
             .collect();
-        self.outcome.knee = knee(&curve);
+        let points: Vec<(f64, f64)> = curve.iter().map(|(_, p)| *p).collect();
+        self.outcome.knee = knee(&points).map(|k| curve[k].0);
         if self.outcome.knee.is_none() {
             self.outcome.problem =
                 Some("no knee: latency did not rise with throughput over the sweep".into());
