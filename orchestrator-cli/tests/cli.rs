@@ -29,6 +29,16 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A diagnostic as one line: miette wraps it to the terminal's width and frames it
+/// with `│`.
+fn flat(bytes: &[u8]) -> String {
+    text(bytes)
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("directory exists")
@@ -935,11 +945,7 @@ fn monitoring_that_cannot_run_is_refused_with_the_way_out() {
     let out = orchestrator_at_home(&home, &["run", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     // miette wraps the message to the terminal's width.
-    let flat = text(&out.stderr)
-        .replace('│', " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let flat = flat(&out.stderr);
     assert!(
         flat.contains(
             "is no service of this recipe and no service that runs (nothing was submitted)"
@@ -1003,11 +1009,7 @@ fn replicas_plan_one_task_each_and_what_cannot_split_is_refused() {
         let file = home.join(format!("r{i}.yaml"));
         std::fs::write(&file, format!("{service}clients:\n  - {client}\n")).unwrap();
         let out = orchestrator_at_home(&home, &["run", "--dry-run", file.to_str().unwrap()]);
-        let flat = text(&out.stderr)
-            .replace('│', " ")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let flat = flat(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{client}: {flat}");
         assert!(flat.contains(expected), "{client}: {flat}");
     }
@@ -1028,11 +1030,7 @@ fn a_dataset_is_found_from_the_recipe_and_a_bad_one_stops_the_plan_at_its_line()
         let file = recipes.join("r.yaml");
         std::fs::write(&file, recipe(dataset)).unwrap();
         let out = orchestrator_at_home(&home, &["run", "--dry-run", file.to_str().unwrap()]);
-        let flat = text(&out.stderr)
-            .replace('│', " ")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let flat = flat(&out.stderr);
         (out.status.code(), text(&out.stdout), flat)
     };
     // One directory above the recipe's, as the original tool's layout has its files.
@@ -1079,11 +1077,7 @@ fn a_dataset_is_found_from_the_recipe_and_a_bad_one_stops_the_plan_at_its_line()
     )
     .unwrap();
     let out = orchestrator(&["validate", file.to_str().unwrap()]);
-    let flat = text(&out.stderr)
-        .replace('│', " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let flat = flat(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{flat}");
     assert!(flat.contains("need endpoint: completions"), "{flat}");
 }

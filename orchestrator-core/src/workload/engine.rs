@@ -96,6 +96,12 @@ pub struct LoadSpec {
 }
 
 impl LoadSpec {
+    /// How long is sent before measuring: the warm-up, or the ramp when it is longer.
+    #[must_use]
+    pub fn unmeasured(&self) -> Duration {
+        self.warmup.max(self.ramp_up)
+    }
+
     /// `requests` requests from `concurrency` users in a closed loop: no warm-up, no
     /// SLOs, no samples kept, seed 1.
     #[must_use]
@@ -330,7 +336,7 @@ pub async fn run_until(
             std::thread::sleep(rest);
         }
     }
-    let scraping = super::scraping::Scraping::start(&workload, spec.warmup.max(spec.ramp_up)).await;
+    let scraping = super::scraping::Scraping::start(&workload, spec.unmeasured()).await;
     let mut result = match model {
         LoadModel::Closed { concurrency } => {
             closed(workload.clone(), first, concurrency, spec, live, stop).await
@@ -403,9 +409,9 @@ impl Bounds {
     /// warm-up.
     fn new(spec: &LoadSpec, stop: CancellationToken, drain: bool) -> Self {
         let t0 = Instant::now();
-        let warm_end = t0 + spec.warmup.max(spec.ramp_up);
+        let warm_end = t0 + spec.unmeasured();
         let measure_from = std::sync::OnceLock::new();
-        if !drain || spec.warmup.max(spec.ramp_up).is_zero() {
+        if !drain || spec.unmeasured().is_zero() {
             let _ = measure_from.set(warm_end);
         }
         Self {
