@@ -90,9 +90,16 @@ fn an_slo_search_returns_a_rate_that_meets_the_slo_where_20_percent_more_does_no
     let met = at(answer);
     assert!(met["missed"].is_null(), "{met}");
     assert!(met["latency_p99_ms"].as_f64().unwrap() <= 1000.0);
-    let check = points.last().unwrap();
-    assert_eq!(check["kind"], "check");
-    assert!((check["rate"].as_f64().unwrap() - 1.2 * answer).abs() < 1e-9);
+    // (Not always the last run: a check that met by chance moves the search on.)
+    let check = points
+        .iter()
+        .find(|p| {
+            p["kind"] == "check"
+                && p["rate"]
+                    .as_f64()
+                    .is_some_and(|r| (r - 1.2 * answer).abs() < 1e-9)
+        })
+        .unwrap_or_else(|| panic!("no check at 1.2 x {answer}: {profile:#}"));
     assert!(
         check["missed"].as_str().unwrap().contains("latency p99"),
         "{check}"

@@ -543,6 +543,8 @@ fn run_runs(spec: &WorkloadSpec, out: &Path, replica: Option<&mut ReplicaRun>) -
     let of: Vec<repeats::RunOf<'_>> = runs
         .summaries
         .iter()
+        // A load profile's runs share their parameters, not their load: no repeats.
+        .filter(|_| found.is_none())
         .map(|(run, parameters, summary)| repeats::RunOf {
             client: "",
             run,
@@ -577,10 +579,10 @@ fn profile_line(o: &profile::Outcome) -> String {
         ("sweep", Some(k), _) => {
             let p = point(k);
             format!(
-                "sweep: the knee is run {} ({}): {:.2} req/s at latency p99 {:.1} ms, {:.2} requests in flight on average",
+                "sweep: the knee is run {} ({}): {:.2} req/s offered at latency p99 {:.1} ms, {:.2} requests in flight on average",
                 k + 1,
                 p.kind,
-                p.requests_per_second,
+                p.rate.unwrap_or(p.requests_per_second),
                 p.latency_p99_ms,
                 p.mean_in_flight
             )

@@ -20,17 +20,34 @@ pub struct Energy {
     pub gpus: usize,
     /// Samples within the period (and the one either side).
     pub samples: usize,
+    /// Seconds at the period's ends past the first or last sample, where that
+    /// sample's power is held (no more than the series' widest gap between samples:
+    /// a service stopped as soon as its client ended has no sample after it).
+    #[serde(default)]
+    pub held_s: f64,
 }
 
 /// The integral of a piecewise-linear power series (`(unix s, W)`, sorted) over
-/// `[from, to]`, joules; `None` when the samples do not reach both ends.
-fn integral(series: &[(f64, f64)], from: f64, to: f64) -> Option<(f64, usize)> {
+/// `[from, to]`, joules, its samples and the seconds held at the ends; `None` when
+/// the samples stop further from an end than their widest gap.
+fn integral(series: &[(f64, f64)], from: f64, to: f64) -> Option<(f64, usize, f64)> {
     let first = series.first()?;
     let last = series.last()?;
-    if first.0 > from || last.0 < to || to <= from {
+    let gap = series
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .fold(0.0, f64::max);
+    let held = (first.0 - from).max(0.0) + (to - last.0).max(0.0);
+    if first.0 - from > gap || to - last.0 > gap || to <= from {
         return None;
     }
     let at = |t: f64| -> f64 {
+        if series.len() == 1 || t <= first.0 {
+            return first.1;
+        }
+        if t >= last.0 {
+            return last.1;
+        }
         let i = series
             .partition_point(|p| p.0 <= t)
             .clamp(1, series.len() - 1);
@@ -49,7 +66,7 @@ fn integral(series: &[(f64, f64)], from: f64, to: f64) -> Option<(f64, usize)> {
         .windows(2)
         .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
         .sum();
-    Some((joules, points.len() - 2))
+    Some((joules, points.len() - 2, held))
 }
 
 /// The energy the `gpus` (every GPU's samples, dated by `unix_s`) drew over
@@ -65,7 +82,7 @@ pub fn of(
     let mut indices: Vec<u32> = gpus.iter().map(|g| g.index).collect();
     indices.sort_unstable();
     indices.dedup();
-    let (mut joules, mut samples, mut covered) = (0.0, 0, 0);
+    let (mut joules, mut samples, mut covered, mut held_s) = (0.0, 0, 0, 0.0f64);
     for index in indices {
         let mut series: Vec<(f64, f64)> = gpus
             .iter()
@@ -73,10 +90,11 @@ pub fn of(
             .filter_map(|g| Some((g.unix_s?, g.power_w?)))
             .collect();
         series.sort_by(|a, b| a.0.total_cmp(&b.0));
-        if let Some((j, n)) = integral(&series, window[0], window[1]) {
+        if let Some((j, n, held)) = integral(&series, window[0], window[1]) {
             joules += j;
             samples += n;
             covered += 1;
+            held_s = held_s.max(held);
         }
     }
     if covered == 0 {
@@ -91,6 +109,7 @@ pub fn of(
         mean_power_w: joules / (window[1] - window[0]),
         gpus: covered,
         samples,
+        held_s,
     })
 }
 
@@ -143,6 +162,29 @@ mod tests {
                 None
             )
             .is_none()
+        );
+        // A service stopped half a second after its last sample (its client's end):
+        // that sample's 94.43 W is held over the rest, no further than one gap.
+        let late = of(
+            &gpus,
+            [t("2026/11/28 14:22:05.382"), t("2026/11/28 14:22:06.882")],
+            1,
+            None,
+        )
+        .unwrap();
+        let expected = (128.85 + 94.43) / 2.0 + 0.5 * 94.43;
+        assert!((late.gpu_joules - expected).abs() < 0.01, "{late:?}");
+        assert!((late.held_s - 0.5).abs() < 1e-3, "{late:?}");
+        assert_eq!(e.held_s, 0.0);
+        assert!(
+            of(
+                &gpus,
+                [t("2026/11/28 14:22:05.382"), t("2026/11/28 14:22:07.500")],
+                1,
+                None
+            )
+            .is_none(),
+            "past one gap"
         );
         // Undated samples (an older monitor file) give none either.
         let undated: Vec<GpuSample> = gpus

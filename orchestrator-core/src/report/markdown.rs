@@ -306,10 +306,18 @@ fn run_section(out: &mut String, run: &ClientRun) {
     if let Some(e) = &run.energy {
         let _ = writeln!(
             out,
-            "\nEnergy (the service's GPU power.draw over the measured period, {} GPU{}, {} samples): {:.1} J at {:.1} W mean{}{}.",
+            "\nEnergy (the service's GPU power.draw over the measured period, {} GPU{}, {} samples{}): {:.1} J at {:.1} W mean{}{}.",
             e.gpus,
             if e.gpus == 1 { "" } else { "s" },
             e.samples,
+            if e.held_s > 0.0 {
+                format!(
+                    ", the nearest sample held over {:.1} s at the ends",
+                    e.held_s
+                )
+            } else {
+                String::new()
+            },
             e.gpu_joules,
             e.mean_power_w,
             e.joules_per_request
@@ -482,15 +490,21 @@ fn profiles(out: &mut String, profiles: &[ClientProfile]) {
         let knee = o["knee"].as_u64();
         match (knee, o["slo_rate"].as_f64()) {
             (Some(k), _) => {
-                let point = &points[usize::try_from(k)
-                    .unwrap_or(0)
-                    .min(points.len().saturating_sub(1))];
+                let none = Value::Null;
+                let point = usize::try_from(k)
+                    .ok()
+                    .and_then(|k| points.get(k))
+                    .unwrap_or(&none);
+                // The load offered: the rate asked for, or the synchronous pass's.
+                let load = point["rate"]
+                    .as_f64()
+                    .or_else(|| point["requests_per_second"].as_f64());
                 let _ = writeln!(
                     out,
-                    "The knee of the throughput–latency curve is run {} ({}): {:.2} req/s at latency p99 {:.1} ms, {:.2} requests in flight on average.\n",
+                    "The knee of the load–latency curve is run {} ({}): {:.2} req/s offered at latency p99 {:.1} ms, {:.2} requests in flight on average.\n",
                     k + 1,
                     point["kind"].as_str().unwrap_or(""),
-                    point["requests_per_second"].as_f64().unwrap_or(0.0),
+                    load.unwrap_or(0.0),
                     point["latency_p99_ms"].as_f64().unwrap_or(0.0),
                     point["mean_in_flight"].as_f64().unwrap_or(0.0),
                 );

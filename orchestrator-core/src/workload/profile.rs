@@ -297,6 +297,9 @@ pub fn knee(points: &[(f64, f64)]) -> Option<usize> {
     (best.1 > 0.0).then(|| order[best.0])
 }
 
+/// The most runs an SLO search makes: it ends there with the best rate it found.
+const MAX_RUNS: usize = 30;
+
 /// The runs of a profile, one at a time.
 #[derive(Debug, Clone)]
 pub struct Planner {
@@ -305,7 +308,8 @@ pub struct Planner {
     outcome: Outcome,
     /// The SLO search's bracket: the highest rate that met, the lowest that missed.
     bracket: (Option<f64>, Option<f64>),
-    checked: bool,
+    /// The rate whose 1.2 × check last ran.
+    checked_at: Option<f64>,
 }
 
 impl Planner {
@@ -324,8 +328,14 @@ impl Planner {
                 ..Outcome::default()
             },
             bracket: (None, None),
-            checked: false,
+            checked_at: None,
         }
+    }
+
+    /// The run 20 % faster than `rate`, the answer so far.
+    fn check(&mut self, rate: f64) -> Step {
+        self.checked_at = Some(rate);
+        self.open("check", rate * 1.2)
     }
 
     fn open(&self, kind: &'static str, rate: f64) -> Step {
@@ -359,7 +369,8 @@ impl Planner {
                     if self.bracket.1.is_some_and(|m| m <= rate) {
                         self.bracket.1 = None;
                     }
-                    self.checked = false;
+                } else {
+                    self.bracket.1 = Some(self.bracket.1.map_or(rate, |r: f64| r.min(rate)));
                 }
             } else if missed.is_none() {
                 self.bracket.0 = Some(self.bracket.0.map_or(rate, |r: f64| r.max(rate)));
@@ -392,10 +403,17 @@ impl Planner {
                         },
                     }),
                     n if n < steps => {
-                        let (lo, hi) = self.sweep_range();
+                        let (lo, hi, ends) = self.sweep_range();
                         let between = steps - 2;
+                        // Strictly between two measured rates; or, for a flat server,
+                        // over the whole range made up around it, both ends included.
+                        let (i, parts) = match (ends, between) {
+                            (false, _) => (n - 1, between + 1),
+                            (true, 1) => (1, 1),
+                            (true, _) => (n - 2, between - 1),
+                        };
                         #[allow(clippy::cast_precision_loss)]
-                        let rate = lo + (hi - lo) * (n - 1) as f64 / (between + 1) as f64;
+                        let rate = lo + (hi - lo) * i as f64 / parts as f64;
                         Some(self.open("rate", rate))
                     }
                     _ => {
@@ -427,24 +445,34 @@ impl Planner {
                 match self.bracket {
                     // The top first: a server that meets the objectives there needs no search.
                     (None, None) => Some(self.open("search", ceiling)),
+                    // The top met (nothing to search below it), or a check past every
+                    // rate that missed met too: 20 % faster again.
+                    (Some(met), None) if met < ceiling && self.outcome.points.len() < MAX_RUNS => {
+                        Some(self.check(met))
+                    }
                     (Some(met), None) => {
                         self.outcome.slo_rate = Some(met);
-                        if met >= ceiling {
-                            self.outcome.problem = Some(format!(
+                        self.outcome.problem = Some(if met >= ceiling {
+                            format!(
                                 "the highest rate tried, {met:.3}/s, met the objectives: raise max_rate to find where they are missed"
-                            ));
-                        }
+                            )
+                        } else {
+                            format!(
+                                "every rate up to {met:.3}/s met the objectives, and the search stopped after {MAX_RUNS} runs"
+                            )
+                        });
                         None
                     }
                     (met, Some(missed)) => {
                         let low = met.unwrap_or(0.0);
                         if met.is_some() && (missed - low) <= precision * low {
-                            if self.checked {
+                            // Done once the answer's own 1.2 x check ran (and missed).
+                            if self.checked_at == Some(low) || self.outcome.points.len() >= MAX_RUNS
+                            {
                                 self.outcome.slo_rate = met;
                                 return None;
                             }
-                            self.checked = true;
-                            return Some(self.open("check", low * 1.2));
+                            return Some(self.check(low));
                         }
                         if met.is_none() && missed < ceiling * 1e-3 {
                             self.outcome.problem =
@@ -460,7 +488,10 @@ impl Planner {
 
     /// The constant rates of a sweep: between the synchronous and throughput passes'
     /// rates, or around them when concurrency gains nothing.
-    fn sweep_range(&self) -> (f64, f64) {
+    /// The rates a sweep spreads its runs over, and whether their ends are runs too
+    /// (a server that gains nothing from concurrency: its range is made up around
+    /// its one rate, and its ends are not measured by the two passes).
+    fn sweep_range(&self) -> (f64, f64, bool) {
         let rate = |i: usize| {
             self.outcome
                 .points
@@ -469,9 +500,9 @@ impl Planner {
         };
         let (sync, max) = (rate(0), rate(1).max(rate(0)));
         if max < sync * 1.2 {
-            (sync * 0.5, max * 1.5)
+            (sync * 0.5, max * 1.5, true)
         } else {
-            (sync, max)
+            (sync, max, false)
         }
     }
 
@@ -587,12 +618,39 @@ mod tests {
         p.record(&s, &summary(10, 100));
         let t = p.next_step().unwrap();
         p.record(&t, &summary(10, 3200));
-        let step = p.next_step().unwrap();
-        let LoadModel::Open { rate, arrival, .. } = step.model else {
+        // Six rates from half the synchronous rate to 1.5 times the throughput pass's,
+        // both included: a queue must show at the top of the range.
+        let mut rates = Vec::new();
+        while let Some(step) = p.next_step() {
+            let LoadModel::Open { rate, arrival, .. } = step.model else {
+                panic!()
+            };
+            assert_eq!(arrival, Arrival::Poisson);
+            p.record(&step, &summary(10, 100));
+            rates.push(rate);
+        }
+        let expected = [5.0, 7.0, 9.0, 11.0, 13.0, 15.0];
+        assert!(
+            rates
+                .iter()
+                .zip(expected)
+                .all(|(r, e)| (r - e).abs() < 1e-9),
+            "{rates:?}"
+        );
+        assert_eq!(rates.len(), expected.len());
+        // Three points: one rate, the top.
+        let mut p = Planner::new(
+            Profile::parse(&serde_json::json!({"sweep": {"points": 3}})).unwrap(),
+            Arrival::Constant,
+        );
+        for _ in 0..2 {
+            let s = p.next_step().unwrap();
+            p.record(&s, &summary(10, 100));
+        }
+        let LoadModel::Open { rate, .. } = p.next_step().unwrap().model else {
             panic!()
         };
-        assert_eq!(arrival, Arrival::Poisson);
-        assert!((rate - (5.0 + 10.0 / 7.0)).abs() < 1e-9, "{rate}");
+        assert!((rate - 15.0).abs() < 1e-9, "{rate}");
     }
 
     #[test]
@@ -620,6 +678,44 @@ mod tests {
         assert_eq!(o.faster_missed, Some(true));
         assert_eq!(o.points.first().unwrap().kind, "throughput");
         assert_eq!(o.points.last().unwrap().kind, "check");
+        // A first check that met by chance (a noisy run): the search goes on past it,
+        // and its answer still has a check of its own that missed.
+        let profile = Profile::parse(&serde_json::json!({"slo_search":
+            {"latency_p99_ms": 100, "precision": 0.05}}))
+        .unwrap();
+        let mut p = Planner::new(profile, Arrival::Constant);
+        let (mut runs, mut lucky) = (0, true);
+        while let Some(step) = p.next_step() {
+            runs += 1;
+            let result = match step.model {
+                LoadModel::Open { .. } if step.kind == "check" && lucky => {
+                    lucky = false;
+                    summary(10, 50)
+                }
+                LoadModel::Open { rate, .. } => summary(10, if rate <= 40.0 { 50 } else { 500 }),
+                _ => summary(100, 500),
+            };
+            p.record(&step, &result);
+            assert!(runs < 40);
+        }
+        // The lucky check's rate is the answer (every rate above it missed), and
+        // its own 1.2 x check ran and missed.
+        let o = p.outcome();
+        let answer = o.slo_rate.unwrap();
+        assert!(
+            (answer - 1.2 * 39.843_75).abs() < 1e-9,
+            "{answer}: {:#?}",
+            o.points
+        );
+        assert!(
+            o.points.iter().any(|p| p.kind == "check"
+                && p.missed.is_some()
+                && (p.rate.unwrap() - 1.2 * answer).abs() < 1e-9),
+            "{:#?}",
+            o.points
+        );
+        assert_eq!(o.faster_missed, Some(true));
+        assert!(o.problem.is_none(), "{:?}", o.problem);
         let e = Profile::parse(&serde_json::json!({"slo_search": {}})).unwrap_err();
         assert!(e.contains("names no objective"), "{e}");
         let e = Profile::parse(&serde_json::json!({"sweep": {"point": 3}})).unwrap_err();

@@ -111,11 +111,15 @@ pub struct RunOf<'a> {
 }
 
 /// The points that ran more than once, grouped by client and parameters, in the order
-/// they first ran.
+/// they first ran. The runs of a load profile (their summaries name a
+/// `profile_step`) share their parameters but not their load: none is a repeat.
 #[must_use]
 pub fn points(runs: &[RunOf<'_>]) -> Vec<RepeatPoint> {
     let mut groups: Vec<(&str, &Value, Vec<&RunOf<'_>>)> = Vec::new();
-    for run in runs {
+    for run in runs
+        .iter()
+        .filter(|r| r.summary.get("profile_step").is_none())
+    {
         match groups
             .iter_mut()
             .find(|(c, p, _)| *c == run.client && *p == run.parameters)
@@ -213,5 +217,17 @@ mod tests {
         assert!(!found[0].metrics.contains_key("output_tokens_per_s"));
         assert_eq!(found[1].parameters, p2);
         assert_eq!(found[1].unstable, ["latency_p99_ms", "requests_per_second"]);
+        // A sweep's runs: the same parameters, each its own load.
+        let step = |kind: &str, rps: f64| {
+            let mut s = summary(rps, 5.0);
+            s["profile_step"] = serde_json::json!(kind);
+            s
+        };
+        let (sync, rate) = (step("synchronous", 3.0), step("rate", 4.5));
+        let profile = [
+            of("c", "run-000", &p1, &sync),
+            of("c", "run-001", &p1, &rate),
+        ];
+        assert!(points(&profile).is_empty());
     }
 }
