@@ -445,8 +445,8 @@ impl Planner {
                 match self.bracket {
                     // The top first: a server that meets the objectives there needs no search.
                     (None, None) => Some(self.open("search", ceiling)),
-                    // The top met (nothing to search below it), or a check past every
-                    // rate that missed met too: 20 % faster again.
+                    // A check past every rate that missed met too: 20 % faster again.
+                    // (The top itself met: nothing to search, said below.)
                     (Some(met), None) if met < ceiling && self.outcome.points.len() < MAX_RUNS => {
                         Some(self.check(met))
                     }
@@ -487,10 +487,9 @@ impl Planner {
     }
 
     /// The constant rates of a sweep: between the synchronous and throughput passes'
-    /// rates, or around them when concurrency gains nothing.
-    /// The rates a sweep spreads its runs over, and whether their ends are runs too
-    /// (a server that gains nothing from concurrency: its range is made up around
-    /// its one rate, and its ends are not measured by the two passes).
+    /// rates, or around them when concurrency gains nothing; and whether the ends
+    /// are to be runs too (a range made up around one rate, which the two passes
+    /// did not measure).
     fn sweep_range(&self) -> (f64, f64, bool) {
         let rate = |i: usize| {
             self.outcome
