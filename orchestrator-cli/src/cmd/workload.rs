@@ -266,11 +266,13 @@ impl Runs<'_, '_> {
             .unwrap_or(&dir)
             .display()
             .to_string();
-        self.summaries.push((
-            label.clone(),
-            Value::Object(params.clone()),
-            serde_json::to_value(&result.summary).expect("a summary serialises"),
-        ));
+        // As summary.json has it: a profile's `profile_step` makes its runs no repeats.
+        let mut summary = serde_json::to_value(&result.summary).expect("a summary serialises");
+        if let (Some(map), Some(more)) = (summary.as_object_mut(), extra_fields.as_object()) {
+            map.extend(more.clone());
+        }
+        self.summaries
+            .push((label.clone(), Value::Object(params.clone()), summary));
         let mut row = serde_json::json!({
             "run": i,
             "dir": label,
@@ -543,8 +545,6 @@ fn run_runs(spec: &WorkloadSpec, out: &Path, replica: Option<&mut ReplicaRun>) -
     let of: Vec<repeats::RunOf<'_>> = runs
         .summaries
         .iter()
-        // A load profile's runs share their parameters, not their load: no repeats.
-        .filter(|_| found.is_none())
         .map(|(run, parameters, summary)| repeats::RunOf {
             client: "",
             run,
@@ -582,7 +582,7 @@ fn profile_line(o: &profile::Outcome) -> String {
                 "sweep: the knee is run {} ({}): {:.2} req/s offered at latency p99 {:.1} ms, {:.2} requests in flight on average",
                 k + 1,
                 p.kind,
-                p.rate.unwrap_or(p.requests_per_second),
+                p.offered(),
                 p.latency_p99_ms,
                 p.mean_in_flight
             )

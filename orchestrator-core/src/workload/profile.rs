@@ -226,6 +226,12 @@ pub struct Point {
 }
 
 impl Point {
+    /// The load the run offered: the rate asked for, or the rate a closed loop got.
+    #[must_use]
+    pub fn offered(&self) -> f64 {
+        self.rate.unwrap_or(self.requests_per_second)
+    }
+
     fn of(step: &Step, summary: &Summary, missed: Option<String>) -> Self {
         let (rate, concurrency) = match step.model {
             LoadModel::Closed { concurrency } => (None, Some(concurrency)),
@@ -516,12 +522,7 @@ impl Planner {
             .iter()
             .enumerate()
             .filter(|(_, p)| p.kind != "throughput")
-            .map(|(i, p)| {
-                (
-                    i,
-                    (p.rate.unwrap_or(p.requests_per_second), p.latency_p99_ms),
-                )
-            })
+            .map(|(i, p)| (i, (p.offered(), p.latency_p99_ms)))
             .collect();
         let points: Vec<(f64, f64)> = curve.iter().map(|(_, p)| *p).collect();
         self.outcome.knee = knee(&points).map(|k| curve[k].0);
