@@ -232,7 +232,8 @@ impl Dataset {
 /// Position `i` of a seeded permutation of `0..len`, without building it: a
 /// cycle-walking Feistel network over the next power of two (every index once, in
 /// an order fixed by `seed`).
-fn permuted(i: u64, len: u64, seed: u64) -> u64 {
+#[must_use]
+pub fn permuted(i: u64, len: u64, seed: u64) -> u64 {
     let bits = 64 - (len.max(2) - 1).leading_zeros();
     let half = bits.div_ceil(2);
     let mask = (1u64 << half) - 1;

@@ -16,6 +16,8 @@ pub(crate) struct Answer {
     pub(crate) prompt_tokens: Option<u64>,
     pub(crate) done: bool,
     pub(crate) error: Option<String>,
+    /// The answer's text, kept when `Some` (a chat session's history needs it).
+    pub(crate) text: Option<String>,
 }
 
 impl Answer {
@@ -32,6 +34,9 @@ impl Answer {
             .or_else(|| choice["message"]["content"].as_str())
             .unwrap_or("");
         if !text.is_empty() {
+            if let Some(all) = &mut self.text {
+                all.push_str(text);
+            }
             self.text_events += 1;
             if self.first_text.is_none() {
                 self.first_text = Some(at);

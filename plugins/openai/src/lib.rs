@@ -31,6 +31,8 @@
 //! | `dataset_format` | `jsonl`, `sharegpt` or `trace`, when the content should not decide | from the content |
 //! | `sample_with_replacement` | draw dataset entries with replacement (else a seeded shuffle, every entry once per round); a trace goes in order | false |
 //! | `block_tokens` | tokens per prefix block of a trace's `hash_ids` | 512 |
+//! | `shared_prefix` | `{prefixes: N, suffixes: M, prefix_length, suffix_length}`: N synthetic prefixes of `prefix_length` words (256), each followed by M suffixes of `suffix_length` words (32); every one of the N × M prompts once per round, in a seeded order, so a prefix cache can serve a prefix's later prompts | — |
+//! | `turns` | chat sessions of this many requests (`endpoint: chat`): each connection's next question carries its session's earlier questions and answers; a failed request starts a new session | 1 |
 //! | `prompt_salt` | mixed into the synthetic prompts: `workload run` gives every run its own, so no run resends an earlier run's prompts (a warm prefix cache would flatter it); set it to send the same prompts in every run | per run |
 //! | `max_tokens` | output tokens asked for (a dataset entry's own output length wins) | 128 |
 //! | `temperature`, `seed` | sampling | server's |
@@ -104,6 +106,10 @@ struct Params {
     #[serde(default)]
     prompt_salt: Option<u64>,
     #[serde(default)]
+    shared_prefix: Option<SharedPrefix>,
+    #[serde(default)]
+    turns: Option<u64>,
+    #[serde(default)]
     max_tokens: Option<u64>,
     #[serde(default)]
     temperature: Option<f64>,
@@ -119,12 +125,26 @@ struct Params {
     server_metrics: Option<Value>,
 }
 
+/// `shared_prefix`: a few prefixes, each with suffixes of its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedPrefix {
+    prefixes: u64,
+    suffixes: u64,
+    #[serde(default)]
+    prefix_length: Option<usize>,
+    #[serde(default)]
+    suffix_length: Option<usize>,
+}
+
 struct Shared {
     url: Url,
     authority: String,
     model: Option<String>,
     endpoint: Endpoint,
     source: Source,
+    /// Requests per chat session (`turns`): each carries the session's history.
+    turns: u64,
     /// The server's tokenizer, found by [`Workload::prepare`] when prompts are built of
     /// tokens.
     vocabulary: OnceLock<Vocabulary>,
@@ -141,7 +161,7 @@ struct Shared {
 /// The prepared workload.
 pub struct OpenAiWorkload(Arc<Shared>);
 
-const KNOWN: &str = "model, endpoint (completions|chat), prompt, prompt_length, input_tokens, input_tokens_spread, dataset, dataset_format (jsonl|sharegpt|trace), sample_with_replacement, block_tokens, prompt_salt, max_tokens, temperature, seed, ignore_eos, stream, timeout_s, server_metrics";
+const KNOWN: &str = "model, endpoint (completions|chat), prompt, prompt_length, input_tokens, input_tokens_spread, dataset, dataset_format (jsonl|sharegpt|trace), sample_with_replacement, block_tokens, prompt_salt, shared_prefix, turns, max_tokens, temperature, seed, ignore_eos, stream, timeout_s, server_metrics";
 
 const TOKENS_NEED_COMPLETIONS: &str = "openai parameters: prompts of an exact number of tokens (input_tokens, a dataset's input_tokens or a trace's input_length) need endpoint: completions";
 const CHAT_TEMPLATE: &str =
@@ -157,11 +177,18 @@ fn source(p: &Params, endpoint: Endpoint) -> Result<Source, DriverError> {
         p.prompt.is_some(),
         p.input_tokens.is_some(),
         p.dataset.is_some(),
+        p.shared_prefix.is_some(),
     ];
     if given.iter().filter(|g| **g).count() > 1 {
         return Err(bad(
-            "openai parameters: prompt, input_tokens and dataset each set the prompts; give one",
-            "input_tokens: prompts of an exact length; dataset: a file's prompts; prompt: one prompt",
+            "openai parameters: prompt, input_tokens, dataset and shared_prefix each set the prompts; give one",
+            "input_tokens: prompts of an exact length; dataset: a file's prompts; shared_prefix: prefixes shared by several prompts; prompt: one prompt",
+        ));
+    }
+    if p.shared_prefix.is_some() && p.prompt_length.is_some() {
+        return Err(bad(
+            "openai parameters: prompt_length is a synthetic prompt's length; shared_prefix has its own",
+            "shared_prefix: {prefixes: 4, suffixes: 8, prefix_length: 256, suffix_length: 32} (words)",
         ));
     }
     if p.input_tokens_spread.is_some() && p.input_tokens.is_none() {
@@ -181,6 +208,22 @@ fn source(p: &Params, endpoint: Endpoint) -> Result<Source, DriverError> {
             ));
         }
         Source::Exact { tokens, spread }
+    } else if let Some(shared) = &p.shared_prefix {
+        if shared.prefixes == 0
+            || shared.suffixes == 0
+            || shared.prefixes.checked_mul(shared.suffixes).is_none()
+        {
+            return Err(bad(
+                "openai parameters: shared_prefix needs at least 1 prefix and 1 suffix",
+                "shared_prefix: {prefixes: 4, suffixes: 8}: 32 prompts, each prefix in 8 of them",
+            ));
+        }
+        Source::SharedPrefix {
+            prefixes: shared.prefixes,
+            suffixes: shared.suffixes,
+            prefix_words: shared.prefix_length.unwrap_or(256),
+            suffix_words: shared.suffix_length.unwrap_or(32),
+        }
     } else if let Some(path) = &p.dataset {
         let format = p
             .dataset_format
@@ -222,6 +265,20 @@ impl OpenAiWorkload {
         let url = Url::parse(url)?;
         let endpoint = p.endpoint.unwrap_or(Endpoint::Completions);
         let source = source(&p, endpoint)?;
+        let turns = p.turns.unwrap_or(1);
+        if turns == 0 || (turns > 1 && endpoint != Endpoint::Chat) {
+            return Err(bad(
+                format!(
+                    "openai parameters: turns must be at least 1, and more than 1 needs endpoint: chat (got turns: {turns} on endpoint: {})",
+                    if endpoint == Endpoint::Chat {
+                        "chat"
+                    } else {
+                        "completions"
+                    }
+                ),
+                "endpoint: chat, turns: 4: sessions of 4 requests, each carrying the session's earlier questions and answers",
+            ));
+        }
         let mut extra = Map::new();
         extra.insert("max_tokens".into(), json!(p.max_tokens.unwrap_or(128)));
         if let Some(t) = p.temperature {
@@ -253,6 +310,7 @@ impl OpenAiWorkload {
             model: p.model,
             endpoint,
             source,
+            turns,
             vocabulary: OnceLock::new(),
             extra,
             stream: p.stream.unwrap_or(true),
@@ -342,6 +400,8 @@ impl Workload for OpenAiWorkload {
             shared: self.0.clone(),
             sender,
             model,
+            history: Vec::new(),
+            turn: 0,
         }))
     }
 
@@ -362,6 +422,10 @@ struct OpenAiConnection {
     shared: Arc<Shared>,
     sender: SendRequest<Full<Bytes>>,
     model: String,
+    /// The chat session's messages so far (`turns` > 1).
+    history: Vec<Value>,
+    /// Requests of this connection's sessions so far.
+    turn: u64,
 }
 
 impl OpenAiConnection {
@@ -387,6 +451,20 @@ impl OpenAiConnection {
                 let last = messages.last().map(|(_, c)| c.as_str()).unwrap_or("");
                 body.insert("prompt".into(), json!(last));
                 "/v1/completions"
+            }
+            (Endpoint::Chat, prompt) if s.turns > 1 => {
+                // A session's next question: the prompt's text (a conversation's
+                // last message), after the session's questions and answers so far.
+                if self.turn % s.turns == 0 {
+                    self.history.clear();
+                }
+                let text = match prompt {
+                    Prompt::Text(text) => text,
+                    Prompt::Messages(mut m) => m.pop().map(|(_, c)| c).unwrap_or_default(),
+                };
+                self.history.push(json!({"role": "user", "content": text}));
+                body.insert("messages".into(), Value::Array(self.history.clone()));
+                "/v1/chat/completions"
             }
             (Endpoint::Chat, Prompt::Text(text)) => {
                 body.insert(
@@ -436,7 +514,10 @@ impl OpenAiConnection {
             return Outcome::failed("connection_closed");
         };
         let status = response.status();
-        let mut answer = Answer::default();
+        let mut answer = Answer {
+            text: (s.turns > 1).then(String::new),
+            ..Answer::default()
+        };
         let mut body = response.into_body();
         let mut pending: Vec<u8> = Vec::new();
         let mut bytes = 0u64;
@@ -492,6 +573,11 @@ impl OpenAiConnection {
             Some(tokens) => (Some(tokens), TokenSource::Server),
             None => (Some(answer.text_events), TokenSource::Client),
         };
+        if let Some(text) = answer.text {
+            self.history
+                .push(json!({"role": "assistant", "content": text}));
+            self.turn += 1;
+        }
         out
     }
 }
@@ -499,7 +585,13 @@ impl OpenAiConnection {
 #[async_trait]
 impl Connection for OpenAiConnection {
     async fn request(&mut self, n: u64) -> Outcome {
-        orchestrator_core::workload::within(self.shared.timeout, self.send(n)).await
+        let out = orchestrator_core::workload::within(self.shared.timeout, self.send(n)).await;
+        if out.error.is_some() {
+            // A session whose question failed starts over: its history lacks an answer.
+            self.history.clear();
+            self.turn = 0;
+        }
+        out
     }
 }
 
@@ -540,6 +632,18 @@ impl WorkloadDriver for OpenAiDriver {
                 "sample_with_replacement": {"type": "boolean", "default": false},
                 "block_tokens": {"type": "integer", "minimum": 1, "default": 512},
                 "prompt_salt": {"type": "integer", "minimum": 0},
+                "shared_prefix": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["prefixes", "suffixes"],
+                    "properties": {
+                        "prefixes": {"type": "integer", "minimum": 1},
+                        "suffixes": {"type": "integer", "minimum": 1},
+                        "prefix_length": {"type": "integer", "minimum": 0, "default": 256},
+                        "suffix_length": {"type": "integer", "minimum": 0, "default": 32}
+                    }
+                },
+                "turns": {"type": "integer", "minimum": 1, "default": 1},
                 "max_tokens": {"type": "integer", "minimum": 1, "default": 128},
                 "temperature": {"type": "number"},
                 "seed": {"type": "integer"},

@@ -1,13 +1,19 @@
 //! What each request asks: a fixed prompt, a synthetic one of some words, one of an
-//! exact number of tokens, or a dataset's entry.
+//! exact number of tokens, one of a few shared prefixes with a suffix of its own, or a
+//! dataset's entry.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use orchestrator_core::workload::dataset::{Dataset, DatasetFormat, EntryPrompt};
+use orchestrator_core::workload::dataset::{Dataset, DatasetFormat, EntryPrompt, permuted};
 use orchestrator_core::workload::{Rng, synthetic_prompt};
 
 use crate::tokens::Vocabulary;
+
+/// Mixed into the seed of shared prefixes and of their suffixes, so that neither is
+/// another prompt's words.
+const PREFIX_SALT: u64 = 0x5052_4546;
+const SUFFIX_SALT: u64 = 0x5355_4646;
 
 /// Where the prompts come from.
 pub(crate) enum Source {
@@ -17,6 +23,15 @@ pub(crate) enum Source {
     Synthetic { words: usize },
     /// Prompts of `tokens` tokens, each within `± spread · tokens` (uniform).
     Exact { tokens: u64, spread: f64 },
+    /// `prefixes` × `suffixes` prompts: each of `prefixes` synthetic prefixes of
+    /// `prefix_words` words, followed by one of its `suffixes` suffixes of
+    /// `suffix_words`; every combination once per round, in a seeded order.
+    SharedPrefix {
+        prefixes: u64,
+        suffixes: u64,
+        prefix_words: usize,
+        suffix_words: usize,
+    },
     /// A dataset's entries, read from `path` by [`load`](Source::load) (in the job,
     /// before any load: not when a recipe is validated elsewhere).
     Dataset {
@@ -80,7 +95,7 @@ impl Source {
                     .iter()
                     .any(|e| matches!(e.prompt, EntryPrompt::Tokens { .. }))
             }),
-            Self::Fixed(_) | Self::Synthetic { .. } => false,
+            Self::Fixed(_) | Self::Synthetic { .. } | Self::SharedPrefix { .. } => false,
         }
     }
 
@@ -103,6 +118,24 @@ impl Source {
                 expected: None,
                 max_tokens: None,
             },
+            &Self::SharedPrefix {
+                prefixes,
+                suffixes,
+                prefix_words,
+                suffix_words,
+            } => {
+                let all = prefixes * suffixes;
+                let pair = permuted(n % all, all, seed);
+                let prefix = synthetic_prompt(prefix_words, seed ^ PREFIX_SALT, pair / suffixes);
+                // The suffix's own words, after the synthetic prompt's lead-in.
+                let suffix = synthetic_prompt(suffix_words, seed ^ SUFFIX_SALT, pair);
+                let suffix = suffix.split_once(':').map_or("", |(_, words)| words);
+                Request {
+                    prompt: Prompt::Text(format!("{prefix}{suffix}")),
+                    expected: None,
+                    max_tokens: None,
+                }
+            }
             Self::Exact {
                 tokens: mean,
                 spread,
@@ -147,5 +180,53 @@ impl Source {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::{Prompt, Source};
+
+    fn text(source: &Source, seed: u64, n: u64) -> String {
+        match source.request(seed, n, None).prompt {
+            Prompt::Text(t) => t,
+            Prompt::Messages(_) => panic!("a text prompt"),
+        }
+    }
+
+    /// 3 prefixes × 4 suffixes: a round of 12 requests sends 12 different prompts,
+    /// each prefix (its first 3 + 16 words) in 4 of them, followed by 5 words of its
+    /// own; the next round sends the same 12 again, and another seed (another run's
+    /// salt) other prefixes.
+    #[test]
+    fn shared_prefixes_each_lead_their_suffixes_once_a_round() {
+        let source = Source::SharedPrefix {
+            prefixes: 3,
+            suffixes: 4,
+            prefix_words: 16,
+            suffix_words: 5,
+        };
+        let round: Vec<String> = (0..12).map(|n| text(&source, 7, n)).collect();
+        let mut by_prefix: HashMap<String, usize> = HashMap::new();
+        for prompt in &round {
+            let words: Vec<&str> = prompt.split_whitespace().collect();
+            assert_eq!(words.len(), 3 + 16 + 5, "{prompt}");
+            *by_prefix.entry(words[..19].join(" ")).or_default() += 1;
+        }
+        assert_eq!(by_prefix.len(), 3, "{by_prefix:?}");
+        assert!(by_prefix.values().all(|&n| n == 4), "{by_prefix:?}");
+        let mut distinct = round.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 12);
+        let next: Vec<String> = (12..24).map(|n| text(&source, 7, n)).collect();
+        assert_eq!(next, round);
+        let other = text(&source, 8, 0);
+        assert!(
+            by_prefix.keys().all(|p| !other.starts_with(p.as_str())),
+            "{other}"
+        );
     }
 }

@@ -344,6 +344,35 @@ async fn a_sharegpt_file_drives_chat_requests_with_its_conversations() {
     assert!(result.summary.input_length_check.is_none());
 }
 
+/// Chat sessions of 2 turns on the real chat template: a session's second question
+/// carries the first and its answer, so the server counts at least the first prompt
+/// and the answer's tokens more; the third request starts a new session, as short as
+/// a first question again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_sessions_second_turn_carries_the_first_question_and_its_answer() {
+    let _turn = SERVER.lock().await;
+    let server = server();
+    server.assert_alive();
+    let params = json!({"endpoint": "chat", "turns": 2, "prompt_length": 6, "max_tokens": 8,
+                        "temperature": 0, "stream": false});
+    let result = workload::run(workload(&server, params), &closed(3))
+        .await
+        .unwrap();
+    assert_eq!(result.summary.requests_completed, 3, "{}", server.state());
+    let input = |i: usize| result.samples[i].input_tokens.expect("usage");
+    let answer = result.samples[0].output_tokens.expect("usage");
+    assert!(
+        input(1) >= input(0) + answer + 6,
+        "{:?}",
+        [input(0), answer, input(1)]
+    );
+    assert!(
+        input(2) < input(0) + answer,
+        "{:?}",
+        [input(0), input(1), input(2)]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_trace_is_replayed_at_its_times_with_its_lengths() {
     let _turn = SERVER.lock().await;

@@ -429,3 +429,37 @@ async fn a_connection_the_server_closed_while_idle_is_replaced_not_counted_as_a_
     // Each request reached the server once: none was sent twice.
     assert_eq!(completions.load(std::sync::atomic::Ordering::Relaxed), 20);
 }
+
+/// `shared_prefix` and `turns` are refused, before any load, where they cannot apply.
+#[test]
+fn shared_prefix_and_turns_are_refused_where_they_cannot_apply() {
+    let both = serde_json::json!({"prefixes": 2, "suffixes": 2});
+    for (params, says) in [
+        (
+            serde_json::json!({"shared_prefix": both, "prompt": "x"}),
+            "give one",
+        ),
+        (
+            serde_json::json!({"shared_prefix": {"prefixes": 0, "suffixes": 2}}),
+            "at least 1 prefix",
+        ),
+        (
+            serde_json::json!({"shared_prefix": both, "prompt_length": 5}),
+            "shared_prefix has its own",
+        ),
+        (
+            serde_json::json!({"shared_prefix": {"prefixes": 2}}),
+            "suffixes",
+        ),
+        (serde_json::json!({"turns": 3}), "needs endpoint: chat"),
+        (
+            serde_json::json!({"turns": 0, "endpoint": "chat"}),
+            "at least 1",
+        ),
+    ] {
+        let error = OpenAiWorkload::new("http://127.0.0.1:1", params.as_object().unwrap())
+            .err()
+            .unwrap_or_else(|| panic!("{params} is refused"));
+        assert!(error.to_string().contains(says), "{params}: {error}");
+    }
+}

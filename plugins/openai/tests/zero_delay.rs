@@ -153,6 +153,36 @@ async fn the_client_the_zero_delay_server_and_the_wire_agree_on_every_token() {
     assert_eq!(conns.len(), 4, "{conns:?}");
 }
 
+/// Chat sessions of 3 turns carry their history: the server counts each request's
+/// prompt words over all its messages (3 + 8 words a question, 24 an answer), so a
+/// session's requests have 11, 46 and 81, and the next session starts again at 11.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_turns_carry_the_sessions_questions_and_answers() {
+    let mut child = Command::new(example())
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut addr = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut addr)
+        .unwrap();
+    let _server = Killed(child);
+    let params = json!({"endpoint": "chat", "turns": 3, "max_tokens": 24, "prompt_length": 8});
+    let url = format!("http://{}", addr.trim());
+    let workload = Arc::new(OpenAiWorkload::new(&url, params.as_object().unwrap()).unwrap());
+    let spec = LoadSpec {
+        keep_samples: true,
+        start_at: None,
+        phase: Duration::ZERO,
+        ..LoadSpec::closed(1, 7)
+    };
+    let result = workload::run(workload, &spec).await.unwrap();
+    let inputs: Vec<Option<u64>> = result.samples.iter().map(|s| s.input_tokens).collect();
+    let want = [11, 46, 81, 11, 46, 81, 11].map(Some);
+    assert_eq!(inputs, want, "{:?}", result.summary.errors);
+}
+
 #[test]
 fn sse_wire_passes_its_own_test_on_a_capture_it_builds() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/sse-wire");
