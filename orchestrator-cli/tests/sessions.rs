@@ -3853,6 +3853,84 @@ fn a_load_sweep_runs_its_points_and_the_report_shows_the_curve() {
     assert_eq!(index["points"], serde_json::json!([]), "{index:#}");
 }
 
+/// CPU package energy per request and per token: the service job's monitor reads the
+/// packages' RAPL counters, and the report takes their growth over each run's measured
+/// period. This machine has no readable RAPL: `ORCH_POWERCAP_DIR` points the monitor at
+/// a **fake** `/sys/class/powercap` tree laid out as the kernel's (a package zone and
+/// its DRAM subzone, which must not count), whose package counter a background loop
+/// advances at 100 W (µJ since it started × 100, every 20 ms), starting 3 s before it
+/// wraps at a real Xeon's `max_energy_range_uj`; the energy of a run must be
+/// 100 W × its measured seconds.
+#[test]
+fn rapl_counters_become_cpu_energy_per_request_in_the_report() {
+    let setup = Setup::local();
+    let port = free_port();
+    let zone = setup.dir.path().join("powercap/intel-rapl:0");
+    let dram = zone.join("intel-rapl:0:0");
+    std::fs::create_dir_all(&dram).unwrap();
+    let max = 262_143_328_850u64;
+    for (dir, name) in [(&zone, "package-0"), (&dram, "dram")] {
+        std::fs::write(dir.join("name"), format!("{name}\n")).unwrap();
+        std::fs::write(dir.join("max_energy_range_uj"), format!("{max}\n")).unwrap();
+        std::fs::write(dir.join("energy_uj"), "0\n").unwrap();
+    }
+    // The DRAM subzone's counter stands still at a value that would show if counted.
+    std::fs::write(dram.join("energy_uj"), "5000000000\n").unwrap();
+    let script = format!(
+        "start=${{EPOCHREALTIME/./}}; while :; do now=${{EPOCHREALTIME/./}}; \
+         echo $(( ({max} - 300000000 + (now - start) * 100) % {max} )) > e.tmp && mv e.tmp energy_uj; \
+         sleep 0.02; done"
+    );
+    let counter = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(&zone)
+        .spawn()
+        .unwrap();
+    struct Stop(Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _counter = Stop(counter);
+    let recipe = setup.recipe(
+        "rapl.yaml",
+        &format!(
+            "name: rapl\nservices:\n  - name: web\n    command: orchestrator\n    args: [demo, http-server, --port, {port}]\n    ports: [{port}]\n    monitor: {{interval: 1s}}\n    health_check: {{endpoint: /health, interval: 1s, retries: 20}}\nclients:\n  - name: load\n    workload_type: http\n    duration: 4s\n    parameters: {{concurrency: 2, path: /}}\n"
+        ),
+    );
+    let out = setup
+        .command(&["run", &recipe, "--json"])
+        .env("ORCH_POWERCAP_DIR", setup.dir.path().join("powercap"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = json(&setup.run(&["report", "--format", "json"]));
+    let run = &report["runs"][0];
+    let energy = &run["cpu_energy"];
+    let seconds = run["summary"]["measured_seconds"].as_f64().unwrap();
+    let joules = energy["joules"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no CPU energy: {report:#}"));
+    assert!(
+        (joules / (100.0 * seconds) - 1.0).abs() < 0.03,
+        "{joules} J over {seconds} s: {energy}"
+    );
+    assert_eq!(
+        energy["packages"], 1,
+        "the DRAM subzone is no package: {energy}"
+    );
+    let requests = run["summary"]["requests_completed"].as_f64().unwrap();
+    assert!((energy["joules_per_request"].as_f64().unwrap() - joules / requests).abs() < 1e-9);
+    assert!(run.get("energy").is_none(), "no GPU here: {run:#}");
+    let markdown = text(&setup.run(&["report"]).stdout);
+    assert!(
+        markdown.contains("CPU energy (the RAPL counters of the service node's 1 package over"),
+        "{markdown}"
+    );
+}
+
 /// GPU energy per request and per token: the service job's monitor samples
 /// `nvidia-smi`'s power, and the report integrates it over each run's measured period.
 /// No GPU here: `nvidia-smi` is a **fake** on the job's PATH that prints the fields the

@@ -1,5 +1,6 @@
 //! Monitoring series: what a service job sampled into `monitor.csv` (its processes'
-//! CPU and memory and the node's, from /proc; its GPUs through `nvidia-smi`), parsed
+//! CPU and memory and the node's, from /proc; its GPUs through `nvidia-smi`; the CPU
+//! packages' energy counters from RAPL, where the node lets the job read them), parsed
 //! into series and a summary for the report.
 //!
 //! The file, written by the job script (`orchestrator-slurm/templates/header.hbs`):
@@ -9,6 +10,7 @@
 //! proc,<unix time>,<CPU ticks of the job's processes>,<resident pages>,<processes>
 //! node,<unix time>,<busy CPU ticks>,<idle CPU ticks>,<MemTotal kB>,<MemAvailable kB>
 //! gpu,<a line of nvidia-smi --query-gpu=… --format=csv, its header included>
+//! rapl,<unix time>,<zone: intel-rapl:N>,<its name: package-N>,<energy_uj>,<max_energy_range_uj>
 //! ```
 
 use serde::Serialize;
@@ -37,6 +39,23 @@ pub struct NodeSample {
     pub memory_used_mb: f64,
     /// Memory in all, MB.
     pub memory_total_mb: f64,
+}
+
+/// One reading of a CPU package's RAPL energy counter
+/// (`/sys/class/powercap/intel-rapl:N/energy_uj`), which counts µJ up to
+/// `max_energy_range_uj` and starts again from 0.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct RaplSample {
+    /// When it was read, seconds since the epoch.
+    pub unix_s: f64,
+    /// The zone (`intel-rapl:0`).
+    pub zone: String,
+    /// Its name (`package-0`).
+    pub name: String,
+    /// The counter, µJ.
+    pub energy_uj: f64,
+    /// Where the counter wraps, µJ.
+    pub max_energy_range_uj: f64,
 }
 
 /// One row of `nvidia-smi --query-gpu=… --format=csv`. A field the query did not ask
@@ -124,6 +143,9 @@ pub struct MonitorSeries {
     pub node: Vec<NodeSample>,
     /// The GPUs.
     pub gpus: Vec<GpuSample>,
+    /// The CPU packages' energy counters (none where RAPL is absent or unreadable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rapl: Vec<RaplSample>,
     /// Their summary.
     pub summary: MonitorSummary,
 }
@@ -152,6 +174,7 @@ pub fn parse_monitor(text: &str) -> MonitorSeries {
     let mut raw_proc: Vec<(f64, f64, f64, u32)> = Vec::new();
     let mut raw_node: Vec<(f64, f64, f64, f64, f64)> = Vec::new();
     let mut gpu_text = String::new();
+    let mut rapl = Vec::new();
     // The unix time of the round each GPU data row was taken in.
     let (mut round, mut gpu_rounds): (Option<f64>, Vec<Option<f64>>) = (None, Vec::new());
     for line in text.lines() {
@@ -172,6 +195,19 @@ pub fn parse_monitor(text: &str) -> MonitorSeries {
                 {
                     raw_node.push((t, busy, idle, total, avail));
                     round = Some(t);
+                }
+            }
+            Some("rapl") => {
+                if let (Some(t), Some(zone), Some(name), Some(energy), Some(max)) =
+                    (num(1), fields.get(2), fields.get(3), num(4), num(5))
+                {
+                    rapl.push(RaplSample {
+                        unix_s: t,
+                        zone: (*zone).to_owned(),
+                        name: (*name).to_owned(),
+                        energy_uj: energy,
+                        max_energy_range_uj: max,
+                    });
                 }
             }
             Some("gpu") => {
@@ -238,6 +274,7 @@ pub fn parse_monitor(text: &str) -> MonitorSeries {
         process,
         node,
         gpus,
+        rapl,
         summary,
     }
 }
@@ -427,6 +464,9 @@ mod tests {
              proc,1001.0,150,2560,3\n\
              node,1001.0,1030,9070,16000000,11000000\n\
              proc,1002.0,15\n\
+             rapl,1000.5,intel-rapl:0,package-0,262143000000,262143328850\n\
+             rapl,1001.5,intel-rapl:0,package-0,12\n\
+             rapl,1001.5,intel-rapl:0,package-0,50000000,262143328850\n\
              {}",
             SERIES
                 .lines()
@@ -444,6 +484,20 @@ mod tests {
         assert!((n.cpu_percent - 30.0).abs() < 1e-9);
         assert!((n.memory_used_mb - 5_000_000.0 * 1024.0 / 1e6).abs() < 1e-6);
         assert_eq!(m.gpus.len(), 23);
+        // RAPL readings as read; one cut short is skipped.
+        assert_eq!(m.rapl.len(), 2);
+        assert_eq!(
+            (m.rapl[1].zone.as_str(), m.rapl[1].name.as_str()),
+            ("intel-rapl:0", "package-0")
+        );
+        assert_eq!(
+            (
+                m.rapl[1].unix_s,
+                m.rapl[1].energy_uj,
+                m.rapl[1].max_energy_range_uj
+            ),
+            (1001.5, 50_000_000.0, 262_143_328_850.0)
+        );
         let power = m.summary.gpu_power_w.unwrap();
         assert!((power.max - 694.80).abs() < 1e-9);
         assert_eq!(m.summary.gpu_utilization_percent.unwrap().max, 100.0);

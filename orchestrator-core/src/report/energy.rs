@@ -1,9 +1,10 @@
 //! Energy of a run: the GPU power a service's monitoring sampled (`power.draw`),
-//! integrated over the run's measured period, per request and per output token.
+//! integrated over the run's measured period, and the CPU packages' RAPL energy
+//! counters read across it, per request and per output token.
 
 use serde::Serialize;
 
-use crate::monitor::GpuSample;
+use crate::monitor::{GpuSample, RaplSample};
 
 /// What a run cost in energy.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
@@ -113,6 +114,113 @@ pub fn of(
     })
 }
 
+/// What a run cost in CPU package energy (RAPL), on the node of the service it loaded:
+/// the whole packages, whatever else ran on them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct CpuEnergy {
+    /// Joules counted by the packages' RAPL counters over the measured period.
+    pub joules: f64,
+    /// Per completed request.
+    pub joules_per_request: Option<f64>,
+    /// Per output token.
+    pub joules_per_output_token: Option<f64>,
+    /// Mean power, W.
+    pub mean_power_w: f64,
+    /// Packages whose counters covered the period.
+    pub packages: usize,
+    /// Readings within the period.
+    pub samples: usize,
+}
+
+/// A counter's readings as µJ counted since its first, each wrap (a reading below the
+/// one before it) undone: `(unix s, µJ)`, sorted.
+fn unwrapped(readings: &[&RaplSample]) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = Vec::with_capacity(readings.len());
+    let mut total = 0.0;
+    for pair in readings.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let step = b.energy_uj - a.energy_uj;
+        total += if step >= 0.0 {
+            step
+        } else {
+            b.max_energy_range_uj - a.energy_uj + b.energy_uj
+        };
+        if out.is_empty() {
+            out.push((a.unix_s, 0.0));
+        }
+        out.push((b.unix_s, total));
+    }
+    out
+}
+
+/// A cumulative series' value at `t`: between readings on the line through them,
+/// beyond the ends at the rate of the nearest interval, and `None` further out than
+/// the series' widest gap.
+fn counted_at(series: &[(f64, f64)], t: f64) -> Option<f64> {
+    let gap = series
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .fold(0.0, f64::max);
+    let (first, last) = (series.first()?, series.last()?);
+    if series.len() < 2 || t < first.0 - gap || t > last.0 + gap {
+        return None;
+    }
+    let i = series
+        .partition_point(|p| p.0 <= t)
+        .clamp(1, series.len() - 1);
+    let ((t0, e0), (t1, e1)) = (series[i - 1], series[i]);
+    Some(if t1 > t0 {
+        e0 + (e1 - e0) * (t - t0) / (t1 - t0)
+    } else {
+        e1
+    })
+}
+
+/// The CPU package energy the `rapl` readings (every package's, dated) counted over
+/// `window` (unix seconds), and per request and token; `None` without two readings
+/// of a package around the whole window.
+#[must_use]
+pub fn cpu_of(
+    rapl: &[RaplSample],
+    window: [f64; 2],
+    requests: u64,
+    output_tokens: Option<u64>,
+) -> Option<CpuEnergy> {
+    let mut zones: Vec<&str> = rapl.iter().map(|r| r.zone.as_str()).collect();
+    zones.sort_unstable();
+    zones.dedup();
+    let (mut joules, mut packages, mut samples) = (0.0, 0, 0);
+    for zone in zones {
+        let mut readings: Vec<&RaplSample> = rapl.iter().filter(|r| r.zone == zone).collect();
+        readings.sort_by(|a, b| a.unix_s.total_cmp(&b.unix_s));
+        let series = unwrapped(&readings);
+        if let (Some(from), Some(to)) = (
+            counted_at(&series, window[0]),
+            counted_at(&series, window[1]),
+        ) {
+            joules += (to - from) / 1e6;
+            packages += 1;
+            samples += series
+                .iter()
+                .filter(|p| p.0 >= window[0] && p.0 <= window[1])
+                .count();
+        }
+    }
+    if packages == 0 || window[1] <= window[0] {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let per = |n: u64| (n > 0).then(|| joules / n as f64);
+    Some(CpuEnergy {
+        joules,
+        joules_per_request: per(requests),
+        joules_per_output_token: output_tokens.and_then(per),
+        mean_power_w: joules / (window[1] - window[0]),
+        packages,
+        samples,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +300,45 @@ mod tests {
             .map(|g| GpuSample { unix_s: None, ..g })
             .collect();
         assert!(of(&undated, window, 1, None).is_none());
+    }
+
+    fn reading(t: f64, zone: &str, uj: f64) -> RaplSample {
+        RaplSample {
+            unix_s: t,
+            zone: zone.into(),
+            name: format!("package-{}", &zone[11..]),
+            energy_uj: uj,
+            // The range a real Xeon's package counter wraps at.
+            max_energy_range_uj: 262_143_328_850.0,
+        }
+    }
+
+    /// Two packages read every second: one at 50 W whose counter wraps between its
+    /// second and third readings, one at 20 W. Over 1.5 s to 4.5 s they count 150 J
+    /// and 60 J: 210 J, 70 W, per request and token.
+    #[test]
+    fn rapl_counters_across_a_period_are_its_cpu_energy_even_through_a_wrap() {
+        let max = 262_143_328_850.0;
+        let mut rapl = Vec::new();
+        for i in 0..6u32 {
+            let t = 1000.0 + f64::from(i);
+            let wrapping = (max - 60e6 + f64::from(i) * 50e6) % max;
+            rapl.push(reading(t, "intel-rapl:0", wrapping));
+            rapl.push(reading(t, "intel-rapl:1", 7e6 + f64::from(i) * 20e6));
+        }
+        assert!(rapl[4].energy_uj < rapl[2].energy_uj, "the counter wraps");
+        let e = cpu_of(&rapl, [1001.5, 1004.5], 30, Some(3000)).unwrap();
+        assert!((e.joules - 210.0).abs() < 1e-6, "{e:?}");
+        assert!((e.mean_power_w - 70.0).abs() < 1e-6, "{e:?}");
+        assert!((e.joules_per_request.unwrap() - 7.0).abs() < 1e-9);
+        assert!((e.joules_per_output_token.unwrap() - 0.07).abs() < 1e-9);
+        assert_eq!((e.packages, e.samples), (2, 6));
+        // Past the last reading by less than a gap: at the last interval's rate.
+        let late = cpu_of(&rapl, [1004.0, 1005.5], 1, None).unwrap();
+        assert!((late.joules - 1.5 * 70.0).abs() < 1e-6, "{late:?}");
+        // Further than a gap, or with one reading, there is none.
+        assert!(cpu_of(&rapl, [1004.0, 1006.5], 1, None).is_none());
+        assert!(cpu_of(&rapl[..2], [1000.0, 1000.5], 1, None).is_none());
+        assert!(cpu_of(&[], [1000.0, 1001.0], 1, None).is_none());
     }
 }

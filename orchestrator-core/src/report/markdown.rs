@@ -328,6 +328,23 @@ fn run_section(out: &mut String, run: &ClientRun) {
                 .unwrap_or_default(),
         );
     }
+    if let Some(e) = &run.cpu_energy {
+        let _ = writeln!(
+            out,
+            "\nCPU energy (the RAPL counters of the service node's {} package{} over the measured period, whatever else ran on them; {} readings): {:.1} J at {:.1} W mean{}{}.",
+            e.packages,
+            if e.packages == 1 { "" } else { "s" },
+            e.samples,
+            e.joules,
+            e.mean_power_w,
+            e.joules_per_request
+                .map(|j| format!(", {j:.3} J per request"))
+                .unwrap_or_default(),
+            e.joules_per_output_token
+                .map(|j| format!(", {j:.4} J per output token"))
+                .unwrap_or_default(),
+        );
+    }
     server_metrics(out, s);
     replicas(out, s);
 }

@@ -48,7 +48,8 @@ fn histogram(values: &[f64]) -> Vec<Bin> {
     bins
 }
 
-/// Each run's GPU energy, from the monitoring of the service its client loaded.
+/// Each run's GPU and CPU package energy, from the monitoring of the service its
+/// client loaded.
 fn joule(
     runs: &mut [ClientRun],
     clients: &[crate::state::ClientRow],
@@ -72,12 +73,12 @@ fn joule(
             continue;
         };
         let count = |k: &str| run.summary.get(k).and_then(serde_json::Value::as_u64);
-        run.energy = energy::of(
-            &series.series.gpus,
-            window,
+        let (requests, tokens) = (
             count("requests_completed").unwrap_or(0),
             count("output_tokens"),
         );
+        run.energy = energy::of(&series.series.gpus, window, requests, tokens);
+        run.cpu_energy = energy::cpu_of(&series.series.rapl, window, requests, tokens);
     }
 }
 
@@ -253,6 +254,7 @@ impl SessionReport {
                 }),
                 summary,
                 energy: None,
+                cpu_energy: None,
             });
         }
         let profiles = profiles(&results, &names);

@@ -154,6 +154,10 @@ pub struct ClientRun {
     /// monitored on GPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<super::energy::Energy>,
+    /// What it cost in CPU package energy, when the service it loaded was monitored
+    /// on a node whose RAPL counters the job could read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_energy: Option<super::energy::CpuEnergy>,
 }
 
 /// What one second of a run did.
