@@ -306,7 +306,7 @@ fn run_section(out: &mut String, run: &ClientRun) {
     if let Some(e) = &run.energy {
         let _ = writeln!(
             out,
-            "\nEnergy (the service's GPU power.draw over the measured period, {} GPU{}, {} samples{}): {:.1} J at {:.1} W mean{}{}.",
+            "\nEnergy (the service's GPU power.draw over the measured period, {} GPU{}, {} samples{}): {:.1} J at {:.1} W mean{}.",
             e.gpus,
             if e.gpus == 1 { "" } else { "s" },
             e.samples,
@@ -320,29 +320,19 @@ fn run_section(out: &mut String, run: &ClientRun) {
             },
             e.gpu_joules,
             e.mean_power_w,
-            e.joules_per_request
-                .map(|j| format!(", {j:.3} J per request"))
-                .unwrap_or_default(),
-            e.joules_per_output_token
-                .map(|j| format!(", {j:.4} J per output token"))
-                .unwrap_or_default(),
+            per_unit(e.joules_per_request, e.joules_per_output_token),
         );
     }
     if let Some(e) = &run.cpu_energy {
         let _ = writeln!(
             out,
-            "\nCPU energy (the RAPL counters of the service node's {} package{} over the measured period, whatever else ran on them; {} readings): {:.1} J at {:.1} W mean{}{}.",
+            "\nCPU energy (the RAPL counters of the service node's {} package{} over the measured period, whatever else ran on them; {} readings): {:.1} J at {:.1} W mean{}.",
             e.packages,
             if e.packages == 1 { "" } else { "s" },
             e.samples,
             e.joules,
             e.mean_power_w,
-            e.joules_per_request
-                .map(|j| format!(", {j:.3} J per request"))
-                .unwrap_or_default(),
-            e.joules_per_output_token
-                .map(|j| format!(", {j:.4} J per output token"))
-                .unwrap_or_default(),
+            per_unit(e.joules_per_request, e.joules_per_output_token),
         );
     }
     server_metrics(out, s);
@@ -719,6 +709,18 @@ fn figure(v: f64) -> String {
         let text = format!("{v:.4}");
         text.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
+}
+
+/// `, 0.123 J per request, 0.0012 J per output token`, of what is known.
+fn per_unit(per_request: Option<f64>, per_token: Option<f64>) -> String {
+    let mut text = String::new();
+    if let Some(j) = per_request {
+        let _ = write!(text, ", {j:.3} J per request");
+    }
+    if let Some(j) = per_token {
+        let _ = write!(text, ", {j:.4} J per output token");
+    }
+    text
 }
 
 #[cfg(test)]

@@ -38,6 +38,20 @@ impl Drop for Killed {
     }
 }
 
+/// The server, running until dropped, and the address it printed.
+fn zero_delay_server() -> (Killed, String) {
+    let mut child = Command::new(example())
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut addr = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut addr)
+        .unwrap();
+    (Killed(child), addr.trim().to_owned())
+}
+
 fn get(url: &str) -> Value {
     let out = Command::new("curl")
         .args(["-sSf", "--max-time", "10", url])
@@ -49,18 +63,9 @@ fn get(url: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_the_zero_delay_server_and_the_wire_agree_on_every_token() {
-    let mut child = Command::new(example())
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut addr = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut addr)
-        .unwrap();
-    let server = Killed(child);
-    let url = format!("http://{}", addr.trim());
-    let port = addr.trim().rsplit(':').next().unwrap().to_owned();
+    let (server, addr) = zero_delay_server();
+    let url = format!("http://{addr}");
+    let port = addr.rsplit(':').next().unwrap().to_owned();
     assert_eq!(
         get(&format!("{url}/v1/models"))["data"][0]["id"],
         "zero-delay"
@@ -69,7 +74,17 @@ async fn the_client_the_zero_delay_server_and_the_wire_agree_on_every_token() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("wire.pcap");
     let dump = Command::new("tcpdump")
-        .args(["-i", "lo", "--immediate-mode", "-s", "0", "-U", "-w"])
+        .args([
+            "-i",
+            "lo",
+            "--immediate-mode",
+            "-B",
+            "16384",
+            "-s",
+            "0",
+            "-U",
+            "-w",
+        ])
         .arg(&pcap)
         .arg(format!("tcp port {port}"))
         .stderr(Stdio::piped())
@@ -80,6 +95,8 @@ async fn the_client_the_zero_delay_server_and_the_wire_agree_on_every_token() {
     let mut err = BufReader::new(dump.0.stderr.take().unwrap());
     err.read_line(&mut line).unwrap();
     assert!(line.contains("listening on"), "tcpdump: {line}");
+    // It says so as it starts to capture, a moment before packets reach it.
+    std::thread::sleep(Duration::from_millis(300));
 
     let params =
         json!({"model": "zero-delay", "max_tokens": 24, "stream": true, "prompt_length": 8});
@@ -158,18 +175,9 @@ async fn the_client_the_zero_delay_server_and_the_wire_agree_on_every_token() {
 /// session's requests have 11, 46 and 81, and the next session starts again at 11.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_turns_carry_the_sessions_questions_and_answers() {
-    let mut child = Command::new(example())
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut addr = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut addr)
-        .unwrap();
-    let _server = Killed(child);
+    let (_server, addr) = zero_delay_server();
     let params = json!({"endpoint": "chat", "turns": 3, "max_tokens": 24, "prompt_length": 8});
-    let url = format!("http://{}", addr.trim());
+    let url = format!("http://{addr}");
     let workload = Arc::new(OpenAiWorkload::new(&url, params.as_object().unwrap()).unwrap());
     let spec = LoadSpec {
         keep_samples: true,
