@@ -28,16 +28,21 @@ pub struct Energy {
     pub held_s: f64,
 }
 
+/// The widest gap between successive times of a series (`(unix s, value)`, sorted).
+fn widest_gap(series: &[(f64, f64)]) -> f64 {
+    series
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .fold(0.0, f64::max)
+}
+
 /// The integral of a piecewise-linear power series (`(unix s, W)`, sorted) over
 /// `[from, to]`, joules, its samples and the seconds held at the ends; `None` when
 /// the samples stop further from an end than their widest gap.
 fn integral(series: &[(f64, f64)], from: f64, to: f64) -> Option<(f64, usize, f64)> {
     let first = series.first()?;
     let last = series.last()?;
-    let gap = series
-        .windows(2)
-        .map(|w| w[1].0 - w[0].0)
-        .fold(0.0, f64::max);
+    let gap = widest_gap(series);
     let held = (first.0 - from).max(0.0) + (to - last.0).max(0.0);
     if first.0 - from > gap || to - last.0 > gap || to <= from {
         return None;
@@ -157,10 +162,7 @@ fn unwrapped(readings: &[&RaplSample]) -> Vec<(f64, f64)> {
 /// beyond the ends at the rate of the nearest interval, and `None` further out than
 /// the series' widest gap.
 fn counted_at(series: &[(f64, f64)], t: f64) -> Option<f64> {
-    let gap = series
-        .windows(2)
-        .map(|w| w[1].0 - w[0].0)
-        .fold(0.0, f64::max);
+    let gap = widest_gap(series);
     let (first, last) = (series.first()?, series.last()?);
     if series.len() < 2 || t < first.0 - gap || t > last.0 + gap {
         return None;
@@ -186,6 +188,9 @@ pub fn cpu_of(
     requests: u64,
     output_tokens: Option<u64>,
 ) -> Option<CpuEnergy> {
+    if window[1] <= window[0] {
+        return None;
+    }
     let mut zones: Vec<&str> = rapl.iter().map(|r| r.zone.as_str()).collect();
     zones.sort_unstable();
     zones.dedup();
@@ -206,7 +211,7 @@ pub fn cpu_of(
                 .count();
         }
     }
-    if packages == 0 || window[1] <= window[0] {
+    if packages == 0 {
         return None;
     }
     #[allow(clippy::cast_precision_loss)]

@@ -401,7 +401,6 @@ impl Workload for OpenAiWorkload {
             sender,
             model,
             history: Vec::new(),
-            turn: 0,
         }))
     }
 
@@ -422,10 +421,9 @@ struct OpenAiConnection {
     shared: Arc<Shared>,
     sender: SendRequest<Full<Bytes>>,
     model: String,
-    /// The chat session's messages so far (`turns` > 1).
+    /// The chat session's messages so far (`turns` > 1): a question and its answer
+    /// for each of its requests.
     history: Vec<Value>,
-    /// Requests of this connection's sessions so far.
-    turn: u64,
 }
 
 impl OpenAiConnection {
@@ -455,7 +453,7 @@ impl OpenAiConnection {
             (Endpoint::Chat, prompt) if s.turns > 1 => {
                 // A session's next question: the prompt's text (a conversation's
                 // last message), after the session's questions and answers so far.
-                if self.turn % s.turns == 0 {
+                if self.history.len() as u64 >= 2 * s.turns {
                     self.history.clear();
                 }
                 let text = match prompt {
@@ -576,7 +574,6 @@ impl OpenAiConnection {
         if let Some(text) = answer.text {
             self.history
                 .push(json!({"role": "assistant", "content": text}));
-            self.turn += 1;
         }
         out
     }
@@ -589,7 +586,6 @@ impl Connection for OpenAiConnection {
         if out.error.is_some() {
             // A session whose question failed starts over: its history lacks an answer.
             self.history.clear();
-            self.turn = 0;
         }
         out
     }

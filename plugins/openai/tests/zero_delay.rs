@@ -52,6 +52,19 @@ fn zero_delay_server() -> (Killed, String) {
     (Killed(child), addr.trim().to_owned())
 }
 
+/// The `openai` workload with `params` against `url`: `users` in a closed loop,
+/// `requests` in all, every request kept.
+async fn run(url: &str, params: &Value, users: u32, requests: u64) -> workload::RunResult {
+    let workload = Arc::new(OpenAiWorkload::new(url, params.as_object().unwrap()).unwrap());
+    let spec = LoadSpec {
+        keep_samples: true,
+        start_at: None,
+        phase: Duration::ZERO,
+        ..LoadSpec::closed(users, requests)
+    };
+    workload::run(workload, &spec).await.unwrap()
+}
+
 fn get(url: &str) -> Value {
     let out = Command::new("curl")
         .args(["-sSf", "--max-time", "10", url])
@@ -100,14 +113,7 @@ async fn the_client_the_zero_delay_server_and_the_wire_agree_on_every_token() {
 
     let params =
         json!({"model": "zero-delay", "max_tokens": 24, "stream": true, "prompt_length": 8});
-    let workload = Arc::new(OpenAiWorkload::new(&url, params.as_object().unwrap()).unwrap());
-    let spec = LoadSpec {
-        keep_samples: true,
-        start_at: None,
-        phase: Duration::ZERO,
-        ..LoadSpec::closed(4, 40)
-    };
-    let result = workload::run(workload, &spec).await.unwrap();
+    let result = run(&url, &params, 4, 40).await;
     assert_eq!(
         result.summary.requests_completed, 40,
         "{:?}",
@@ -178,14 +184,7 @@ async fn chat_turns_carry_the_sessions_questions_and_answers() {
     let (_server, addr) = zero_delay_server();
     let params = json!({"endpoint": "chat", "turns": 3, "max_tokens": 24, "prompt_length": 8});
     let url = format!("http://{addr}");
-    let workload = Arc::new(OpenAiWorkload::new(&url, params.as_object().unwrap()).unwrap());
-    let spec = LoadSpec {
-        keep_samples: true,
-        start_at: None,
-        phase: Duration::ZERO,
-        ..LoadSpec::closed(1, 7)
-    };
-    let result = workload::run(workload, &spec).await.unwrap();
+    let result = run(&url, &params, 1, 7).await;
     let inputs: Vec<Option<u64>> = result.samples.iter().map(|s| s.input_tokens).collect();
     let want = [11, 46, 81, 11, 46, 81, 11].map(Some);
     assert_eq!(inputs, want, "{:?}", result.summary.errors);
