@@ -15,6 +15,7 @@ mod scraping;
 pub mod server_metrics;
 mod spec;
 mod stats;
+pub mod vocabulary;
 
 pub use engine::{
     Arrival, DEFAULT_MAX_CONCURRENCY, LoadModel, LoadSpec, RunRecord, RunResult, WorkloadError,

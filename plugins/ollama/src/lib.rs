@@ -17,6 +17,8 @@
 //! | `endpoint` | `generate` or `chat` | `generate` |
 //! | `prompt` | the prompt; without it a synthetic one of `prompt_length` words | synthetic |
 //! | `prompt_length` | words of the synthetic prompt (seeded) | 64 |
+//! | `input_tokens` | prompts of exactly this many tokens as the server counts them (`prompt_eval_count`, its template included), found once before any load ([`tokens`]); each request is checked against its own count | — |
+//! | `input_tokens_spread` | each prompt's length uniform within `± spread · input_tokens` (0 to 1) | 0 |
 //! | `prompt_salt` | mixed into the synthetic prompts: `workload run` gives every run its own, so no run resends an earlier run's prompts (a warm prefix cache would flatter it); set it to send the same prompts in every run | per run |
 //! | `max_tokens` | `options.num_predict` | 128 |
 //! | `temperature`, `seed` | `options.temperature`, `options.seed` | server's |
@@ -24,10 +26,11 @@
 //! | `timeout_s` | a request slower than this fails as `timeout` | 300 |
 
 mod service;
+mod tokens;
 
 pub use service::{DEFAULT_PORT, OllamaService, PULL_WRAPPER};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -35,6 +38,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Method;
 use hyper::client::conn::http1::SendRequest;
+use orchestrator_core::workload::vocabulary::{Vocabulary, spread_length};
 use orchestrator_core::workload::{
     Connection, Outcome, TokenSource, Workload, parse_parameters, synthetic_prompt,
     timeout_parameter,
@@ -66,6 +70,10 @@ struct Params {
     #[serde(default)]
     prompt_length: Option<usize>,
     #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    input_tokens_spread: Option<f64>,
+    #[serde(default)]
     prompt_salt: Option<u64>,
     #[serde(default)]
     max_tokens: Option<u64>,
@@ -86,6 +94,10 @@ struct Shared {
     endpoint: Endpoint,
     prompt: Option<String>,
     prompt_length: usize,
+    /// `input_tokens` and its spread.
+    exact: Option<(u64, f64)>,
+    /// The server's tokenizer, found by [`Workload::prepare`] for `exact`.
+    vocabulary: OnceLock<Vocabulary>,
     options: Map<String, Value>,
     stream: bool,
     seed: u64,
@@ -95,7 +107,7 @@ struct Shared {
 /// The prepared workload.
 pub struct OllamaWorkload(Arc<Shared>);
 
-const KNOWN: &str = "model, endpoint (generate|chat), prompt, prompt_length, prompt_salt, max_tokens, temperature, seed, stream, timeout_s";
+const KNOWN: &str = "model, endpoint (generate|chat), prompt, prompt_length, input_tokens, input_tokens_spread, prompt_salt, max_tokens, temperature, seed, stream, timeout_s";
 
 impl OllamaWorkload {
     /// Checks the parameters and prepares requests to the server at `url`.
@@ -105,6 +117,7 @@ impl OllamaWorkload {
     pub fn new(url: &str, parameters: &Map<String, Value>) -> Result<Self, DriverError> {
         let p: Params = parse_parameters("ollama", KNOWN, parameters)?;
         let url = Url::parse(url)?;
+        let exact = exact_length(&p)?;
         let model = p.model.ok_or_else(|| {
             DriverError::new(
                 "the ollama workload needs a `model`",
@@ -132,6 +145,8 @@ impl OllamaWorkload {
             endpoint: p.endpoint.unwrap_or(Endpoint::Generate),
             prompt: p.prompt,
             prompt_length: p.prompt_length.unwrap_or(64),
+            exact,
+            vocabulary: OnceLock::new(),
             options,
             stream: p.stream.unwrap_or(true),
             // The synthetic prompts' seed: the sampling seed, salted per run.
@@ -141,32 +156,110 @@ impl OllamaWorkload {
     }
 }
 
-#[async_trait]
-impl Workload for OllamaWorkload {
-    async fn connect(&self) -> Result<Box<dyn Connection>, String> {
-        let s = &self.0;
-        let mut sender = open_http1(&s.url, s.timeout).await?;
-        // The model must be there before any load: a missing one is a clear error now,
-        // not thousands of failed requests.
-        let tags = get_json(&mut sender, &s.authority, "/api/tags")
+/// `input_tokens` and `input_tokens_spread`, checked.
+fn exact_length(p: &Params) -> Result<Option<(u64, f64)>, DriverError> {
+    let spread = p.input_tokens_spread;
+    let Some(tokens) = p.input_tokens else {
+        return match spread {
+            Some(_) => Err(DriverError::new(
+                "ollama parameters: input_tokens_spread needs input_tokens",
+                "e.g. input_tokens: 512, input_tokens_spread: 0.25",
+            )),
+            None => Ok(None),
+        };
+    };
+    if p.prompt.is_some() || p.prompt_length.is_some() {
+        return Err(DriverError::new(
+            "ollama parameters: prompt, prompt_length and input_tokens each set the prompts; give one",
+            "input_tokens: prompts of an exact number of tokens; prompt_length: synthetic prompts of so many words; prompt: one prompt",
+        ));
+    }
+    let spread = spread.unwrap_or(0.0);
+    if tokens == 0 || !(0.0..=1.0).contains(&spread) {
+        return Err(DriverError::new(
+            "ollama parameters: input_tokens must be at least 1 and input_tokens_spread between 0 and 1",
+            "e.g. input_tokens: 512, input_tokens_spread: 0.25 (lengths 384 to 640)",
+        ));
+    }
+    Ok(Some((tokens, spread)))
+}
+
+impl Shared {
+    /// The path and body of a request with `prompt`.
+    fn request(&self, prompt: String) -> (&'static str, Value) {
+        match self.endpoint {
+            Endpoint::Generate => (
+                "/api/generate",
+                json!({"model": self.model, "prompt": prompt, "stream": self.stream, "options": self.options}),
+            ),
+            Endpoint::Chat => (
+                "/api/chat",
+                json!({"model": self.model, "messages": [{"role": "user", "content": prompt}], "stream": self.stream, "options": self.options}),
+            ),
+        }
+    }
+
+    /// Request `n`'s prompt, and the input tokens it was built to have.
+    fn prompt(&self, n: u64) -> (String, Option<u64>) {
+        if let Some((mean, spread)) = self.exact {
+            let v = self
+                .vocabulary
+                .get()
+                .expect("calibrated before any request");
+            let count = spread_length(mean, spread, self.seed, n).max(v.shortest());
+            return (v.prompt(count, &[], 0, self.seed, n), Some(count));
+        }
+        let prompt = self
+            .prompt
+            .clone()
+            .unwrap_or_else(|| synthetic_prompt(self.prompt_length, self.seed, n));
+        (prompt, None)
+    }
+
+    /// Checks that the server has the model: a missing one is a clear error before
+    /// any load, not thousands of failed requests.
+    async fn has_model(&self, sender: &mut SendRequest<Full<Bytes>>) -> Result<(), String> {
+        let tags = get_json(sender, &self.authority, "/api/tags")
             .await
             .map_err(|e| format!("{e}: is this an Ollama server?"))?;
         let names: Vec<&str> = tags["models"]
             .as_array()
             .map(|m| m.iter().filter_map(|m| m["name"].as_str()).collect())
             .unwrap_or_default();
-        if !names.contains(&s.model.as_str()) {
-            return Err(format!(
-                "the server has no model `{}`; it has: {} (pull it first: ollama pull {})",
-                s.model,
-                if names.is_empty() {
-                    "none".to_owned()
-                } else {
-                    names.join(", ")
-                },
-                s.model
-            ));
+        if names.contains(&self.model.as_str()) {
+            return Ok(());
         }
+        Err(format!(
+            "the server has no model `{}`; it has: {} (pull it first: ollama pull {})",
+            self.model,
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            },
+            self.model
+        ))
+    }
+}
+
+#[async_trait]
+impl Workload for OllamaWorkload {
+    async fn prepare(&self) -> Result<(), String> {
+        let s = &self.0;
+        if s.exact.is_none() || s.vocabulary.get().is_some() {
+            return Ok(());
+        }
+        let mut sender = open_http1(&s.url, s.timeout).await?;
+        s.has_model(&mut sender).await?;
+        let vocabulary = tokens::calibrate(s).await?;
+        let _ = s.vocabulary.set(vocabulary);
+        Ok(())
+    }
+
+    async fn connect(&self) -> Result<Box<dyn Connection>, String> {
+        let s = &self.0;
+        let mut sender = open_http1(&s.url, s.timeout).await?;
+        s.has_model(&mut sender).await?;
         Ok(Box::new(OllamaConnection {
             shared: self.0.clone(),
             sender,
@@ -225,20 +318,8 @@ impl Stream {
 impl OllamaConnection {
     async fn send(&mut self, n: u64) -> Outcome {
         let s = &self.shared;
-        let prompt = s
-            .prompt
-            .clone()
-            .unwrap_or_else(|| synthetic_prompt(s.prompt_length, s.seed, n));
-        let (path, body) = match s.endpoint {
-            Endpoint::Generate => (
-                "/api/generate",
-                json!({"model": s.model, "prompt": prompt, "stream": s.stream, "options": s.options}),
-            ),
-            Endpoint::Chat => (
-                "/api/chat",
-                json!({"model": s.model, "messages": [{"role": "user", "content": prompt}], "stream": s.stream, "options": s.options}),
-            ),
-        };
+        let (prompt, expected) = s.prompt(n);
+        let (path, body) = s.request(prompt);
         if self.sender.ready().await.is_err() {
             return Outcome::failed("connection_closed");
         }
@@ -280,6 +361,7 @@ impl OllamaConnection {
         }
         let mut out = Outcome {
             bytes: stream.bytes,
+            input_expected: expected,
             ..Outcome::default()
         };
         if !status.is_success() {
@@ -297,6 +379,7 @@ impl OllamaConnection {
         let started = stream.started.expect("set above");
         out.ttft = stream.first_text.map(|t| t - started);
         out.chunk_gaps = stream.gaps;
+        out.input_tokens = done["prompt_eval_count"].as_u64();
         match done["eval_count"].as_u64() {
             Some(count) => {
                 out.output_tokens = Some(count);
@@ -370,6 +453,8 @@ impl WorkloadDriver for OllamaDriver {
                 "endpoint": {"enum": ["generate", "chat"], "default": "generate"},
                 "prompt": {"type": "string"},
                 "prompt_length": {"type": "integer", "minimum": 0, "default": 64},
+                "input_tokens": {"type": "integer", "minimum": 1},
+                "input_tokens_spread": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
                 "prompt_salt": {"type": "integer", "minimum": 0},
                 "max_tokens": {"type": "integer", "minimum": 1, "default": 128},
                 "temperature": {"type": "number"},

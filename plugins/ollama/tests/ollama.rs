@@ -5,11 +5,16 @@
 //! schedule.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use orchestrator_core::workload::{self, LoadModel, LoadSpec, Slo, TokenSource, Workload};
+use hyper::Method;
+use orchestrator_core::workload::{
+    self, LoadModel, LoadSpec, PROMPT_WORDS, Slo, TokenSource, Workload,
+};
+use orchestrator_plugin_http::{Url, exchange_json, open_http1};
 use orchestrator_plugin_ollama::OllamaWorkload;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const GAP: Duration = Duration::from_millis(20);
@@ -22,13 +27,27 @@ fn transcript(name: &str) -> String {
     .unwrap()
 }
 
-/// Serves `/api/tags` and replays the transcripts for `/api/generate` and `/api/chat`.
-async fn replay_server() -> u16 {
+/// What a test server answers a request with.
+enum Reply {
+    /// One JSON object.
+    Json(String),
+    /// NDJSON lines, chunked, each `GAP` after the previous one when `paced`.
+    Lines { lines: Vec<String>, paced: bool },
+}
+
+/// Serves each request (its path and body) with what `answer` gives, on keep-alive
+/// connections, as Ollama does.
+async fn serve<F, Fut>(answer: F) -> u16
+where
+    F: Fn(String, Vec<u8>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
             let (mut stream, _) = listener.accept().await.unwrap();
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut have = Vec::new();
                 let mut buf = [0u8; 8192];
@@ -54,43 +73,70 @@ async fn replay_server() -> u16 {
                     }
                     let body: Vec<u8> = have.drain(..end + 4 + length).skip(end + 4).collect();
                     let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-                    if path == "/api/tags" {
-                        let tags = transcript("tags.json");
-                        let answer = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{tags}",
-                            tags.len()
-                        );
-                        stream.write_all(answer.as_bytes()).await.unwrap();
-                        continue;
-                    }
-                    let request: Value = serde_json::from_slice(&body).unwrap();
-                    assert_eq!(
-                        request["options"]["num_predict"], 16,
-                        "max_tokens becomes num_predict"
-                    );
-                    let file = if path == "/api/chat" {
-                        "chat_stream.ndjson"
-                    } else {
-                        "generate_stream.ndjson"
-                    };
-                    stream
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n")
-                        .await
-                        .unwrap();
-                    for line in transcript(file).lines() {
-                        tokio::time::sleep(GAP).await;
-                        let line = format!("{line}\n");
-                        let chunk = format!("{:x}\r\n{line}\r\n", line.len());
-                        if stream.write_all(chunk.as_bytes()).await.is_err() {
-                            return;
+                    match answer(path, body).await {
+                        Reply::Json(json) => {
+                            let head = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                                json.len()
+                            );
+                            if stream
+                                .write_all(format!("{head}{json}").as_bytes())
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Reply::Lines { lines, paced } => {
+                            stream
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n")
+                                .await
+                                .unwrap();
+                            for line in lines {
+                                if paced {
+                                    tokio::time::sleep(GAP).await;
+                                }
+                                let line = format!("{line}\n");
+                                let chunk = format!("{:x}\r\n{line}\r\n", line.len());
+                                if stream.write_all(chunk.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                            }
+                            stream.write_all(b"0\r\n\r\n").await.unwrap();
                         }
                     }
-                    stream.write_all(b"0\r\n\r\n").await.unwrap();
                 }
             });
         }
     });
     port
+}
+
+/// Serves `/api/tags` and replays the transcripts for `/api/generate` and `/api/chat`.
+async fn replay_server() -> u16 {
+    serve(|path: String, body: Vec<u8>| async move {
+        if path == "/api/tags" {
+            return Reply::Json(transcript("tags.json"));
+        }
+        let request: Value = serde_json::from_slice(&body).unwrap();
+        let file = if path == "/api/chat" {
+            "chat_stream.ndjson"
+        } else {
+            "generate_stream.ndjson"
+        };
+        let lines: Vec<String> = transcript(file).lines().map(str::to_owned).collect();
+        if request["stream"] == json!(false) {
+            // Counting a prompt's tokens: one output token, and one object.
+            assert_eq!(request["options"]["num_predict"], 1);
+            return Reply::Json(lines.last().unwrap().clone());
+        }
+        assert_eq!(
+            request["options"]["num_predict"], 16,
+            "max_tokens becomes num_predict"
+        );
+        Reply::Lines { lines, paced: true }
+    })
+    .await
 }
 
 fn workload(port: u16, params: Value) -> Arc<dyn Workload> {
@@ -227,4 +273,158 @@ fn parameters_are_checked() {
         "{}",
         typo.message
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_input_lengths_are_refused_where_the_prompt_count_does_not_follow_the_prompt() {
+    // The transcripts' prompt_eval_count is the same for every prompt.
+    let port = replay_server().await;
+    let params = serde_json::json!({"model": "llama3.2", "max_tokens": 16, "input_tokens": 48});
+    let error = workload::run(workload(port, params), &three_requests())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("counts \" the\" as 26 tokens and \" the the\" as 26")
+            && error.contains("exact input lengths cannot be built"),
+        "{error}"
+    );
+}
+
+/// The live LLM server's URL (llama-cpp-python serving SmolLM2-135M on this machine's
+/// CPU, which `scripts/llm-server up` starts and `scripts/test` exports).
+fn live_llm() -> Url {
+    let url = std::env::var("ORCH_TEST_LLM_URL").unwrap_or_else(|_| {
+        panic!(
+            "ORCH_TEST_LLM_URL is not set: start the LLM server with \
+             `eval \"$(scripts/llm-server up)\"` (scripts/test does)"
+        )
+    });
+    Url::parse(&url).unwrap()
+}
+
+/// A stand-in for Ollama, which cannot be installed here, in front of the live LLM
+/// server: the real model and its real tokenizer answer, and the stand-in only does
+/// what Ollama does around them. It renders the prompt with the model's template
+/// (SmolLM2's is ChatML: `/api/chat`'s messages, or `/api/generate`'s prompt as the
+/// user's), sends it to the server as a completion of `num_predict` tokens, and reports
+/// the server's count of the whole rendered prompt as `prompt_eval_count`, as Ollama's
+/// llama-server backend does (`cache_n + prompt_n`). `asked` counts its completions.
+async fn ollama_on_llama(llm: Url, asked: Arc<AtomicUsize>) -> u16 {
+    serve(move |path: String, body: Vec<u8>| {
+        let (llm, asked) = (llm.clone(), asked.clone());
+        async move {
+            if path == "/api/tags" {
+                return Reply::Json(json!({"models": [{"name": "smollm2:latest"}]}).to_string());
+            }
+            asked.fetch_add(1, Ordering::Relaxed);
+            let request: Value = serde_json::from_slice(&body).unwrap();
+            let turn =
+                |role: &str, content: &str| format!("<|im_start|>{role}\n{content}<|im_end|>\n");
+            let mut prompt: String = match path.as_str() {
+                "/api/chat" => request["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| turn(m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+                    .collect(),
+                _ => turn("user", request["prompt"].as_str().unwrap()),
+            };
+            prompt.push_str("<|im_start|>assistant\n");
+            let completion = json!({"prompt": prompt, "stream": false, "temperature": 0,
+                                    "max_tokens": request["options"]["num_predict"]});
+            let authority = format!("{}:{}", llm.host, llm.port);
+            let mut sender = open_http1(&llm, Duration::from_secs(120)).await.unwrap();
+            let body = serde_json::to_vec(&completion).unwrap().into();
+            let (status, answer) = exchange_json(
+                &mut sender,
+                &authority,
+                Method::POST,
+                "/v1/completions",
+                body,
+            )
+            .await
+            .unwrap();
+            let answer = answer.unwrap_or_default();
+            assert_eq!(status, 200, "the LLM server answered {answer}");
+            let text = answer["choices"][0]["text"].as_str().unwrap().to_owned();
+            let usage = &answer["usage"];
+            let mut last = json!({"model": "smollm2:latest", "response": "", "done": true,
+                                  "done_reason": "length",
+                                  "prompt_eval_count": usage["prompt_tokens"],
+                                  "eval_count": usage["completion_tokens"]});
+            if request["stream"] == json!(false) {
+                last["response"] = json!(text);
+                return Reply::Json(last.to_string());
+            }
+            let mut lines = Vec::new();
+            if !text.is_empty() {
+                lines.push(
+                    json!({"model": "smollm2:latest", "response": text, "done": false}).to_string(),
+                );
+            }
+            lines.push(last.to_string());
+            Reply::Lines {
+                lines,
+                paced: false,
+            }
+        }
+    })
+    .await
+}
+
+/// Each request's input tokens as the server counted them, and as they were built.
+fn input_counts(result: &workload::RunResult) -> Vec<(Option<u64>, Option<u64>)> {
+    result
+        .samples
+        .iter()
+        .map(|s| (s.input_tokens, s.input_expected))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_prompts_of_48_tokens_are_48_in_the_servers_prompt_eval_count() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let port = ollama_on_llama(live_llm(), asked.clone()).await;
+    let requests = LoadSpec {
+        requests: Some(8),
+        ..three_requests()
+    };
+    let params = json!({"model": "smollm2", "max_tokens": 2, "input_tokens": 48});
+    let result = workload::run(workload(port, params), &requests)
+        .await
+        .unwrap();
+    assert_eq!(
+        result.summary.requests_completed, 8,
+        "{:?}",
+        result.summary.errors
+    );
+    for counts in input_counts(&result) {
+        assert_eq!(counts, (Some(48), Some(48)));
+    }
+    let check = result.summary.input_length_check.expect("checked");
+    assert_eq!((check.requests, check.matched, check.mismatched), (8, 8, 0));
+    // The calibration: far fewer requests than the words it tests.
+    let calibration = asked.load(Ordering::Relaxed) - 8;
+    assert!(
+        (3..PROMPT_WORDS.len() / 2).contains(&calibration),
+        "{calibration} requests calibrated"
+    );
+
+    // Chat, with the template's tokens around each message, and a spread: each prompt
+    // has a length of its own, and the server counts it.
+    let params = json!({"model": "smollm2", "endpoint": "chat", "max_tokens": 2,
+                        "input_tokens": 48, "input_tokens_spread": 0.5});
+    let result = workload::run(workload(port, params), &requests)
+        .await
+        .unwrap();
+    let counts = input_counts(&result);
+    assert_eq!(counts.len(), 8, "{:?}", result.summary.errors);
+    for (server, built) in &counts {
+        let built = built.expect("built to a length");
+        assert!((24..=72).contains(&built), "{built}");
+        assert_eq!(*server, Some(built));
+    }
+    let distinct: std::collections::BTreeSet<_> = counts.iter().map(|c| c.1).collect();
+    assert!(distinct.len() > 3, "{counts:?}");
 }

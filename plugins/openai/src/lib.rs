@@ -50,6 +50,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::Method;
 use hyper::client::conn::http1::SendRequest;
 use orchestrator_core::workload::dataset::DatasetFormat;
+use orchestrator_core::workload::vocabulary::Vocabulary;
 use orchestrator_core::workload::{
     Connection, Outcome, TokenSource, Workload, parse_parameters, timeout_parameter,
 };
@@ -67,7 +68,6 @@ pub use service::{LLAMA_CPP_PORT, LlamaCppService, VLLM_PORT, VllmService};
 
 use answer::Answer;
 use prompts::{Prompt, Source};
-use tokens::Vocabulary;
 
 /// The `openai` workload driver.
 #[derive(Debug, Clone, Copy)]
@@ -388,8 +388,8 @@ impl Workload for OpenAiWorkload {
             return Err(format!("{TOKENS_NEED_COMPLETIONS} ({CHAT_TEMPLATE})"));
         }
         let (_, model) = s.open().await?;
-        let mut ask = tokens::Asker::new(&s.url, &s.authority);
-        let vocabulary = Vocabulary::calibrate(&mut ask, &model).await?;
+        let ask = tokens::Asker::new(&s.url, &s.authority);
+        let vocabulary = tokens::calibrate(ask, &model).await?;
         let _ = s.vocabulary.set(vocabulary);
         Ok(())
     }

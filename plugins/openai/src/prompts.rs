@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use orchestrator_core::workload::dataset::{Dataset, DatasetFormat, EntryPrompt, permuted};
-use orchestrator_core::workload::{Rng, synthetic_prompt};
-
-use crate::tokens::Vocabulary;
+use orchestrator_core::workload::synthetic_prompt;
+use orchestrator_core::workload::vocabulary::{Vocabulary, spread_length};
 
 /// Mixed into the seed of shared prefixes and of their suffixes, so that neither is
 /// another prompt's words.
@@ -140,17 +139,7 @@ impl Source {
                 tokens: mean,
                 spread,
             } => {
-                let mut rng = Rng::new(Rng::new(seed ^ 0x1e27 ^ n.rotate_left(17)).next_u64());
-                #[allow(
-                    clippy::cast_precision_loss,
-                    clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss
-                )]
-                let count = if *spread > 0.0 {
-                    (*mean as f64 * (1.0 + spread * (2.0 * rng.uniform() - 1.0))).round() as u64
-                } else {
-                    *mean
-                };
+                let count = spread_length(*mean, *spread, seed, n);
                 let (text, count) = tokens(count, &[], 0);
                 Request {
                     prompt: Prompt::Text(text),

@@ -1,20 +1,14 @@
-//! Prompts of an exact number of tokens for the server's own tokenizer, found through
-//! its tokenize endpoint: `POST /tokenize` (vLLM, llama.cpp's `llama-server`) or
-//! `POST /extras/tokenize` (llama-cpp-python's server).
-//!
-//! Once per workload, before any load: the endpoint counts the tokens the server adds
-//! to every prompt (a BOS) and the tokens of each of the prompt words, written with a
-//! space before it; the words that are one token each make the vocabulary. A prompt
-//! of N tokens is then the added tokens and N of those words, seeded. A pre-tokenizer
-//! that splits at spaces (every BPE tokenizer of current LLMs) cannot merge tokens
-//! across words, and one prompt built this way is counted by the server before any
-//! load, so a tokenizer where this does not hold is refused, not measured wrongly.
+//! The server's tokenize endpoint, as the [`TokenCounter`] that builds prompts of an
+//! exact number of tokens ([`Vocabulary`]): `POST /tokenize` (vLLM, llama.cpp's
+//! `llama-server`) or `POST /extras/tokenize` (llama-cpp-python's server). An empty
+//! prompt counts the tokens the server adds (a BOS).
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Method;
 use hyper::client::conn::http1::SendRequest;
-use orchestrator_core::workload::{PROMPT_WORDS, Rng};
+use orchestrator_core::workload::vocabulary::{TokenCounter, Vocabulary};
 use std::time::Duration;
 
 use orchestrator_plugin_http::{Url, exchange_json, open_http1};
@@ -27,15 +21,6 @@ enum Endpoint {
     Tokenize,
     /// `POST /extras/tokenize` (llama-cpp-python: `input`).
     Extras,
-}
-
-/// Words that are one token each for the server's tokenizer, and what it adds.
-#[derive(Debug, Clone)]
-pub(crate) struct Vocabulary {
-    /// Each is one token, written as here (with its leading space).
-    words: Vec<String>,
-    /// Tokens the server adds to every prompt (a BOS).
-    added: u64,
 }
 
 /// A connection for the calibration's requests, opened again when the server closes
@@ -109,124 +94,39 @@ async fn count(
     Ok(Some(tokens.len() as u64))
 }
 
-impl Vocabulary {
-    /// Asks the server's tokenizer (the one that serves `model`).
-    ///
-    /// # Errors
-    /// The server has no tokenize endpoint, or its tokenizer does not count prompts of
-    /// these words additively.
-    pub(crate) async fn calibrate(ask: &mut Asker<'_>, model: &str) -> Result<Self, String> {
-        let mut endpoint = None;
-        for candidate in [Endpoint::Tokenize, Endpoint::Extras] {
-            if let Some(n) = ask.count(candidate, model, "").await? {
-                endpoint = Some((candidate, n));
-                break;
-            }
+/// Builds the server's [`Vocabulary`] for `model` through its tokenize endpoint.
+///
+/// # Errors
+/// The server has no tokenize endpoint, or its tokenizer does not count prompts of
+/// these words additively.
+pub(crate) async fn calibrate(ask: Asker<'_>, model: &str) -> Result<Vocabulary, String> {
+    let mut counter = Counter {
+        ask,
+        endpoint: Endpoint::Tokenize,
+        model,
+    };
+    for endpoint in [Endpoint::Tokenize, Endpoint::Extras] {
+        counter.endpoint = endpoint;
+        if let Some(added) = counter.ask.count(endpoint, model, "").await? {
+            return Vocabulary::calibrate(&mut counter, Some(added)).await;
         }
-        let Some((endpoint, added)) = endpoint else {
-            return Err("exact input lengths need the server's tokenize endpoint (POST /tokenize or /extras/tokenize), and this server has neither; give prompt_length (words) instead".into());
-        };
-        let mut words = Vec::new();
-        for word in PROMPT_WORDS {
-            let text = format!(" {word}");
-            if ask.count(endpoint, model, &text).await? == Some(added + 1) {
-                words.push(text);
-            }
-        }
-        if words.len() < 16 {
-            return Err(format!(
-                "the server's tokenizer makes only {} of {} common words one token: exact input lengths cannot be built for it",
-                words.len(),
-                PROMPT_WORDS.len()
-            ));
-        }
-        let vocabulary = Self { words, added };
-        // One prompt, as requests will build them, counted whole.
-        let probe = vocabulary.prompt(200, &[], 512, 0x5eed, 0);
-        let counted = ask.count(endpoint, model, &probe).await?;
-        if counted != Some(200) {
-            return Err(format!(
-                "a prompt built to 200 tokens has {} for the server's tokenizer: it merges tokens across words, and exact input lengths cannot be built for it",
-                counted.map_or_else(|| "no count".to_owned(), |c| c.to_string())
-            ));
-        }
-        Ok(vocabulary)
     }
-
-    /// The tokens every prompt has at least (those the server adds, and one).
-    pub(crate) fn shortest(&self) -> u64 {
-        self.added + 1
-    }
-
-    /// A prompt of `tokens` tokens (at least [`shortest`](Self::shortest)): the
-    /// blocks `blocks` of `block_tokens` each (a block's words follow from its hash
-    /// and `seed`, so equal hashes give equal prefixes), then words drawn for request
-    /// `n`.
-    pub(crate) fn prompt(
-        &self,
-        tokens: u64,
-        blocks: &[u64],
-        block_tokens: u64,
-        seed: u64,
-        n: u64,
-    ) -> String {
-        let want = tokens.saturating_sub(self.added).max(1);
-        let mut text = String::with_capacity(usize::try_from(want * 6).unwrap_or(0));
-        let mut left = want;
-        let len = self.words.len() as u64;
-        let mix = |v: u64| Rng::new(v).next_u64();
-        let mut push = |rng: &mut Rng, k: u64, left: &mut u64| {
-            for _ in 0..k.min(*left) {
-                let i = usize::try_from(rng.next_u64() % len).unwrap_or(0);
-                text.push_str(&self.words[i]);
-            }
-            *left = left.saturating_sub(k);
-        };
-        for hash in blocks {
-            if left == 0 {
-                break;
-            }
-            let mut rng = Rng::new(mix(seed ^ mix(hash ^ 0xb10c)));
-            push(&mut rng, block_tokens, &mut left);
-        }
-        let mut rng = Rng::new(mix(seed ^ mix(n)));
-        push(&mut rng, left, &mut left);
-        text
-    }
+    Err("exact input lengths need the server's tokenize endpoint (POST /tokenize or /extras/tokenize), and this server has neither; give prompt_length (words) instead".into())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The tokenize endpoint the server has.
+struct Counter<'a> {
+    ask: Asker<'a>,
+    endpoint: Endpoint,
+    model: &'a str,
+}
 
-    fn vocabulary() -> Vocabulary {
-        Vocabulary {
-            words: [" a", " b", " c", " d"].map(str::to_owned).to_vec(),
-            added: 1,
-        }
-    }
-
-    #[test]
-    fn a_prompt_has_the_words_for_its_tokens_less_those_the_server_adds() {
-        let v = vocabulary();
-        let p = v.prompt(48, &[], 512, 1, 0);
-        assert_eq!(p.split_whitespace().count(), 47);
-        assert_eq!(v.prompt(48, &[], 512, 1, 0), p, "deterministic");
-        assert_ne!(v.prompt(48, &[], 512, 1, 1), p, "each request its own");
-        assert_eq!(v.prompt(1, &[], 512, 1, 0).split_whitespace().count(), 1);
-    }
-
-    #[test]
-    fn equal_block_hashes_give_equal_prefixes() {
-        let v = vocabulary();
-        let a = v.prompt(25, &[7, 8], 10, 3, 0);
-        let b = v.prompt(25, &[7, 9], 10, 3, 1);
-        let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-        let (a, b) = (words(&a), words(&b));
-        assert_eq!(a.len(), 24);
-        assert_eq!(a[..10], b[..10], "block 7 is shared");
-        assert_ne!(a[10..20], b[10..20], "blocks 8 and 9 differ");
-        // Another run (seed) has other blocks for the same hashes.
-        assert_ne!(words(&v.prompt(25, &[7], 10, 4, 0))[..10], a[..10]);
+#[async_trait]
+impl TokenCounter for Counter<'_> {
+    async fn count(&mut self, text: &str) -> Result<u64, String> {
+        self.ask
+            .count(self.endpoint, self.model, text)
+            .await?
+            .ok_or_else(|| "the tokenize endpoint went away".to_owned())
     }
 }

@@ -407,9 +407,36 @@ async fn a_timed_trace_is_replayed_at_its_times_with_its_lengths() {
         requests: None,
         ..spec
     };
+    // The machine's own precision, in the same run: a thread that sleeps to the same
+    // schedule (5 ms off the trace's, not to compete with its sends) and hands each
+    // due time to a second thread, which notes how late it has it: the two wakes every
+    // send takes (the dispatcher's, then its worker's). A virtual machine's idle CPU
+    // can take milliseconds to be woken.
+    let baseline = {
+        let times = times.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<std::time::Instant>();
+        let receiver = std::thread::spawn(move || {
+            let mut late: Vec<u64> = rx
+                .iter()
+                .map(|due| u64::try_from(due.elapsed().as_micros()).unwrap())
+                .collect();
+            late.sort_unstable();
+            late
+        });
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now() + Duration::from_millis(5);
+            for t in &times {
+                let due = start + Duration::from_millis(t - times[0]);
+                std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+                tx.send(due).unwrap();
+            }
+        });
+        receiver
+    };
     let result = workload::run(workload(&server, params), &spec)
         .await
         .unwrap();
+    let late = baseline.join().unwrap();
     let s = &result.summary;
     assert_eq!(
         s.requests_completed,
@@ -432,10 +459,16 @@ async fn a_timed_trace_is_replayed_at_its_times_with_its_lengths() {
         .collect();
     // On 2 cores shared with the server, the OS delays a send by 2-4 ms now and then
     // (seen in about one run in three): p95 under 2 ms holds every time, p99 under
-    // 2 ms most times, and under 5 ms always.
+    // 2 ms most times, and under 5 ms always, where the bare two wakes take well under
+    // a millisecond. Where they do not (a virtual machine whose sleeps woke 2-6 ms late
+    // at p95 in one session), a send is as late as they are: in 5 runs there, 0.1-1.1 ms
+    // more at p95 and −1.3 to +1.3 ms at p99; the bounds leave 2 and 3 ms.
+    #[allow(clippy::cast_precision_loss)]
+    let bare = |q: f64| late[((late.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+    let (p95, p99) = ((bare(0.95) + 2.0).max(2.0), (bare(0.99) + 3.0).max(5.0));
     assert!(
-        lag.p95 < 2.0 && lag.p99 < 5.0,
-        "schedule lag p95 {} ms, p99 {} ms; µs: {lags:?}",
+        lag.p95 < p95 && lag.p99 < p99,
+        "schedule lag p95 {} ms (bound {p95}), p99 {} ms (bound {p99}); µs: {lags:?}; the bare two wakes' lateness, µs: {late:?}",
         lag.p95,
         lag.p99
     );
