@@ -251,7 +251,7 @@ impl Workload for OllamaWorkload {
         }
         let mut sender = open_http1(&s.url, s.timeout).await?;
         s.has_model(&mut sender).await?;
-        let vocabulary = tokens::calibrate(s).await?;
+        let vocabulary = tokens::calibrate(s, sender).await?;
         let _ = s.vocabulary.set(vocabulary);
         Ok(())
     }

@@ -75,15 +75,19 @@ impl TokenCounter for Counter<'_> {
     }
 }
 
-/// Builds the server's [`Vocabulary`] for the workload's model and endpoint.
+/// Builds the server's [`Vocabulary`] for the workload's model and endpoint, asking on
+/// `sender` first.
 ///
 /// # Errors
 /// The server cannot be asked, does not report `prompt_eval_count`, or its tokenizer
 /// does not count prompts of these words additively.
-pub(crate) async fn calibrate(shared: &Shared) -> Result<Vocabulary, String> {
+pub(crate) async fn calibrate(
+    shared: &Shared,
+    sender: SendRequest<Full<Bytes>>,
+) -> Result<Vocabulary, String> {
     let mut counter = Counter {
         shared,
-        sender: None,
+        sender: Some(sender),
     };
     Vocabulary::calibrate(&mut counter, None).await
 }
