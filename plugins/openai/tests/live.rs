@@ -457,18 +457,26 @@ async fn a_timed_trace_is_replayed_at_its_times_with_its_lengths() {
         .iter()
         .map(|s| s.start_us - s.intended_us)
         .collect();
-    // On 2 cores shared with the server, the OS delays a send by 2-4 ms now and then
-    // (seen in about one run in three): p95 under 2 ms holds every time, p99 under
-    // 2 ms most times, and under 5 ms always, where the bare two wakes take well under
-    // a millisecond. Where they do not (a virtual machine whose sleeps woke 2-6 ms late
-    // at p95 in one session), a send is as late as they are: in 5 runs there, 0.1-1.1 ms
-    // more at p95 and −1.3 to +1.3 ms at p99; the bounds leave 2 and 3 ms.
+    // What the tool adds to the machine's own two wakes, by the median, which a
+    // virtual machine's stalls hardly move: 0.1-0.2 ms (0.29-0.39 ms against
+    // 0.17-0.23 ms in 7 runs on one); a dispatcher on the async timer would add
+    // half a millisecond or more. The tails are the machine's: where its bare wakes
+    // take well under a millisecond, p95 stays under 2 ms and p99 under 5 ms; where
+    // they do not (a virtual machine whose bare wakes were 1.5-4.7 ms late at p95
+    // and 3.3-10.4 ms at p99 in three runs), its stalls hit the tool's three threads
+    // as they hit the baseline's two: up to 1.6 times its p95 and 2.6 times its p99
+    // there, hence twice theirs, plus 1 and 3 ms.
     #[allow(clippy::cast_precision_loss)]
     let bare = |q: f64| late[((late.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
-    let (p95, p99) = ((bare(0.95) + 2.0).max(2.0), (bare(0.99) + 3.0).max(5.0));
+    let (p50, p95, p99) = (
+        bare(0.5) + 0.5,
+        (2.0 * bare(0.95) + 1.0).max(2.0),
+        (2.0 * bare(0.99) + 3.0).max(5.0),
+    );
     assert!(
-        lag.p95 < p95 && lag.p99 < p99,
-        "schedule lag p95 {} ms (bound {p95}), p99 {} ms (bound {p99}); µs: {lags:?}; the bare two wakes' lateness, µs: {late:?}",
+        lag.p50 < p50 && lag.p95 < p95 && lag.p99 < p99,
+        "schedule lag p50 {} ms (bound {p50}), p95 {} ms (bound {p95}), p99 {} ms (bound {p99}); µs: {lags:?}; the bare two wakes' lateness, µs: {late:?}",
+        lag.p50,
         lag.p95,
         lag.p99
     );
