@@ -826,6 +826,74 @@ fn every_run_sends_prompts_no_other_run_of_the_session_sent() {
     assert_eq!(summary("load")["parameters"]["prompt_salt"], 7);
 }
 
+/// A dataset's texts are salted per run too: each run sends the file's four texts once
+/// each, every one behind a tag of its run's own, so that no two runs send the same
+/// prompt; `prompt_salt: 0` sends them as written.
+#[test]
+fn a_datasets_texts_lead_with_their_runs_tag_unless_the_salt_is_zero() {
+    let (port, prompts) = prompt_recorder();
+    let dir = tempfile::tempdir().unwrap();
+    let texts = [
+        "Why is the sea salty?",
+        "Name three colours.",
+        "What is a knee?",
+        "Say hello.",
+    ];
+    let file = dir.path().join("prompts.jsonl");
+    let lines: String = texts
+        .iter()
+        .map(|t| format!("{}\n", serde_json::json!({"prompt": t})))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let run = |salt: Option<u64>| -> Vec<String> {
+        prompts.lock().unwrap().clear();
+        let mut spec = serde_json::json!({"driver": "openai", "url": format!("http://127.0.0.1:{port}"),
+            "parameters": {"model": "m", "stream": false, "max_tokens": 1, "dataset": file,
+                           "requests": 4, "concurrency": [1, 2], "repeat": 2}});
+        if let Some(salt) = salt {
+            spec["parameters"]["prompt_salt"] = salt.into();
+        }
+        let spec = spec.to_string();
+        let out = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+            .args(["workload", "run", "--spec-json", &spec, "--out"])
+            .arg(dir.path().join("out"))
+            .env("ORCH_SESSION_ID", "ses-00c0ffee")
+            .env("ORCH_JOB_NAME", "load")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        prompts.lock().unwrap().clone()
+    };
+    let sent = run(None);
+    assert_eq!(sent.len(), 16, "4 runs of 4 requests: {sent:?}");
+    let mut tags = std::collections::BTreeSet::new();
+    for (i, run) in sent.chunks(4).enumerate() {
+        let mut bodies: Vec<&str> = run
+            .iter()
+            .map(|p| {
+                let (tag, body) = p.split_once("] ").unwrap_or_else(|| panic!("no tag: {p}"));
+                tags.insert((i, tag.to_owned()));
+                body
+            })
+            .collect();
+        bodies.sort_unstable();
+        let mut expected = texts.to_vec();
+        expected.sort_unstable();
+        assert_eq!(bodies, expected, "run {i}: {run:?}");
+    }
+    // One tag a run, each run's its own.
+    let distinct: std::collections::BTreeSet<&String> = tags.iter().map(|(_, t)| t).collect();
+    assert_eq!((tags.len(), distinct.len()), (4, 4), "{tags:?}");
+    let mut plain = run(Some(0));
+    plain.sort_unstable();
+    let mut expected: Vec<String> = texts
+        .iter()
+        .flat_map(|t| std::iter::repeat_n(t.to_string(), 4))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(plain, expected);
+}
+
 /// Runs the binary in the workspace root with `HOME` (and so its state) in `home`.
 fn orchestrator_at_home(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_orchestrator"))

@@ -33,7 +33,7 @@
 //! | `block_tokens` | tokens per prefix block of a trace's `hash_ids` | 512 |
 //! | `shared_prefix` | `{prefixes: N, suffixes: M, prefix_length, suffix_length}`: N synthetic prefixes of `prefix_length` words (256), each followed by M suffixes of `suffix_length` words (32); every one of the N × M prompts once per round, in a seeded order, so a prefix cache can serve a prefix's later prompts | — |
 //! | `turns` | chat sessions of this many requests (`endpoint: chat`): each connection's next question carries its session's earlier questions and answers; a failed request starts a new session | 1 |
-//! | `prompt_salt` | mixed into the synthetic prompts: `workload run` gives every run its own, so no run resends an earlier run's prompts (a warm prefix cache would flatter it); set it to send the same prompts in every run | per run |
+//! | `prompt_salt` | mixed into the synthetic prompts and a trace's blocks, and a tag of it (`[3fa9c1] `) leads a dataset's texts: `workload run` gives every run its own, so no run resends an earlier run's prompts (a warm prefix cache would flatter it); set it to send the same prompts in every run, 0 to send a dataset's texts as written | per run |
 //! | `max_tokens` | output tokens asked for (a dataset entry's own output length wins) | 128 |
 //! | `temperature`, `seed` | sampling | server's |
 //! | `ignore_eos` | ask the server to run to `max_tokens` (vLLM, llama.cpp) | false |
@@ -242,6 +242,7 @@ fn source(p: &Params, endpoint: Endpoint) -> Result<Source, DriverError> {
             data: OnceLock::new(),
             replace: p.sample_with_replacement.unwrap_or(false),
             block_tokens: p.block_tokens.unwrap_or(512).max(1),
+            tag: prompts::dataset_tag(p.prompt_salt),
         }
     } else {
         Source::Synthetic {

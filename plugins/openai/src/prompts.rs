@@ -41,7 +41,17 @@ pub(crate) enum Source {
         replace: bool,
         /// Tokens per prefix block of a trace's `hash_ids`.
         block_tokens: u64,
+        /// What the run's texts begin with (from its salt; none: as written), so that
+        /// no run resends another's texts: a prefix cache warmed by one has nothing
+        /// of the next's past its first tokens.
+        tag: Option<String>,
     },
+}
+
+/// The tag a dataset's texts begin with in a run of `salt` (0: none, as written).
+pub(crate) fn dataset_tag(salt: Option<u64>) -> Option<String> {
+    salt.filter(|&s| s != 0)
+        .map(|s| format!("[{:06x}] ", s & 0x00ff_ffff))
 }
 
 /// What a request sends.
@@ -150,13 +160,21 @@ impl Source {
             Self::Dataset {
                 replace,
                 block_tokens,
+                tag,
                 ..
             } => {
                 let data = self.dataset().expect("loaded before any request");
                 let entry = data.pick(n, seed, *replace);
+                let tag = tag.as_deref().unwrap_or("");
                 let (prompt, expected) = match &entry.prompt {
-                    EntryPrompt::Text(t) => (Prompt::Text(t.clone()), None),
-                    EntryPrompt::Messages(m) => (Prompt::Messages(m.clone()), None),
+                    EntryPrompt::Text(t) => (Prompt::Text(format!("{tag}{t}")), None),
+                    EntryPrompt::Messages(m) => {
+                        let mut m = m.clone();
+                        if let Some((_, first)) = m.first_mut() {
+                            first.insert_str(0, tag);
+                        }
+                        (Prompt::Messages(m), None)
+                    }
                     EntryPrompt::Tokens { input, blocks } => {
                         let (text, count) = tokens(*input, blocks, *block_tokens);
                         (Prompt::Text(text), Some(count))
@@ -216,6 +234,66 @@ mod tests {
         assert!(
             by_prefix.keys().all(|p| !other.starts_with(p.as_str())),
             "{other}"
+        );
+    }
+
+    /// A dataset's texts and chat messages begin with the run's tag: two runs' first
+    /// words differ, a run of the same salt sends the same, and salt 0 (or none)
+    /// sends them as written.
+    #[test]
+    fn a_runs_salt_leads_a_datasets_texts_and_none_sends_them_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.jsonl");
+        std::fs::write(
+            &path,
+            "{\"prompt\": \"Why is the sea salty?\"}\n\
+             {\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, \
+              {\"role\": \"user\", \"content\": \"Hello\"}]}\n",
+        )
+        .unwrap();
+        let prompts = |salt: Option<u64>| {
+            let source = Source::Dataset {
+                path: path.clone(),
+                format: None,
+                data: std::sync::OnceLock::new(),
+                replace: false,
+                block_tokens: 4,
+                tag: super::dataset_tag(salt),
+            };
+            source.load().unwrap();
+            // The text first, the chat second (a shuffle of two may swap them); a chat
+            // as `role: content` lines.
+            let mut out: Vec<String> = (0..2)
+                .map(|n| match source.request(1, n, None).prompt {
+                    Prompt::Text(t) => t,
+                    Prompt::Messages(m) => m.iter().map(|(r, c)| format!("{r}: {c}\n")).collect(),
+                })
+                .collect();
+            out.sort_by_key(|p| p.starts_with("system: "));
+            out
+        };
+        let plain = prompts(None);
+        assert_eq!(plain, prompts(Some(0)));
+        assert_eq!(
+            plain,
+            ["Why is the sea salty?", "system: Be brief.\nuser: Hello\n"]
+        );
+        let (a, b) = (prompts(Some(0x0012_3abc_def0)), prompts(Some(7)));
+        assert_eq!(a, prompts(Some(0x0012_3abc_def0)));
+        // The first message carries it; the rest are as written.
+        assert_eq!(
+            a,
+            [
+                "[bcdef0] Why is the sea salty?",
+                "system: [bcdef0] Be brief.\nuser: Hello\n"
+            ]
+        );
+        assert_eq!(
+            b,
+            [
+                "[000007] Why is the sea salty?",
+                "system: [000007] Be brief.\nuser: Hello\n"
+            ]
         );
     }
 }
